@@ -1,0 +1,476 @@
+//! `glimpse`: train, evaluate, inspect and benchmark attention models.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use glimpse::data::fetch::{FileStatus, fetch, verify};
+use glimpse::data::{self, Split, registry};
+use glimpse::models::ClassifierConfig;
+use glimpse::models::cnn::CnnConfig;
+use glimpse::models::mlp::MlpConfig;
+use glimpse::train::checkpoint;
+use glimpse::train::classify::{self, CheckpointMeta, ClassifierRunConfig, RunOptions};
+use glimpse::train::optim::OptimizerConfig;
+
+const ABOUT: &str = "Glimpse: attention and memory in deep learning.
+Train, evaluate, inspect and benchmark the classic neural attention models on real data.";
+
+const EXAMPLES: &str = "Examples:
+  glimpse data fetch mnist                      # download MNIST into the data root
+  glimpse train cnn --out runs/cnn-mnist        # train the CNN on MNIST
+  glimpse eval runs/cnn-mnist/best --json       # test error of the best checkpoint
+  glimpse saliency checkpoints/cnn-mnist --index 0 --out saliency.png
+  glimpse bench cnn --json                      # ours vs PyTorch, training samples/s";
+
+#[derive(Parser)]
+#[command(name = "glimpse", version, about = ABOUT, after_help = EXAMPLES)]
+struct Cli {
+    /// CPU threads for tensor kernels (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Data root (else $GLIMPSE_DATA, else the per-user cache).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Compute device: cpu, or wgpu / cuda when built with those features.
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model; writes checkpoints and metrics under --out.
+    #[command(after_help = "Examples:
+  glimpse train cnn --out runs/cnn-mnist --epochs 8 --augment-shift 2
+  glimpse train mlp --dataset fashion-mnist --out runs/mlp-fashion
+  glimpse train cnn --config my-run.toml --out runs/x
+  glimpse train cnn --out runs/cnn-mnist --resume   # continue an interrupted run
+
+A TOML config holds `seed`, `[model]` (kind = \"cnn\" | \"mlp\" and its sizes),
+`[data]` (dataset, canvas, clutter) and `[train]` (epochs, batch_size, lr,
+optimizer, schedule, clip_norm, valid_size, patience, checkpoint_every,
+augment_shift); flags override it. A run's config is saved in its checkpoints.")]
+    Train(Box<TrainArgs>),
+    /// Evaluate a checkpoint on the test split of its data.
+    #[command(after_help = "Example:\n  glimpse eval checkpoints/cnn-mnist --json")]
+    Eval {
+        /// Checkpoint directory (holding config.toml, model.safetensors).
+        checkpoint: PathBuf,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch, verify and list data sets.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Training throughput of our model against the same model in PyTorch.
+    #[command(
+        after_help = "Example:\n  glimpse bench cnn --json --threads 2\n\nThe baseline runs bench/classifier.py (embedded) with $GLIMPSE_PYTHON, else python3; it needs `pip install torch`."
+    )]
+    Bench(BenchArgs),
+    /// Implicit attention: the input gradient of a class logit, as a PNG heat map.
+    #[command(after_help = "Example:\n  glimpse saliency checkpoints/cnn-mnist --index 7 --out saliency.png")]
+    Saliency {
+        /// Checkpoint directory of an image classifier.
+        checkpoint: PathBuf,
+        /// Index of the test image.
+        #[arg(long, default_value_t = 0)]
+        index: usize,
+        /// Class whose logit is differentiated (default: the predicted class).
+        #[arg(long)]
+        class: Option<usize>,
+        /// Output PNG.
+        #[arg(long, default_value = "saliency.png")]
+        out: PathBuf,
+        /// Enlargement of each pixel in the picture.
+        #[arg(long, default_value_t = 8)]
+        scale: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Download a data set from public mirrors into the data root, verifying SHA-256.
+    #[command(
+        after_help = "Example:\n  glimpse data fetch mnist\n  glimpse data fetch fashion-mnist --data-dir ~/data"
+    )]
+    Fetch {
+        /// mnist or fashion-mnist.
+        name: String,
+        /// Mirror base URL to try first (repeatable); `<URL><file>.gz` is fetched.
+        #[arg(long = "mirror", value_name = "URL")]
+        mirrors: Vec<String>,
+        /// Try only the --mirror URLs, not the built-in ones.
+        #[arg(long)]
+        only_mirrors: bool,
+    },
+    /// Check every known data set under the data root offline; non-zero exit if a file is corrupt.
+    Verify,
+    /// List the known data sets and where they are.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelKind {
+    /// Multi-layer perceptron.
+    Mlp,
+    /// Small convolutional network.
+    Cnn,
+}
+
+impl ModelKind {
+    fn default_config(self, side: usize) -> ClassifierConfig {
+        match self {
+            ModelKind::Mlp => ClassifierConfig::Mlp(MlpConfig::new(side, side)),
+            ModelKind::Cnn => ClassifierConfig::Cnn(CnnConfig::new(side, side)),
+        }
+    }
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Which model.
+    model: ModelKind,
+    /// Run directory: last/ (resumable), best/ (checkpoint), metrics.jsonl, tb/.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// TOML configuration; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue from OUT/last.
+    #[arg(long)]
+    resume: bool,
+    /// Seed of every random draw.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Data set: mnist or fashion-mnist.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Translated task on a canvas of this side.
+    #[arg(long)]
+    canvas: Option<usize>,
+    /// Cluttered task: number of 8×8 distractors.
+    #[arg(long)]
+    clutter: Option<usize>,
+    #[arg(long)]
+    /// Passes over the training set.
+    epochs: Option<usize>,
+    /// Examples per step.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Optimizer: sgd, adam or rmsprop (defaults of each; use --config for details).
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// Clip the global gradient norm.
+    #[arg(long)]
+    clip_norm: Option<f32>,
+    /// Training images held out for validation.
+    #[arg(long)]
+    valid_size: Option<usize>,
+    /// Early stopping patience in epochs.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Save the resumable state every N steps.
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Random shift augmentation, in pixels.
+    #[arg(long)]
+    augment_shift: Option<usize>,
+    /// Train on only the first N images.
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Log every N steps.
+    #[arg(long)]
+    log_every: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Sleep after each step (for tests that interrupt runs).
+    #[arg(long, hide = true, default_value_t = 0)]
+    throttle_ms: u64,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Which model.
+    model: ModelKind,
+    /// Batch size (both implementations).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Timed steps (after 5 warm-up steps).
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            toml::from_str::<ClassifierRunConfig>(&text)
+                .with_context(|| format!("{}: invalid configuration", p.display()))?
+        }
+        None => ClassifierRunConfig {
+            seed: 0,
+            model: a.model.default_config(a.canvas.unwrap_or(28)),
+            data: Default::default(),
+            train: Default::default(),
+        },
+    };
+    let t = &mut cfg.train;
+    macro_rules! set {
+        ($field:expr, $flag:expr) => {
+            if let Some(v) = $flag.clone() {
+                $field = v;
+            }
+        };
+    }
+    set!(cfg.seed, a.seed);
+    set!(cfg.data.dataset, a.dataset);
+    if a.canvas.is_some() {
+        cfg.data.canvas = a.canvas;
+    }
+    set!(cfg.data.clutter, a.clutter);
+    set!(t.epochs, a.epochs);
+    set!(t.batch_size, a.batch_size);
+    set!(t.lr, a.lr);
+    if let Some(name) = &a.optimizer {
+        t.optimizer = OptimizerConfig::from_name(name)
+            .with_context(|| format!("unknown optimizer `{name}` (sgd, adam, rmsprop)"))?;
+    }
+    if a.clip_norm.is_some() {
+        t.clip_norm = a.clip_norm;
+    }
+    set!(t.valid_size, a.valid_size);
+    if a.patience.is_some() {
+        t.patience = a.patience;
+    }
+    set!(t.checkpoint_every, a.checkpoint_every);
+    set!(t.augment_shift, a.augment_shift);
+    if a.limit_train.is_some() {
+        t.limit_train = a.limit_train;
+    }
+    set!(t.log_every, a.log_every);
+    Ok(cfg)
+}
+
+fn eval(dir: &Path, json: bool, data_root: PathBuf, device: &str) -> Result<()> {
+    let dir =
+        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
+    let dev = glimpse::device::by_name(device)?;
+    let t0 = std::time::Instant::now();
+    let (cfg, model) = classify::load_classifier(&dir, &dev)?;
+    let test = cfg.data.load(&data_root, Split::Test, cfg.seed)?;
+    let (loss, err, n) = classify::evaluate(&model, test.as_ref(), 500, &dev);
+    let out = serde_json::json!({
+        "checkpoint": dir.display().to_string(),
+        "model": cfg.model.kind(),
+        "dataset": cfg.data.dataset,
+        "split": "test",
+        "test_error": err,
+        "test_loss": loss,
+        "n": n,
+        "seconds": t0.elapsed().as_secs_f64(),
+    });
+    if json {
+        println!("{out}");
+    } else {
+        println!(
+            "{}: test error {:.2}% ({} of {n} wrong), loss {loss:.4}",
+            dir.display(),
+            100.0 * err,
+            (err * n as f64).round()
+        );
+    }
+    Ok(())
+}
+
+fn data_cmd(cmd: DataCommand, root: PathBuf) -> Result<ExitCode> {
+    match cmd {
+        DataCommand::Fetch { name, mirrors, only_mirrors } => {
+            let spec = registry::by_name(&name)
+                .with_context(|| format!("unknown data set `{name}` (known: mnist, fashion-mnist)"))?;
+            let mut all = mirrors;
+            if !only_mirrors {
+                all.extend(spec.mirrors.iter().map(|s| s.to_string()));
+            }
+            let written = fetch(spec, &root, &all)?;
+            println!(
+                "{}: {} file(s) fetched, all verified, in {}",
+                spec.name,
+                written.len(),
+                root.join(spec.dir).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Verify => {
+            println!("data root: {}", root.display());
+            let mut bad = false;
+            for spec in registry::ALL {
+                let st = verify(spec, &root);
+                let ok = st.iter().filter(|(_, s)| matches!(s, FileStatus::Ok(_))).count();
+                let absent: Vec<_> = st.iter().filter(|(_, s)| *s == FileStatus::Absent).map(|(f, _)| f.name).collect();
+                let corrupt: Vec<_> = st
+                    .iter()
+                    .filter_map(|(_, s)| match s {
+                        FileStatus::Corrupt(p, why) => Some(format!("{}: {why}", p.display())),
+                        _ => None,
+                    })
+                    .collect();
+                if ok == 0 && corrupt.is_empty() {
+                    println!("{:<14} absent", spec.name);
+                } else if corrupt.is_empty() && absent.is_empty() {
+                    println!("{:<14} ok ({ok} files verified)", spec.name);
+                } else {
+                    println!("{:<14} {ok} ok, {} corrupt, {} missing", spec.name, corrupt.len(), absent.len());
+                    for c in &corrupt {
+                        println!("  CORRUPT {c}");
+                    }
+                    for a in &absent {
+                        println!("  missing {a}");
+                    }
+                    bad |= !corrupt.is_empty();
+                }
+            }
+            Ok(if bad { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        DataCommand::List => {
+            for spec in registry::ALL {
+                let dirs: Vec<String> = spec.search_dirs(&root).iter().map(|d| d.display().to_string()).collect();
+                println!(
+                    "{:<14} {} files; looked for in {}\n{:<14} {}",
+                    spec.name,
+                    spec.files.len(),
+                    dirs.join(", "),
+                    "",
+                    spec.licence
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn saliency(
+    dir: &Path,
+    index: usize,
+    class: Option<usize>,
+    out: &Path,
+    scale: u32,
+    root: PathBuf,
+    device: &str,
+) -> Result<()> {
+    let dir =
+        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
+    let dev = glimpse::device::by_name(device)?.autodiff();
+    let (cfg, model) = classify::load_classifier(&dir, &dev)?;
+    let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
+    if index >= test.len() {
+        bail!("--index {index} is out of range: the test set has {} images", test.len());
+    }
+    let (x, y) = test.batch(&[index]);
+    if let Some(c) = class.filter(|&c| c >= 10) {
+        bail!("--class {c} is out of range (0..10)");
+    }
+    let s = glimpse::attention::saliency::input_gradient(&model, &x, test.side(), class, &dev);
+    let img = glimpse::viz::heatmap::image_and_heat(&x, &s.gradient, test.side(), scale);
+    glimpse::viz::heatmap::save_png(&img, out)?;
+    let pred = s.logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+    println!(
+        "test image {index}: label {}, predicted {pred}; saliency of class {} written to {} (image | |∂logit/∂x| | overlay)",
+        y[0],
+        s.class,
+        out.display()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // SAFETY: set before any thread is started; rayon reads it when its pool starts.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let root = data::resolve_root(cli.data_dir.clone());
+    let result = match cli.command {
+        Command::Train(a) => train(&a, root, &cli.device).map(|_| ExitCode::SUCCESS),
+        Command::Eval { checkpoint, json } => eval(&checkpoint, json, root, &cli.device).map(|_| ExitCode::SUCCESS),
+        Command::Data { command } => data_cmd(command, root),
+        Command::Bench(b) => bench(&b, cli.threads, &cli.device).map(|_| ExitCode::SUCCESS),
+        Command::Saliency { checkpoint, index, class, out, scale } => {
+            saliency(&checkpoint, index, class, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
+    let cfg = run_config(a)?;
+    let opts = RunOptions {
+        out: a.out.clone(),
+        data_root: root,
+        device: device.into(),
+        resume: a.resume,
+        throttle_ms: a.throttle_ms,
+        progress: !a.quiet,
+    };
+    let t0 = std::time::Instant::now();
+    let s = classify::train_classifier(&cfg, &opts)?;
+    let meta: CheckpointMeta = checkpoint::read_meta(&s.best)?;
+    println!(
+        "done in {:.1}s: {} steps; best validation error {:.2}% (epoch {}); test error {:.2}% on {} images; checkpoint {}",
+        t0.elapsed().as_secs_f64(),
+        s.steps,
+        100.0 * s.valid_error,
+        meta.epoch + 1,
+        100.0 * s.test_error,
+        s.n_test,
+        s.best.display()
+    );
+    Ok(())
+}
+
+fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let dev = glimpse::device::by_name(device)?;
+    let cfg = b.model.default_config(28);
+    let r = glimpse::train::bench::bench_classifier(&cfg, b.batch, b.steps, threads, &dev)?;
+    if b.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("{} ({}, batch {}, {} threads)", r.model, r.unit, r.batch, r.threads);
+        println!("  glimpse: {:.1}", r.ours_per_s);
+        match (r.baseline_per_s, &r.baseline_error) {
+            (Some(v), _) => println!(
+                "  PyTorch {}: {v:.1}\n  ratio: {:.2}",
+                r.torch.as_deref().unwrap_or("?"),
+                r.ratio.unwrap_or(f64::NAN)
+            ),
+            (None, Some(e)) => println!("  PyTorch: unavailable ({e})"),
+            _ => {}
+        }
+    }
+    Ok(())
+}

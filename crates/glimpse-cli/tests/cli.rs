@@ -1,0 +1,330 @@
+//! End-to-end tests of the `glimpse` command on the committed MNIST fixture.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn glimpse() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_glimpse"));
+    c.env_remove("GLIMPSE_DATA").env("RUST_LOG", "warn");
+    c
+}
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist-mini")
+}
+
+fn run(c: &mut Command) -> Output {
+    c.output().expect("run glimpse")
+}
+
+fn ok(c: &mut Command) -> String {
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A small MLP run on the fixture: 200 training images (100 held out), 20 steps an epoch.
+fn write_config(dir: &Path) -> PathBuf {
+    let p = dir.join("run.toml");
+    std::fs::write(
+        &p,
+        r#"seed = 5
+[model]
+kind = "mlp"
+input = [28, 28]
+hidden = [32]
+[train]
+epochs = 3
+batch_size = 10
+lr = 0.003
+valid_size = 100
+checkpoint_every = 5
+log_every = 5
+augment_shift = 1
+patience = 10
+"#,
+    )
+    .unwrap();
+    p
+}
+
+fn train_cmd(cfg: &Path, out: &Path) -> Command {
+    let mut c = glimpse();
+    c.args(["--threads", "2", "train", "mlp", "--quiet", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out)
+        .arg("--data-dir")
+        .arg(fixture());
+    c
+}
+
+fn last_step(out: &Path) -> u64 {
+    std::fs::read_to_string(out.join("last/meta.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["state"]["step"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Train-loss lines of a run, without the wall-clock throughput.
+fn loss_curve(out: &Path) -> Vec<(u64, String)> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["split"] == "train" || v["split"] == "valid")
+        .map(|v| (v["step"].as_u64().unwrap(), format!("{} {} {}", v["split"], v["loss"], v["accuracy"])))
+        .collect()
+}
+
+/// The tensors of a safetensors file by name: dtype, shape and raw bytes (bit-exact compare).
+fn tensors(path: &Path) -> std::collections::BTreeMap<String, (String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let (s, e) =
+                (v["data_offsets"][0].as_u64().unwrap() as usize, v["data_offsets"][1].as_u64().unwrap() as usize);
+            (k.clone(), (format!("{} {}", v["dtype"], v["shape"]), data[s..e].to_vec()))
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path());
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+
+    let stdout = ok(&mut train_cmd(&cfg, &a));
+    assert!(stdout.contains("test error"), "{stdout}");
+
+    // The same run, slowed down, killed with SIGKILL once a mid-epoch checkpoint (step 25 of
+    // epoch 2's 20..40) is on disk.
+    let mut child = train_cmd(&cfg, &b).arg("--throttle-ms").arg("40").stdout(Stdio::null()).spawn().unwrap();
+    let t0 = Instant::now();
+    while last_step(&b) < 25 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    let killed_at = last_step(&b);
+    assert!(!killed_at.is_multiple_of(20) && killed_at < 60, "checkpoint at step {killed_at} is mid-epoch");
+
+    ok(train_cmd(&cfg, &b).arg("--resume"));
+    let wa = tensors(&a.join("last/model.safetensors"));
+    assert_eq!(wa.len(), 4, "two layers, weights and biases");
+    assert!(wa == tensors(&b.join("last/model.safetensors")), "final weights differ after resume");
+    assert!(tensors(&a.join("best/model.safetensors")) == tensors(&b.join("best/model.safetensors")));
+    assert_eq!(loss_curve(&a), loss_curve(&b), "loss curves differ");
+    assert_eq!(last_step(&a), 60);
+
+    // The trained model learned something, and eval reproduces the recorded test error.
+    let json = ok(glimpse().arg("eval").arg(a.join("best")).arg("--json").arg("--data-dir").arg(fixture()));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["n"], 100);
+    let err = v["test_error"].as_f64().unwrap();
+    assert!(err < 0.45, "test error {err} after 3 epochs on 200 images");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("best/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["test_error"].as_f64().unwrap(), err);
+
+    // Saliency of a test image.
+    let png = tmp.path().join("s.png");
+    let said = ok(glimpse()
+        .arg("saliency")
+        .arg(a.join("best"))
+        .args(["--index", "3", "--out"])
+        .arg(&png)
+        .arg("--data-dir")
+        .arg(fixture()));
+    assert!(said.contains("label"), "{said}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let out =
+        run(glimpse().arg("saliency").arg(a.join("best")).args(["--index", "100"]).arg("--data-dir").arg(fixture()));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("out of range"));
+}
+
+#[test]
+fn help_prints_for_every_subcommand() {
+    for args in [
+        vec!["--help"],
+        vec!["train", "--help"],
+        vec!["eval", "--help"],
+        vec!["data", "--help"],
+        vec!["data", "fetch", "--help"],
+        vec!["data", "verify", "--help"],
+        vec!["data", "list", "--help"],
+        vec!["bench", "--help"],
+        vec!["saliency", "--help"],
+    ] {
+        let text = ok(glimpse().args(&args));
+        assert!(text.contains("Usage: glimpse"), "{args:?}: {text}");
+    }
+    assert!(ok(glimpse().arg("--help")).contains("Examples:"));
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn gunzip(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = vec![];
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
+    out
+}
+
+/// A copy of the fixture with `file` replaced by `bytes`.
+fn corrupt_root(file: &str, bytes: &[u8]) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("mnist");
+    std::fs::create_dir_all(&d).unwrap();
+    for e in std::fs::read_dir(fixture().join("mnist")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), d.join(e.file_name())).unwrap();
+    }
+    std::fs::write(d.join(file), bytes).unwrap();
+    t
+}
+
+#[test]
+fn corrupt_inputs_fail_with_one_clear_line() {
+    let labels = gunzip(&fixture().join("mnist/t10k-labels-idx1-ubyte.gz"));
+    let images = gunzip(&fixture().join("mnist/t10k-images-idx3-ubyte.gz"));
+    let mut bad_magic = images.clone();
+    bad_magic[2] = 0x0b;
+    let mut wrong_count = labels.clone();
+    wrong_count[7] = 101; // header says 101 labels, the data hold 100
+    let mut short_labels = labels[..8].to_vec();
+    short_labels[7] = 50;
+    short_labels.extend_from_slice(&labels[8..58]);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("t10k-images-idx3-ubyte.gz", gz(&bad_magic), "unsigned byte"),
+        (
+            "t10k-images-idx3-ubyte.gz",
+            gz(&{
+                let mut m = images.clone();
+                m[0] = 9;
+                m
+            }),
+            "wrong magic",
+        ),
+        ("t10k-images-idx3-ubyte.gz", gz(&images[..images.len() - 100]), "truncated"),
+        ("t10k-labels-idx1-ubyte.gz", gz(&wrong_count), "truncated"),
+        ("t10k-labels-idx1-ubyte.gz", gz(&short_labels), "50 labels for 100 images"),
+        ("t10k-images-idx3-ubyte.gz", images.clone(), "not a gzip file"),
+        ("t10k-images-idx3-ubyte.gz", gz(&images)[..2000].to_vec(), "gzip"),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path());
+    ok(train_cmd(&cfg, &tmp.path().join("run")).args(["--epochs", "1"]));
+    for (file, bytes, expect) in cases {
+        let root = corrupt_root(file, &bytes);
+        let out = run(glimpse().arg("eval").arg(tmp.path().join("run/best")).arg("--data-dir").arg(root.path()));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file}/{expect}: should fail");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {err}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(file) && lines[0].contains(expect),
+            "{expect}: {err}"
+        );
+        // `data verify` flags the corrupt file and exits non-zero.
+        let out = run(glimpse().args(["data", "verify", "--data-dir"]).arg(root.path()));
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("CORRUPT"));
+    }
+}
+
+/// `python3 -m http.server` on 127.0.0.1 serving `dir`; returns the child and its base URL.
+fn http_server(dir: &Path) -> Option<(std::process::Child, String)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new("python3")
+        .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take()?).read_line(&mut line).ok()?;
+    let port = line.split_whitespace().skip_while(|w| *w != "port").nth(1)?.to_string();
+    Some((child, format!("http://127.0.0.1:{port}/")))
+}
+
+#[test]
+fn fetch_from_a_local_mirror_verifies_checksums() {
+    let Some(real) = std::env::var_os("GLIMPSE_DATA")
+        .map(PathBuf::from)
+        .filter(|p| p.join("mnist/t10k-images-idx3-ubyte.gz").is_file())
+    else {
+        eprintln!("skipped: GLIMPSE_DATA does not hold MNIST (the fetch test serves the real files)");
+        return;
+    };
+    let good = tempfile::tempdir().unwrap();
+    let bad = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(real.join("mnist")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), good.path().join(e.file_name())).unwrap();
+        std::fs::copy(e.path(), bad.path().join(e.file_name())).unwrap();
+    }
+    // The corrupted mirror flips one pixel of the test images.
+    let mut t = gunzip(&bad.path().join("t10k-images-idx3-ubyte.gz"));
+    t[5000] ^= 0xff;
+    std::fs::write(bad.path().join("t10k-images-idx3-ubyte.gz"), gz(&t)).unwrap();
+    let Some((mut good_srv, good_url)) = http_server(good.path()) else {
+        eprintln!("skipped: python3 cannot serve HTTP here");
+        return;
+    };
+    let (mut bad_srv, bad_url) = http_server(bad.path()).unwrap();
+
+    let dest = tempfile::tempdir().unwrap();
+    let out = run(glimpse()
+        .args(["data", "fetch", "mnist", "--only-mirrors", "--mirror", &bad_url, "--data-dir"])
+        .arg(dest.path()));
+    assert!(!out.status.success(), "a corrupt mirror alone must fail");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SHA-256"));
+    assert!(!dest.path().join("mnist/t10k-images-idx3-ubyte.gz").exists());
+
+    let said = ok(glimpse()
+        .args(["data", "fetch", "mnist", "--only-mirrors", "--mirror", &bad_url, "--mirror", &good_url, "--data-dir"])
+        .arg(dest.path()));
+    assert!(said.contains("verified"), "{said}");
+    let v = ok(glimpse().args(["data", "verify", "--data-dir"]).arg(dest.path()));
+    assert!(v.contains("mnist          ok (4 files verified)"), "{v}");
+    good_srv.kill().ok();
+    bad_srv.kill().ok();
+}
+
+#[test]
+fn a_diverging_run_stops_at_the_first_non_finite_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path());
+    let out = run(train_cmd(&cfg, &tmp.path().join("nan")).args(["--optimizer", "sgd", "--lr", "1e30"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("non-finite loss") && err.contains("at step"), "{err}");
+    let step: u64 = err.split("at step ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!((2..=60).contains(&step), "{err}");
+}

@@ -1,0 +1,12 @@
+//! Complete, trainable models, one file each.
+//!
+//! - [`mlp`], [`cnn`]: plain image classifiers, the foundation's proof of the stack and the
+//!   simplest subjects for implicit (saliency) attention.
+//! - [`classifier`]: the image-classifier interface every classifier in the toolkit implements,
+//!   and the serialisable choice between them.
+
+pub mod classifier;
+pub mod cnn;
+pub mod mlp;
+
+pub use classifier::{Classifier, ClassifierConfig, ImageClassifier};

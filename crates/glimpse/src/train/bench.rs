@@ -1,0 +1,186 @@
+//! Training-throughput benchmarks: our model against the same model written plainly in PyTorch
+//! (`bench/*.py`, run with the interpreter in `GLIMPSE_PYTHON`, else `python3`), measured in one
+//! invocation so that the ratio compares like with like on the same machine.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::Serialize;
+
+use super::optim::OptimizerConfig;
+use super::rng::Rng;
+use crate::models::{ClassifierConfig, ImageClassifier};
+
+/// The PyTorch baseline for classifiers, embedded so the binary works from any folder.
+pub const CLASSIFIER_PY: &str = include_str!("../../../../bench/classifier.py");
+
+/// One benchmark's result, as `glimpse bench --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// The model benchmarked.
+    pub model: String,
+    /// What is counted per second.
+    pub unit: String,
+    /// Our training throughput (median step).
+    pub ours_per_s: f64,
+    /// PyTorch's, or `None` with `baseline_error` saying why.
+    pub baseline_per_s: Option<f64>,
+    /// Why there is no baseline figure.
+    pub baseline_error: Option<String>,
+    /// `ours_per_s / baseline_per_s`.
+    pub ratio: Option<f64>,
+    /// CPU threads used by both.
+    pub threads: usize,
+    /// Batch size of both.
+    pub batch: usize,
+    /// PyTorch's version, when it ran.
+    pub torch: Option<String>,
+}
+
+/// Median of `v` (sorted in place).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// Training samples/s of `cfg` (forward, backward, Adam) on one fixed random batch: median step.
+pub fn classifier_samples_per_s(cfg: &ClassifierConfig, batch: usize, steps: usize, device: &Device) -> f64 {
+    let device = device.clone().autodiff();
+    device.seed(0);
+    let [h, w] = cfg.input();
+    let mut model = cfg.init(&device);
+    let mut optim = OptimizerConfig::default().init();
+    let mut rng = Rng::new(0);
+    let x: Vec<f32> = (0..batch * h * w).map(|_| rng.uniform() as f32).collect();
+    let y: Vec<i64> = (0..batch).map(|_| rng.below(10) as i64).collect();
+    let images = Tensor::<4>::from_data(TensorData::new(x, [batch, 1, h, w]), &device);
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(y, [batch]), &device);
+    let ce = CrossEntropyLossConfig::new().init(&device);
+    let warmup = 5;
+    let mut times = vec![];
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        let loss = ce.forward(model.logits(images.clone()), labels.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-3, model, grads);
+        let _: f32 = loss.into_scalar();
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    batch as f64 / median(&mut times)
+}
+
+/// The Python interpreter for baselines.
+pub fn python() -> String {
+    std::env::var("GLIMPSE_PYTHON").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "python3".into())
+}
+
+/// Runs an embedded PyTorch baseline script with `args`; returns its per-second figure and
+/// torch version, or why it could not run.
+pub fn run_python_baseline(script: &str, args: &[String]) -> Result<(f64, String), String> {
+    run_python_baseline_in(&python(), script, args)
+}
+
+/// [`run_python_baseline`] with an explicit interpreter.
+pub fn run_python_baseline_in(py: &str, script: &str, args: &[String]) -> Result<(f64, String), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("baseline.py");
+    std::fs::write(&path, script).map_err(|e| e.to_string())?;
+    let out = Command::new(py)
+        .arg(&path)
+        .args(args)
+        .env("OMP_NUM_THREADS", args.iter().skip_while(|a| *a != "--threads").nth(1).map_or("2", |s| s.as_str()))
+        .output()
+        .map_err(|e| format!("cannot run {py}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+        return Err(format!("PyTorch baseline failed ({py}): {last}"));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.starts_with('{')).ok_or("baseline printed no JSON")?;
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let per_s = v["per_s"].as_f64().ok_or("baseline JSON lacks per_s")?;
+    Ok((per_s, v["torch"].as_str().unwrap_or("?").to_string()))
+}
+
+/// Benchmarks a classifier against its PyTorch twin.
+pub fn bench_classifier(
+    cfg: &ClassifierConfig,
+    batch: usize,
+    steps: usize,
+    threads: usize,
+    device: &Device,
+) -> Result<BenchReport> {
+    let ours = classifier_samples_per_s(cfg, batch, steps, device);
+    let mut args = vec![
+        "--batch".into(),
+        batch.to_string(),
+        "--steps".into(),
+        steps.to_string(),
+        "--threads".into(),
+        threads.to_string(),
+        "--side".into(),
+        cfg.input()[0].to_string(),
+    ];
+    match cfg {
+        ClassifierConfig::Mlp(m) => {
+            args.extend(["--model".into(), "mlp".into(), "--hidden".into()]);
+            args.push(m.hidden.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
+        }
+        ClassifierConfig::Cnn(c) => {
+            args.extend(["--model".into(), "cnn".into(), "--channels".into()]);
+            args.push(c.channels.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
+            args.extend(["--fc".into(), c.hidden.to_string()]);
+        }
+    }
+    let baseline = run_python_baseline(CLASSIFIER_PY, &args);
+    let (baseline_per_s, torch, baseline_error) = match baseline {
+        Ok((v, t)) => (Some(v), Some(t), None),
+        Err(e) => (None, None, Some(e)),
+    };
+    Ok(BenchReport {
+        model: cfg.kind().into(),
+        unit: "training samples/s".into(),
+        ours_per_s: ours,
+        baseline_per_s,
+        baseline_error,
+        ratio: baseline_per_s.map(|b| ours / b),
+        threads,
+        batch,
+        torch,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn a_missing_interpreter_or_failing_script_is_reported_not_fatal() {
+        let e = run_python_baseline_in("/nonexistent/python", "print(1)", &[]).unwrap_err();
+        assert!(e.contains("cannot run"), "{e}");
+        if Command::new("python3").arg("-c").arg("1").output().is_ok() {
+            let e = run_python_baseline_in("python3", "raise SystemExit('no torch here')", &[]).unwrap_err();
+            assert!(e.contains("no torch here"), "{e}");
+            let (v, t) =
+                run_python_baseline_in("python3", "print('{\"per_s\": 12.5, \"torch\": \"x\"}')", &[]).unwrap();
+            assert_eq!((v, t.as_str()), (12.5, "x"));
+        }
+    }
+}

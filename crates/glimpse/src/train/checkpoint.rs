@@ -1,0 +1,195 @@
+//! Checkpoints: a directory with the weights as safetensors, the configuration as TOML and a
+//! small JSON metadata file (plus, for a resumable training state, the optimizer's state).
+//!
+//! A checkpoint directory is written whole into a temporary sibling and then swapped in by
+//! renames ([`write_dir_atomic`]), so a run killed at any instant leaves either the previous
+//! checkpoint or the new one, never a mixture.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Tensor;
+
+/// File names inside a checkpoint directory.
+pub const WEIGHTS: &str = "model.safetensors";
+/// The configuration (model and training), TOML.
+pub const CONFIG: &str = "config.toml";
+/// Metadata: step, epoch, metrics, RNG state; JSON.
+pub const META: &str = "meta.json";
+/// Optimizer state (burn's burnpack format), present in resumable training states.
+pub const OPTIMIZER: &str = "optimizer.bpk";
+
+/// Renumbers a module's parameters `0, 1, 2, …` in visiting order.
+///
+/// burn draws parameter ids at random, and optimizer state is keyed by them; fixed ids let a
+/// resumed run (which rebuilds the model) find its optimizer state again.
+pub fn number_params<M: Module>(module: M) -> M {
+    struct Numberer(u64);
+    impl ModuleMapper for Numberer {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (_, value, mapper) = param.consume();
+            self.0 += 1;
+            Param::from_mapped_value(ParamId::from(self.0 - 1), value, mapper)
+        }
+    }
+    module.map(&mut Numberer(0))
+}
+
+/// Saves a module's weights as safetensors at `path`.
+pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<()> {
+    let mut store = SafetensorsStore::from_file(path).metadata("producer", "glimpse");
+    module
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Loads weights saved by [`save_weights`] into `module`; every parameter must be present with
+/// the right shape.
+pub fn load_weights<M: Module>(module: &mut M, path: &Path) -> Result<()> {
+    if !path.is_file() {
+        bail!("{}: no such weights file", path.display());
+    }
+    let mut store = SafetensorsStore::from_file(path).allow_partial(false).validate(true);
+    let result = module.load_from(&mut store).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if !result.missing.is_empty() || !result.errors.is_empty() {
+        bail!(
+            "{}: weights do not fit the model (missing {:?}, errors {:?})",
+            path.display(),
+            result.missing,
+            result.errors
+        );
+    }
+    Ok(())
+}
+
+/// Writes the directory `dir` atomically: `fill` populates a temporary sibling, which is then
+/// renamed into place (the previous `dir`, if any, is moved aside first and removed after).
+pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = dir.file_name().context("checkpoint path has no name")?.to_string_lossy().into_owned();
+    std::fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(".{name}.tmp"));
+    let old = parent.join(format!(".{name}.old"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    fill(&tmp)?;
+    for entry in std::fs::read_dir(&tmp)? {
+        std::fs::File::open(entry?.path())?.sync_all()?;
+    }
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        std::fs::rename(dir, &old)?;
+    }
+    std::fs::rename(&tmp, dir)?;
+    std::fs::File::open(parent)?.sync_all()?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    Ok(())
+}
+
+/// The readable checkpoint at `dir`: `dir` itself, or the previous one left aside if a run
+/// died between the two renames of [`write_dir_atomic`].
+pub fn find_dir(dir: &Path) -> Option<PathBuf> {
+    if dir.join(META).is_file() {
+        return Some(dir.to_path_buf());
+    }
+    let name = dir.file_name()?.to_string_lossy().into_owned();
+    let old = dir.parent()?.join(format!(".{name}.old"));
+    old.join(META).is_file().then_some(old)
+}
+
+/// Reads `dir/config.toml` as `T`.
+pub fn read_config<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
+    let path = dir.join(CONFIG);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))
+}
+
+/// Reads `dir/meta.json` as `T`.
+pub fn read_meta<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
+    let path = dir.join(META);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: invalid metadata", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::mlp::MlpConfig;
+    use burn::tensor::Device;
+
+    fn weights<M: Module>(m: &M) -> Vec<Vec<f32>> {
+        struct Grab(Vec<Vec<f32>>);
+        impl burn::module::ModuleVisitor for Grab {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                self.0.push(p.val().into_data().try_to_vec::<f32>().unwrap());
+            }
+        }
+        let mut g = Grab(vec![]);
+        m.visit(&mut g);
+        g.0
+    }
+
+    #[test]
+    fn weights_round_trip_exactly_and_ids_are_fixed() {
+        let dev = Device::flex();
+        let cfg = MlpConfig { input: [4, 4], hidden: vec![5], classes: 3 };
+        let a = number_params(cfg.init(&dev));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(WEIGHTS);
+        save_weights(&a, &p).unwrap();
+        let mut b = number_params(cfg.init(&dev));
+        assert_ne!(weights(&a), weights(&b));
+        load_weights(&mut b, &p).unwrap();
+        assert_eq!(weights(&a), weights(&b));
+        let ids = |m: &crate::models::mlp::Mlp| {
+            struct Ids(Vec<u64>);
+            impl burn::module::ModuleVisitor for Ids {
+                fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                    self.0.push(p.id.val());
+                }
+            }
+            let mut i = Ids(vec![]);
+            m.visit(&mut i);
+            i.0
+        };
+        assert_eq!(ids(&b), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn wrong_shapes_are_refused() {
+        let dev = Device::flex();
+        let a = MlpConfig { input: [4, 4], hidden: vec![5], classes: 3 }.init(&dev);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(WEIGHTS);
+        save_weights(&a, &p).unwrap();
+        let mut b = MlpConfig { input: [4, 4], hidden: vec![6], classes: 3 }.init(&dev);
+        assert!(load_weights(&mut b, &p).is_err());
+        std::fs::write(&p, b"not safetensors").unwrap();
+        assert!(load_weights(&mut b, &p).is_err());
+    }
+
+    #[test]
+    fn atomic_dir_replaces_whole_and_survives_a_crash_between_renames() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("last");
+        write_dir_atomic(&dir, |d| Ok(std::fs::write(d.join(META), "1")?)).unwrap();
+        write_dir_atomic(&dir, |d| Ok(std::fs::write(d.join(META), "2")?)).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join(META)).unwrap(), "2");
+        assert!(!root.path().join(".last.old").exists() && !root.path().join(".last.tmp").exists());
+        // A failing fill leaves the previous checkpoint untouched.
+        assert!(write_dir_atomic(&dir, |_| anyhow::bail!("disk full")).is_err());
+        assert_eq!(std::fs::read_to_string(dir.join(META)).unwrap(), "2");
+        // Simulate death after the first rename: only `.last.old` exists.
+        std::fs::rename(&dir, root.path().join(".last.old")).unwrap();
+        assert_eq!(find_dir(&dir).unwrap(), root.path().join(".last.old"));
+    }
+}

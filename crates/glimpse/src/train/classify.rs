@@ -1,0 +1,524 @@
+//! The training loop for image classifiers: mini-batches in a seeded order, optional shift
+//! augmentation, validation every epoch, early stopping, and exact resume from checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{self, CONFIG, META, OPTIMIZER, WEIGHTS};
+use super::metrics::MetricsLog;
+use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
+use super::rng::Rng;
+use crate::data::translated::Translated;
+use crate::data::{ImageSet, Split, registry};
+use crate::models::{Classifier, ClassifierConfig, ImageClassifier};
+
+/// Something that yields labelled image batches.
+pub trait ImageTask: Send + Sync {
+    /// Number of examples.
+    fn len(&self) -> usize;
+    /// Whether there is no example.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Image height and width.
+    fn side(&self) -> [usize; 2];
+    /// `(len, H*W)` pixels in `[0, 1]` and labels of `indices`.
+    fn batch(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>);
+}
+
+impl ImageTask for ImageSet {
+    fn len(&self) -> usize {
+        ImageSet::len(self)
+    }
+    fn side(&self) -> [usize; 2] {
+        [self.h, self.w]
+    }
+    fn batch(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
+        self.batch_f32(indices)
+    }
+}
+
+impl ImageTask for Translated {
+    fn len(&self) -> usize {
+        Translated::len(self)
+    }
+    fn side(&self) -> [usize; 2] {
+        [self.canvas, self.canvas]
+    }
+    fn batch(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
+        self.batch_f32(indices)
+    }
+}
+
+/// Which images: a data set, plain or as a translated / cluttered task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageData {
+    /// `mnist` or `fashion-mnist`.
+    pub dataset: String,
+    /// Canvas side for translated MNIST (absent: the plain 28×28 images).
+    #[serde(default)]
+    pub canvas: Option<usize>,
+    /// Number of 8×8 distractors (cluttered translated MNIST).
+    #[serde(default)]
+    pub clutter: usize,
+}
+
+impl Default for ImageData {
+    fn default() -> Self {
+        Self { dataset: "mnist".into(), canvas: None, clutter: 0 }
+    }
+}
+
+impl ImageData {
+    /// Loads `split` under `root` as a task. Translated test sets use a different placement
+    /// seed from the training set.
+    pub fn load(&self, root: &Path, split: Split, seed: u64) -> Result<Arc<dyn ImageTask>> {
+        let spec = registry::by_name(&self.dataset)
+            .with_context(|| format!("unknown data set `{}` (known: mnist, fashion-mnist)", self.dataset))?;
+        let set = ImageSet::load(spec, root, split)?;
+        Ok(self.wrap(set, seed ^ if split == Split::Test { 0x7e57 } else { 0 }))
+    }
+
+    /// Wraps a loaded set as this task.
+    pub fn wrap(&self, set: ImageSet, seed: u64) -> Arc<dyn ImageTask> {
+        match self.canvas {
+            None => Arc::new(set),
+            Some(w) => Arc::new(Translated::cluttered(Arc::new(set), w, self.clutter, seed)),
+        }
+    }
+}
+
+/// Hyper-parameters of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Optimizer.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Clip the global gradient norm to this value.
+    pub clip_norm: Option<f32>,
+    /// Training images held out (the last ones) for validation.
+    pub valid_size: usize,
+    /// Stop after this many epochs without a better validation error.
+    pub patience: Option<usize>,
+    /// Write the resumable state every this many steps (0: at epoch ends only).
+    pub checkpoint_every: usize,
+    /// Random shift of each training image by up to this many pixels (0: none).
+    pub augment_shift: usize,
+    /// Use only the first N training images (quick runs, tests).
+    pub limit_train: Option<usize>,
+    /// Log the training loss every this many steps.
+    pub log_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 64,
+            lr: 1e-3,
+            optimizer: OptimizerConfig::default(),
+            schedule: Schedule::Constant,
+            clip_norm: None,
+            valid_size: 5000,
+            patience: Some(3),
+            checkpoint_every: 200,
+            augment_shift: 0,
+            limit_train: None,
+            log_every: 50,
+        }
+    }
+}
+
+/// Everything that defines a classifier run; saved as `config.toml` in its checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierRunConfig {
+    /// The seed of every random draw.
+    #[serde(default)]
+    pub seed: u64,
+    /// The model.
+    pub model: ClassifierConfig,
+    /// The data.
+    #[serde(default)]
+    pub data: ImageData,
+    /// The training hyper-parameters.
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Run directory (`last/`, `best/`, `metrics.jsonl`, `tb/`).
+    pub out: PathBuf,
+    /// Data root.
+    pub data_root: PathBuf,
+    /// Device name (`cpu`, `wgpu`, `cuda`).
+    pub device: String,
+    /// Continue from `out/last`.
+    pub resume: bool,
+    /// Sleep this long after each step (lets tests interrupt a run at a chosen point).
+    pub throttle_ms: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// The resumable part of a run, saved as `last/meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Current epoch (0-based).
+    pub epoch: usize,
+    /// Batches of the current epoch already done.
+    pub batch_in_epoch: usize,
+    /// The augmentation stream.
+    pub rng: Rng,
+    /// Best validation error so far, and its epoch.
+    pub best: Option<(f64, usize)>,
+    /// Whether early stopping has ended the run.
+    pub stopped: bool,
+}
+
+/// Metadata of an evaluable checkpoint (`best/meta.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Model kind (`mlp`, `cnn`, …).
+    pub model: String,
+    /// Steps trained.
+    pub step: u64,
+    /// Epoch of these weights.
+    pub epoch: usize,
+    /// Validation error of these weights.
+    pub valid_error: f64,
+    /// Test error, filled in when training ends.
+    pub test_error: Option<f64>,
+    /// Seconds of training up to these weights (summed across resumes).
+    pub train_seconds: f64,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Steps trained.
+    pub steps: u64,
+    /// Best validation error.
+    pub valid_error: f64,
+    /// Test error of the best checkpoint.
+    pub test_error: f64,
+    /// Test images.
+    pub n_test: usize,
+    /// Path of the best checkpoint.
+    pub best: PathBuf,
+}
+
+/// Images `(B, H*W)` and labels as tensors on `device`.
+fn to_tensors(x: Vec<f32>, y: Vec<i64>, side: [usize; 2], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let b = y.len();
+    let images = Tensor::<4>::from_data(TensorData::new(x, [b, 1, side[0], side[1]]), device);
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(y, [b]), device);
+    (images, labels)
+}
+
+/// Shifts each image by a random offset in `[-s, s]²`, filling with zeros.
+pub fn random_shift(x: &mut [f32], side: [usize; 2], s: usize, rng: &mut Rng) {
+    let [h, w] = side;
+    let mut tmp = vec![0.0; h * w];
+    for img in x.chunks_mut(h * w) {
+        let dy = rng.below(2 * s + 1) as isize - s as isize;
+        let dx = rng.below(2 * s + 1) as isize - s as isize;
+        tmp.fill(0.0);
+        for r in 0..h as isize {
+            let sr = r - dy;
+            if sr < 0 || sr >= h as isize {
+                continue;
+            }
+            for c in 0..w as isize {
+                let sc = c - dx;
+                if sc >= 0 && sc < w as isize {
+                    tmp[(r * w as isize + c) as usize] = img[(sr * w as isize + sc) as usize];
+                }
+            }
+        }
+        img.copy_from_slice(&tmp);
+    }
+}
+
+/// Mean cross-entropy, error rate and count of `model` on a whole task.
+pub fn evaluate<M: ImageClassifier>(
+    model: &M,
+    task: &dyn ImageTask,
+    batch: usize,
+    device: &Device,
+) -> (f64, f64, usize) {
+    let n = task.len();
+    let ce = CrossEntropyLossConfig::new().init(device);
+    let (mut loss_sum, mut wrong) = (0.0f64, 0usize);
+    for start in (0..n).step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
+        let (x, y) = task.batch(&idx);
+        let (images, labels) = to_tensors(x, y, task.side(), device);
+        let logits = model.logits(images);
+        let loss: f32 = ce.forward(logits.clone(), labels.clone()).into_scalar();
+        loss_sum += loss as f64 * idx.len() as f64;
+        let pred = logits.argmax(1).reshape([idx.len()]);
+        let right: i64 = pred.equal(labels).int().sum().into_scalar();
+        wrong += idx.len() - right as usize;
+    }
+    (loss_sum / n.max(1) as f64, wrong as f64 / n.max(1) as f64, n)
+}
+
+/// Loads an evaluable classifier checkpoint (`config.toml` + `model.safetensors`) on `device`.
+pub fn load_classifier(dir: &Path, device: &Device) -> Result<(ClassifierRunConfig, Classifier)> {
+    let cfg: ClassifierRunConfig = checkpoint::read_config(dir)?;
+    let mut model = checkpoint::number_params(cfg.model.init(device));
+    checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+    Ok((cfg, model))
+}
+
+fn save_model_dir<T: Serialize>(
+    dir: &Path,
+    model: &Classifier,
+    cfg: &ClassifierRunConfig,
+    meta: &T,
+    optim: Option<&ModuleOptimizer>,
+) -> Result<()> {
+    checkpoint::write_dir_atomic(dir, |tmp| {
+        checkpoint::save_weights(model, &tmp.join(WEIGHTS))?;
+        std::fs::write(tmp.join(CONFIG), toml::to_string(cfg)?)?;
+        std::fs::write(tmp.join(META), serde_json::to_string_pretty(meta)?)?;
+        if let Some(o) = optim {
+            o.save(tmp.join(OPTIMIZER)).map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
+        }
+        Ok(())
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct LastMeta {
+    state: RunState,
+    train_seconds: f64,
+}
+
+/// Trains (or resumes) a classifier run and evaluates its best checkpoint on the test set.
+pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<Summary> {
+    let device = crate::device::by_name(&opts.device)?.autodiff();
+    let last_dir = opts.out.join("last");
+    let best_dir = opts.out.join("best");
+
+    // Fresh start or resume: the configuration, weights, optimizer and state.
+    let (cfg, mut model, mut optim, mut state, mut train_seconds) =
+        match checkpoint::find_dir(&last_dir).filter(|_| opts.resume) {
+            Some(dir) => {
+                let saved: ClassifierRunConfig = checkpoint::read_config(&dir)?;
+                if saved != *cfg {
+                    tracing::warn!(
+                        "resuming with the configuration saved in {} (it differs from the one given)",
+                        dir.display()
+                    );
+                }
+                let mut model = checkpoint::number_params(saved.model.init(&device));
+                checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+                let optim = saved
+                    .train
+                    .optimizer
+                    .init()
+                    .load(dir.join(OPTIMIZER))
+                    .map_err(|e| anyhow::anyhow!("{}: {e:?}", dir.join(OPTIMIZER).display()))?;
+                let last: LastMeta = checkpoint::read_meta(&dir)?;
+                tracing::info!(
+                    "resuming from step {} (epoch {}, batch {})",
+                    last.state.step,
+                    last.state.epoch,
+                    last.state.batch_in_epoch
+                );
+                (saved, model, optim, last.state, last.train_seconds)
+            }
+            None => {
+                if opts.resume {
+                    tracing::warn!("--resume: no checkpoint in {}, starting afresh", last_dir.display());
+                }
+                device.seed(cfg.seed);
+                let model = checkpoint::number_params(cfg.model.init(&device));
+                let state = RunState {
+                    step: 0,
+                    epoch: 0,
+                    batch_in_epoch: 0,
+                    rng: Rng::derive(cfg.seed, "train", 0),
+                    best: None,
+                    stopped: false,
+                };
+                (cfg.clone(), model, cfg.train.optimizer.init(), state, 0.0)
+            }
+        };
+    let t = &cfg.train;
+    if t.batch_size == 0 {
+        bail!("batch_size must be positive");
+    }
+    let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
+
+    // Data: a fixed train/validation split of the training set, and the test set.
+    let spec =
+        registry::by_name(&cfg.data.dataset).with_context(|| format!("unknown data set `{}`", cfg.data.dataset))?;
+    crate::data::fetch::ensure(spec, &opts.data_root)?;
+    let full = ImageSet::load(spec, &opts.data_root, Split::Train)?;
+    let (mut train_set, valid_set) = full.split_validation(t.valid_size);
+    if let Some(limit) = t.limit_train {
+        train_set = train_set.subset(&(0..limit.min(train_set.len())).collect::<Vec<_>>());
+    }
+    let train = cfg.data.wrap(train_set, cfg.seed);
+    let valid = cfg.data.wrap(valid_set, cfg.seed ^ 0x7a11d);
+    if train.side() != cfg.model.input() {
+        bail!("the model expects {:?} images, the data are {:?}", cfg.model.input(), train.side());
+    }
+    let side = train.side();
+    let n = train.len();
+    let batches_per_epoch = n.div_ceil(t.batch_size);
+    let ce = CrossEntropyLossConfig::new().init(&device);
+
+    let bar =
+        if opts.progress { ProgressBar::new((t.epochs * batches_per_epoch) as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})").unwrap().progress_chars("=> "),
+    );
+    bar.set_position((state.epoch * batches_per_epoch + state.batch_in_epoch) as u64);
+
+    let mut clock = Instant::now();
+    let mut window = (0.0f64, 0usize, 0usize, Instant::now()); // loss sum, right, seen, since
+    while state.epoch < t.epochs && !state.stopped {
+        bar.set_prefix(format!("epoch {}/{}", state.epoch + 1, t.epochs));
+        let order = Rng::derive(cfg.seed, "epoch", state.epoch as u64).permutation(n);
+        for b in state.batch_in_epoch..batches_per_epoch {
+            let idx = &order[b * t.batch_size..((b + 1) * t.batch_size).min(n)];
+            let (mut x, y) = train.batch(idx);
+            if t.augment_shift > 0 {
+                random_shift(&mut x, side, t.augment_shift, &mut state.rng);
+            }
+            let (images, labels) = to_tensors(x, y, side, &device);
+            let logits = model.logits(images);
+            let loss = ce.forward(logits.clone(), labels.clone());
+            let loss_value: f32 = loss.clone().into_scalar();
+            if !loss_value.is_finite() {
+                bail!(
+                    "non-finite loss ({loss_value}) at step {} (epoch {}, batch {b}); weights are left as after step {} — lower the learning rate or set clip_norm",
+                    state.step + 1,
+                    state.epoch + 1,
+                    state.step
+                );
+            }
+            let right: i64 = logits.argmax(1).reshape([idx.len()]).equal(labels).int().sum().into_scalar();
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            if let Some(max) = t.clip_norm {
+                clip_global_norm(&model, &mut grads, max);
+            }
+            let lr = t.schedule.lr(t.lr, state.step as usize);
+            model = optim.step(lr, model, grads);
+            state.step += 1;
+            state.batch_in_epoch = b + 1;
+            window.0 += loss_value as f64 * idx.len() as f64;
+            window.1 += right as usize;
+            window.2 += idx.len();
+            bar.inc(1);
+            if opts.throttle_ms > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(opts.throttle_ms));
+            }
+            if state.step % t.log_every.max(1) as u64 == 0 {
+                let secs = window.3.elapsed().as_secs_f64();
+                let (l, acc, sps) =
+                    (window.0 / window.2 as f64, window.1 as f64 / window.2 as f64, window.2 as f64 / secs);
+                bar.set_message(format!("loss {l:.4} acc {:.2}% {sps:.0}/s", 100.0 * acc));
+                log.log(
+                    "train",
+                    state.step,
+                    state.epoch,
+                    &[("loss", l), ("accuracy", acc), ("lr", lr), ("samples_per_s", sps)],
+                )?;
+                window = (0.0, 0, 0, Instant::now());
+            }
+            if t.checkpoint_every > 0 && state.step % t.checkpoint_every as u64 == 0 && b + 1 < batches_per_epoch {
+                train_seconds += clock.elapsed().as_secs_f64();
+                clock = Instant::now();
+                let meta = LastMeta { state: state.clone(), train_seconds };
+                save_model_dir(&last_dir, &model, &cfg, &meta, Some(&optim))?;
+            }
+        }
+        // End of epoch: validate, keep the best, decide on early stopping.
+        let (vloss, verr, _) = evaluate(&model.valid(), valid.as_ref(), 500, &device.clone().without_autodiff());
+        log.log("valid", state.step, state.epoch, &[("loss", vloss), ("error", verr)])?;
+        bar.println(format!("epoch {}: valid loss {vloss:.4}, error {:.2}%", state.epoch + 1, 100.0 * verr));
+        train_seconds += clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+        if state.best.is_none_or(|(e, _)| verr < e) {
+            state.best = Some((verr, state.epoch));
+            let meta = CheckpointMeta {
+                model: cfg.model.kind().into(),
+                step: state.step,
+                epoch: state.epoch,
+                valid_error: verr,
+                test_error: None,
+                train_seconds,
+            };
+            save_model_dir(&best_dir, &model, &cfg, &meta, None)?;
+        } else if let (Some(p), Some((_, best_epoch))) = (t.patience, state.best)
+            && state.epoch - best_epoch >= p
+        {
+            bar.println(format!("early stop: no better validation error for {p} epochs"));
+            state.stopped = true;
+        }
+        state.epoch += 1;
+        state.batch_in_epoch = 0;
+        let meta = LastMeta { state: state.clone(), train_seconds };
+        save_model_dir(&last_dir, &model, &cfg, &meta, Some(&optim))?;
+    }
+    bar.finish_and_clear();
+
+    // Evaluate the best checkpoint on the test set and record it.
+    let eval_device = device.clone().without_autodiff();
+    let best_dir = checkpoint::find_dir(&best_dir).context("no best checkpoint was written")?;
+    let (_, best_model) = load_classifier(&best_dir, &eval_device)?;
+    let test = cfg.data.load(&opts.data_root, Split::Test, cfg.seed)?;
+    let (tloss, terr, n_test) = evaluate(&best_model, test.as_ref(), 500, &eval_device);
+    let mut meta: CheckpointMeta = checkpoint::read_meta(&best_dir)?;
+    meta.test_error = Some(terr);
+    std::fs::write(best_dir.join(META), serde_json::to_string_pretty(&meta)?)?;
+    log.log("test", state.step, state.epoch, &[("loss", tloss), ("error", terr)])?;
+    Ok(Summary { steps: state.step, valid_error: meta.valid_error, test_error: terr, n_test, best: best_dir })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_moves_pixels_and_zero_fills() {
+        let mut x = vec![0.0; 9];
+        x[4] = 1.0; // centre of 3×3
+        let mut rng = Rng::new(1);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let mut y = x.clone();
+            random_shift(&mut y, [3, 3], 1, &mut rng);
+            assert_eq!(y.iter().sum::<f32>(), 1.0);
+            seen.insert(y.iter().position(|&v| v == 1.0).unwrap());
+        }
+        assert_eq!(seen.len(), 9, "every offset in [-1,1]² occurs");
+    }
+}

@@ -1,0 +1,258 @@
+//! Optimizers (burn's, configured from TOML), learning-rate schedules as pure functions of the
+//! step, and global gradient-norm clipping.
+//!
+//! burn's `GradientClipping::Norm` clips each parameter's gradient on its own; the NTM, DRAW and
+//! handwriting papers clip the norm of *all* gradients together, which [`clip_global_norm`] does.
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig, momentum::MomentumConfig};
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+/// Which optimizer, with its hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// SGD with (optionally Nesterov) momentum.
+    Sgd {
+        /// Momentum coefficient (0 disables momentum).
+        #[serde(default = "default_momentum")]
+        momentum: f64,
+        /// Nesterov momentum.
+        #[serde(default)]
+        nesterov: bool,
+    },
+    /// Adam (Kingma & Ba 2015).
+    Adam {
+        /// First-moment decay.
+        #[serde(default = "default_beta1")]
+        beta1: f32,
+        /// Second-moment decay.
+        #[serde(default = "default_beta2")]
+        beta2: f32,
+        /// Denominator epsilon (PyTorch's default, 1e-8).
+        #[serde(default = "default_eps")]
+        epsilon: f32,
+    },
+    /// RMSProp with momentum; `centered` gives Graves' (2013) variant, which divides by the
+    /// running standard deviation of the gradient rather than its running RMS.
+    Rmsprop {
+        /// Decay of the running averages (Graves: 0.95).
+        #[serde(default = "default_alpha")]
+        alpha: f32,
+        /// Momentum (Graves: 0.9).
+        #[serde(default = "default_momentum32")]
+        momentum: f32,
+        /// Denominator epsilon (Graves: 1e-4).
+        #[serde(default = "default_rms_eps")]
+        epsilon: f32,
+        /// Centered (Graves) variant.
+        #[serde(default = "yes")]
+        centered: bool,
+    },
+}
+
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_momentum32() -> f32 {
+    0.9
+}
+fn default_beta1() -> f32 {
+    0.9
+}
+fn default_beta2() -> f32 {
+    0.999
+}
+fn default_eps() -> f32 {
+    1e-8
+}
+fn default_alpha() -> f32 {
+    0.95
+}
+fn default_rms_eps() -> f32 {
+    1e-4
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self::Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 }
+    }
+}
+
+impl OptimizerConfig {
+    /// Parses a short name (`sgd`, `adam`, `rmsprop`) into the default configuration.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "sgd" => Self::Sgd { momentum: 0.9, nesterov: false },
+            "adam" => Self::default(),
+            "rmsprop" => Self::Rmsprop { alpha: 0.95, momentum: 0.9, epsilon: 1e-4, centered: true },
+            _ => return None,
+        })
+    }
+
+    /// The burn optimizer.
+    pub fn init(&self) -> ModuleOptimizer {
+        match *self {
+            Self::Sgd { momentum, nesterov } => {
+                let m = (momentum > 0.0)
+                    .then(|| MomentumConfig::new().with_momentum(momentum).with_dampening(0.0).with_nesterov(nesterov));
+                SgdConfig::new().with_momentum(m).init()
+            }
+            Self::Adam { beta1, beta2, epsilon } => {
+                AdamConfig::new().with_beta_1(beta1).with_beta_2(beta2).with_epsilon(epsilon).init()
+            }
+            Self::Rmsprop { alpha, momentum, epsilon, centered } => RmsPropConfig::new()
+                .with_alpha(alpha)
+                .with_momentum(momentum)
+                .with_epsilon(epsilon)
+                .with_centered(centered)
+                .init(),
+        }
+    }
+}
+
+/// Learning rate as a function of the step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Schedule {
+    /// The base rate throughout.
+    #[default]
+    Constant,
+    /// Multiply by `gamma` every `every` steps.
+    Step {
+        /// Steps between decays.
+        every: usize,
+        /// Factor per decay.
+        gamma: f64,
+    },
+    /// Multiply by `gamma` every step.
+    Exponential {
+        /// Factor per step.
+        gamma: f64,
+    },
+    /// Linear warm-up over `warmup` steps, then cosine decay to `min_factor × base` at `total`.
+    Cosine {
+        /// Warm-up steps.
+        #[serde(default)]
+        warmup: usize,
+        /// Step at which the decay ends.
+        total: usize,
+        /// Final rate as a fraction of the base rate.
+        #[serde(default)]
+        min_factor: f64,
+    },
+}
+
+impl Schedule {
+    /// The learning rate at `step` (0-based) for base rate `base`.
+    pub fn lr(&self, base: f64, step: usize) -> f64 {
+        match *self {
+            Self::Constant => base,
+            Self::Step { every, gamma } => base * gamma.powi((step / every.max(1)) as i32),
+            Self::Exponential { gamma } => base * gamma.powf(step as f64),
+            Self::Cosine { warmup, total, min_factor } => {
+                if step < warmup {
+                    return base * (step + 1) as f64 / warmup as f64;
+                }
+                let span = total.saturating_sub(warmup).max(1) as f64;
+                let t = ((step - warmup) as f64 / span).min(1.0);
+                base * (min_factor + (1.0 - min_factor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+            }
+        }
+    }
+}
+
+/// Collects the ids of a module's float parameters.
+struct Ids(Vec<(ParamId, usize)>);
+
+impl ModuleVisitor for Ids {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push((param.id, D));
+    }
+}
+
+fn rescale<const D: usize>(grads: &mut GradientsParams, id: ParamId, factor: f32) {
+    if let Some(g) = grads.remove::<D>(id) {
+        grads.register(id, g.mul_scalar(factor));
+    }
+}
+
+fn sum_squares<const D: usize>(grads: &GradientsParams, id: ParamId) -> Option<Tensor<1>> {
+    grads.get::<D>(id).map(|g| g.square().sum())
+}
+
+/// Global L2 norm of all gradients of `module`'s parameters.
+pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f32 {
+    let mut ids = Ids(vec![]);
+    module.visit(&mut ids);
+    let mut parts = vec![];
+    for (id, rank) in ids.0 {
+        let s = match rank {
+            1 => sum_squares::<1>(grads, id),
+            2 => sum_squares::<2>(grads, id),
+            3 => sum_squares::<3>(grads, id),
+            4 => sum_squares::<4>(grads, id),
+            5 => sum_squares::<5>(grads, id),
+            r => panic!("parameter of rank {r} not supported by global_norm"),
+        };
+        parts.extend(s);
+    }
+    if parts.is_empty() {
+        return 0.0;
+    }
+    Tensor::cat(parts, 0).sum().into_scalar::<f32>().sqrt()
+}
+
+/// Scales all gradients together so that their global norm is at most `max_norm`.
+/// Returns the norm before clipping.
+pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f32) -> f32 {
+    let norm = global_norm(module, grads);
+    if norm > max_norm && norm.is_finite() {
+        let factor = max_norm / (norm + 1e-6);
+        let mut ids = Ids(vec![]);
+        module.visit(&mut ids);
+        for (id, rank) in ids.0 {
+            match rank {
+                1 => rescale::<1>(grads, id, factor),
+                2 => rescale::<2>(grads, id, factor),
+                3 => rescale::<3>(grads, id, factor),
+                4 => rescale::<4>(grads, id, factor),
+                5 => rescale::<5>(grads, id, factor),
+                r => panic!("parameter of rank {r} not supported by clip_global_norm"),
+            }
+        }
+    }
+    norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules() {
+        assert_eq!(Schedule::Constant.lr(0.1, 1000), 0.1);
+        let s = Schedule::Step { every: 10, gamma: 0.5 };
+        assert_eq!((s.lr(1.0, 9), s.lr(1.0, 10), s.lr(1.0, 25)), (1.0, 0.5, 0.25));
+        let c = Schedule::Cosine { warmup: 10, total: 110, min_factor: 0.1 };
+        assert!((c.lr(1.0, 0) - 0.1).abs() < 1e-12);
+        assert!((c.lr(1.0, 10) - 1.0).abs() < 1e-12);
+        assert!((c.lr(1.0, 60) - 0.55).abs() < 1e-9);
+        assert!((c.lr(1.0, 500) - 0.1).abs() < 1e-12);
+        assert!((Schedule::Exponential { gamma: 0.9 }.lr(1.0, 2) - 0.81).abs() < 1e-12);
+    }
+
+    #[test]
+    fn configs_parse_from_toml() {
+        let c: OptimizerConfig = toml::from_str("name = \"rmsprop\"\nmomentum = 0.5").unwrap();
+        assert_eq!(c, OptimizerConfig::Rmsprop { alpha: 0.95, momentum: 0.5, epsilon: 1e-4, centered: true });
+        assert!(toml::from_str::<OptimizerConfig>("name = \"adam\"\nbogus = 1").is_err());
+        for n in ["sgd", "adam", "rmsprop"] {
+            let _ = OptimizerConfig::from_name(n).unwrap().init();
+        }
+    }
+}

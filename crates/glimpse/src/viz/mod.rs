@@ -1,0 +1,3 @@
+//! Pictures: where models looked, read and wrote.
+
+pub mod heatmap;
