@@ -507,6 +507,54 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
 mod tests {
     use super::*;
 
+    fn fixture() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist-mini")
+    }
+
+    /// A tiny CNN learns the 300-image fixture in seconds.
+    #[test]
+    fn cnn_learns_a_tiny_mnist_in_seconds() {
+        let out = tempfile::tempdir().unwrap();
+        let cfg = ClassifierRunConfig {
+            seed: 2,
+            model: ClassifierConfig::Cnn(crate::models::cnn::CnnConfig {
+                input: [28, 28],
+                channels: vec![8, 16],
+                hidden: 32,
+                classes: 10,
+            }),
+            data: ImageData::default(),
+            train: TrainConfig {
+                epochs: 6,
+                batch_size: 20,
+                lr: 3e-3,
+                valid_size: 60,
+                patience: None,
+                checkpoint_every: 0,
+                ..TrainConfig::default()
+            },
+        };
+        let opts = RunOptions {
+            out: out.path().to_path_buf(),
+            data_root: fixture(),
+            device: "cpu".into(),
+            resume: false,
+            throttle_ms: 0,
+            progress: false,
+        };
+        let s = train_classifier(&cfg, &opts).unwrap();
+        assert_eq!((s.steps, s.n_test), (6 * 12, 100));
+        assert!(s.test_error < 0.35, "test error {} (chance: 0.9)", s.test_error);
+        let log = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
+        let losses: Vec<f64> = log
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["split"] == "valid")
+            .map(|v| v["loss"].as_f64().unwrap())
+            .collect();
+        assert!(losses.last().unwrap() < &(0.6 * losses[0]), "validation loss fell: {losses:?}");
+    }
+
     #[test]
     fn shift_moves_pixels_and_zero_fills() {
         let mut x = vec![0.0; 9];

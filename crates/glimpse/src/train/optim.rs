@@ -247,6 +247,46 @@ mod tests {
     }
 
     #[test]
+    fn global_norm_clipping_scales_all_gradients_together() {
+        use crate::models::mlp::MlpConfig;
+        use burn::tensor::{Device, TensorData};
+        let dev = Device::flex().autodiff();
+        let model = MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev);
+        let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 18], [2, 1, 3, 3]), &dev);
+        let loss = model.forward(x).square().sum().mul_scalar(100.0);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        // The norm by hand: every parameter's gradient, squared and summed.
+        let mut ids = Ids(vec![]);
+        model.visit(&mut ids);
+        let by_hand = |g: &GradientsParams| -> f32 {
+            ids.0
+                .iter()
+                .map(|&(id, rank)| -> f32 {
+                    let v: Vec<f32> = match rank {
+                        1 => g.get::<1>(id).unwrap().into_data().try_to_vec().unwrap(),
+                        _ => g.get::<2>(id).unwrap().into_data().try_to_vec().unwrap(),
+                    };
+                    v.iter().map(|x| x * x).sum::<f32>()
+                })
+                .sum::<f32>()
+                .sqrt()
+        };
+        let before = by_hand(&grads);
+        assert!(before > 1.0);
+        assert!((global_norm(&model, &grads) - before).abs() < 1e-3 * before);
+        let w0: Vec<f32> = grads.get::<2>(ids.0[0].0).unwrap().into_data().try_to_vec().unwrap();
+        let reported = clip_global_norm(&model, &mut grads, 1.0);
+        assert!((reported - before).abs() < 1e-3 * before);
+        assert!((by_hand(&grads) - 1.0).abs() < 1e-4);
+        let w1: Vec<f32> = grads.get::<2>(ids.0[0].0).unwrap().into_data().try_to_vec().unwrap();
+        let k = w1[0] / w0[0];
+        assert!(w0.iter().zip(&w1).all(|(a, b)| (a * k - b).abs() < 1e-5 * a.abs().max(1e-3)), "same direction");
+        // Under the threshold nothing changes.
+        assert!((clip_global_norm(&model, &mut grads, 10.0) - 1.0).abs() < 1e-4);
+        assert!((by_hand(&grads) - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
     fn configs_parse_from_toml() {
         let c: OptimizerConfig = toml::from_str("name = \"rmsprop\"\nmomentum = 0.5").unwrap();
         assert_eq!(c, OptimizerConfig::Rmsprop { alpha: 0.95, momentum: 0.5, epsilon: 1e-4, centered: true });
