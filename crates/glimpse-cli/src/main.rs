@@ -10,6 +10,7 @@ use glimpse::data::{self, Split, registry};
 use glimpse::models::ClassifierConfig;
 use glimpse::models::cnn::CnnConfig;
 use glimpse::models::mlp::MlpConfig;
+use glimpse::models::ram::RamConfig;
 use glimpse::train::checkpoint;
 use glimpse::train::classify::{self, CheckpointMeta, ClassifierRunConfig, RunOptions};
 use glimpse::train::optim::OptimizerConfig;
@@ -121,6 +122,8 @@ enum ModelKind {
     Mlp,
     /// Small convolutional network.
     Cnn,
+    /// Recurrent Attention Model (hard attention, REINFORCE).
+    Ram,
 }
 
 impl ModelKind {
@@ -128,6 +131,7 @@ impl ModelKind {
         match self {
             ModelKind::Mlp => ClassifierConfig::Mlp(MlpConfig::new(side, side)),
             ModelKind::Cnn => ClassifierConfig::Cnn(CnnConfig::new(side, side)),
+            ModelKind::Ram => ClassifierConfig::Ram(RamConfig::for_side(side)),
         }
     }
 }
@@ -205,6 +209,9 @@ struct BenchArgs {
     /// Batch size (both implementations).
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Image side: 28 (MNIST), or e.g. 60 / 100 for RAM's translated and cluttered tasks.
+    #[arg(long, default_value_t = 28)]
+    side: usize,
     /// Timed steps (after 5 warm-up steps).
     #[arg(long, default_value_t = 50)]
     steps: usize,
@@ -455,7 +462,7 @@ fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
 fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let dev = glimpse::device::by_name(device)?;
-    let cfg = b.model.default_config(28);
+    let cfg = b.model.default_config(b.side);
     let r = glimpse::train::bench::bench_classifier(&cfg, b.batch, b.steps, threads, &dev)?;
     if b.json {
         println!("{}", serde_json::to_string(&r)?);

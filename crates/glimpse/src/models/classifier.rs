@@ -1,17 +1,38 @@
 //! The interface of image classifiers, and the serialisable choice of one.
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::cnn::{Cnn, CnnConfig};
 use super::mlp::{Mlp, MlpConfig};
+use super::ram::{Ram, RamConfig, pixels};
+use crate::train::Rng;
 
 /// A model that maps images to class logits. Saliency, evaluation and the classification
 /// trainer work with any implementation.
 pub trait ImageClassifier: Module {
     /// `(B, 1, H, W)` images in `[0, 1]` → `(B, classes)` logits.
     fn logits(&self, images: Tensor<4>) -> Tensor<2>;
+
+    /// The training loss of a batch, and its logits. The default is the cross-entropy of
+    /// [`logits`](Self::logits); models that sample (RAM) draw from `rng` and add their terms.
+    fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
+        let _ = rng;
+        cross_entropy(self, images, labels)
+    }
+}
+
+/// The cross-entropy of a classifier's logits on a batch, and the logits.
+pub fn cross_entropy<M: ImageClassifier>(
+    model: &M,
+    images: Tensor<4>,
+    labels: Tensor<1, Int>,
+) -> (Tensor<1>, Tensor<2>) {
+    let device = images.device();
+    let logits = model.logits(images);
+    (CrossEntropyLossConfig::new().init(&device).forward(logits.clone(), labels), logits)
 }
 
 /// Which classifier, with its sizes; stored in checkpoints as `[model]`.
@@ -22,6 +43,8 @@ pub enum ClassifierConfig {
     Mlp(MlpConfig),
     /// A small CNN.
     Cnn(CnnConfig),
+    /// The Recurrent Attention Model.
+    Ram(RamConfig),
 }
 
 impl ClassifierConfig {
@@ -30,6 +53,7 @@ impl ClassifierConfig {
         match self {
             Self::Mlp(c) => Classifier::Mlp(c.init(device)),
             Self::Cnn(c) => Classifier::Cnn(c.init(device)),
+            Self::Ram(c) => Classifier::Ram(c.init(device)),
         }
     }
 
@@ -38,6 +62,7 @@ impl ClassifierConfig {
         match self {
             Self::Mlp(c) => c.input,
             Self::Cnn(c) => c.input,
+            Self::Ram(c) => c.input,
         }
     }
 
@@ -46,6 +71,7 @@ impl ClassifierConfig {
         match self {
             Self::Mlp(_) => "mlp",
             Self::Cnn(_) => "cnn",
+            Self::Ram(_) => "ram",
         }
     }
 }
@@ -59,6 +85,8 @@ pub enum Classifier {
     Mlp(Mlp),
     /// See [`Cnn`].
     Cnn(Cnn),
+    /// See [`Ram`].
+    Ram(Ram),
 }
 
 impl ImageClassifier for Classifier {
@@ -66,6 +94,14 @@ impl ImageClassifier for Classifier {
         match self {
             Self::Mlp(m) => m.forward(images),
             Self::Cnn(m) => m.forward(images),
+            Self::Ram(m) => m.predict(&pixels(&images), &images.device()),
+        }
+    }
+
+    fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
+        match self {
+            Self::Ram(m) => m.hybrid_loss(&pixels(&images), labels, rng, &images.device()),
+            other => cross_entropy(other, images, labels),
         }
     }
 }

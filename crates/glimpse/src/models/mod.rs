@@ -2,11 +2,13 @@
 //!
 //! - [`mlp`], [`cnn`]: plain image classifiers, the foundation's proof of the stack and the
 //!   simplest subjects for implicit (saliency) attention.
+//! - [`ram`]: the Recurrent Attention Model (hard attention trained with REINFORCE).
 //! - [`classifier`]: the image-classifier interface every classifier in the toolkit implements,
 //!   and the serialisable choice between them.
 
 pub mod classifier;
 pub mod cnn;
 pub mod mlp;
+pub mod ram;
 
 pub use classifier::{Classifier, ClassifierConfig, ImageClassifier};

@@ -6,7 +6,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
@@ -17,6 +16,9 @@ use crate::models::{ClassifierConfig, ImageClassifier};
 
 /// The PyTorch baseline for classifiers, embedded so the binary works from any folder.
 pub const CLASSIFIER_PY: &str = include_str!("../../../../bench/classifier.py");
+
+/// The PyTorch baseline for RAM.
+pub const RAM_PY: &str = include_str!("../../../../bench/ram.py");
 
 /// One benchmark's result, as `glimpse bench --json` prints it.
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +53,8 @@ pub fn median(v: &mut [f64]) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
-/// Training samples/s of `cfg` (forward, backward, Adam) on one fixed random batch: median step.
+/// Training samples/s of `cfg` (forward, backward, Adam, with the model's own training loss)
+/// on one fixed random batch: median step.
 pub fn classifier_samples_per_s(cfg: &ClassifierConfig, batch: usize, steps: usize, device: &Device) -> f64 {
     let device = device.clone().autodiff();
     device.seed(0);
@@ -59,16 +62,16 @@ pub fn classifier_samples_per_s(cfg: &ClassifierConfig, batch: usize, steps: usi
     let mut model = cfg.init(&device);
     let mut optim = OptimizerConfig::default().init();
     let mut rng = Rng::new(0);
+    let mut draws = Rng::new(1);
     let x: Vec<f32> = (0..batch * h * w).map(|_| rng.uniform() as f32).collect();
     let y: Vec<i64> = (0..batch).map(|_| rng.below(10) as i64).collect();
     let images = Tensor::<4>::from_data(TensorData::new(x, [batch, 1, h, w]), &device);
     let labels = Tensor::<1, Int>::from_data(TensorData::new(y, [batch]), &device);
-    let ce = CrossEntropyLossConfig::new().init(&device);
     let warmup = 5;
     let mut times = vec![];
     for i in 0..warmup + steps {
         let t0 = Instant::now();
-        let loss = ce.forward(model.logits(images.clone()), labels.clone());
+        let (loss, _) = model.train_loss(images.clone(), labels.clone(), &mut draws);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-3, model, grads);
         let _: f32 = loss.into_scalar();
@@ -132,18 +135,27 @@ pub fn bench_classifier(
         "--side".into(),
         cfg.input()[0].to_string(),
     ];
-    match cfg {
+    let join = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let script = match cfg {
         ClassifierConfig::Mlp(m) => {
-            args.extend(["--model".into(), "mlp".into(), "--hidden".into()]);
-            args.push(m.hidden.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
+            args.extend(["--model".into(), "mlp".into(), "--hidden".into(), join(&m.hidden)]);
+            CLASSIFIER_PY
         }
         ClassifierConfig::Cnn(c) => {
-            args.extend(["--model".into(), "cnn".into(), "--channels".into()]);
-            args.push(c.channels.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","));
+            args.extend(["--model".into(), "cnn".into(), "--channels".into(), join(&c.channels)]);
             args.extend(["--fc".into(), c.hidden.to_string()]);
+            CLASSIFIER_PY
         }
-    }
-    let baseline = run_python_baseline(CLASSIFIER_PY, &args);
+        ClassifierConfig::Ram(r) => {
+            args.extend(["--patch".into(), r.retina.patch.to_string(), "--scales".into(), r.retina.scales.to_string()]);
+            args.extend(["--glimpses".into(), r.glimpses.to_string()]);
+            if let crate::models::ram::LocationPolicy::Gaussian { std } = r.policy {
+                args.extend(["--std".into(), std.to_string()]);
+            }
+            RAM_PY
+        }
+    };
+    let baseline = run_python_baseline(script, &args);
     let (baseline_per_s, torch, baseline_error) = match baseline {
         Ok((v, t)) => (Some(v), Some(t), None),
         Err(e) => (None, None, Some(e)),

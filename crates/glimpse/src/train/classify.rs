@@ -392,7 +392,6 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
     let side = train.side();
     let n = train.len();
     let batches_per_epoch = n.div_ceil(t.batch_size);
-    let ce = CrossEntropyLossConfig::new().init(&device);
 
     let bar =
         if opts.progress { ProgressBar::new((t.epochs * batches_per_epoch) as u64) } else { ProgressBar::hidden() };
@@ -413,8 +412,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
                 random_shift(&mut x, side, t.augment_shift, &mut state.rng);
             }
             let (images, labels) = to_tensors(x, y, side, &device);
-            let logits = model.logits(images);
-            let loss = ce.forward(logits.clone(), labels.clone());
+            let (loss, logits) = model.train_loss(images, labels.clone(), &mut state.rng);
             let loss_value: f32 = loss.clone().into_scalar();
             if !loss_value.is_finite() {
                 bail!(
