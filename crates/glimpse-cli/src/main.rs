@@ -74,6 +74,11 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         after_help = "Example:\n  glimpse bench cnn --json --threads 2\n\nThe baseline runs bench/classifier.py (embedded) with $GLIMPSE_PYTHON, else python3; it needs `pip install torch`."
     )]
     Bench(BenchArgs),
+    /// Pictures of where a model looked.
+    Viz {
+        #[command(subcommand)]
+        command: VizCommand,
+    },
     /// Implicit attention: the input gradient of a class logit, as a PNG heat map.
     #[command(after_help = "Example:\n  glimpse saliency checkpoints/cnn-mnist --index 7 --out saliency.png")]
     Saliency {
@@ -90,6 +95,28 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         out: PathBuf,
         /// Enlargement of each pixel in the picture.
         #[arg(long, default_value_t = 8)]
+        scale: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum VizCommand {
+    /// RAM's glimpse paths on test images: a PNG grid and an animated GIF.
+    #[command(after_help = "Example:\n  glimpse viz ram checkpoints/ram-mnist28-6g --n 8 --out docs/ram/mnist28")]
+    Ram {
+        /// Checkpoint directory of a RAM.
+        checkpoint: PathBuf,
+        /// Number of test images (the first N, from --start).
+        #[arg(long, default_value_t = 8)]
+        n: usize,
+        /// Index of the first test image.
+        #[arg(long, default_value_t = 0)]
+        start: usize,
+        /// Output path prefix: writes PREFIX.png and PREFIX.gif.
+        #[arg(long, default_value = "ram-glimpses")]
+        out: PathBuf,
+        /// Enlargement of each pixel.
+        #[arg(long, default_value_t = 4)]
         scale: u32,
     },
 }
@@ -402,6 +429,45 @@ fn saliency(
     Ok(())
 }
 
+fn viz_ram(dir: &Path, start: usize, n: usize, out: &Path, scale: u32, root: PathBuf, device: &str) -> Result<()> {
+    use glimpse::models::Classifier;
+    use glimpse::models::ram::Gaze;
+    use glimpse::viz::glimpses::{GlimpsePath, animation, grid};
+    let dir =
+        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
+    let dev = glimpse::device::by_name(device)?;
+    let (cfg, model) = classify::load_classifier(&dir, &dev)?;
+    let Classifier::Ram(ram) = model else { bail!("{}: a {} checkpoint, not a RAM", dir.display(), cfg.model.kind()) };
+    let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
+    let idx: Vec<usize> = (start..(start + n).min(test.len())).collect();
+    if idx.is_empty() {
+        bail!("--start {start} is past the {} test images", test.len());
+    }
+    let (x, y) = test.batch(&idx);
+    let tr = ram.run(&x, Gaze::Greedy, &dev);
+    let logits: Vec<f32> = tr.logits.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let side = test.side();
+    let classes = logits.len() / idx.len();
+    let paths: Vec<GlimpsePath> = (0..idx.len())
+        .map(|k| GlimpsePath {
+            pixels: x[k * side[0] * side[1]..(k + 1) * side[0] * side[1]].to_vec(),
+            locations: tr.locations.iter().map(|l| [l[2 * k], l[2 * k + 1]]).collect(),
+            prediction: (0..classes)
+                .max_by(|&a, &b| logits[k * classes + a].total_cmp(&logits[k * classes + b]))
+                .unwrap_or(0),
+            label: y[k] as usize,
+        })
+        .collect();
+    let retina = ram.config().retina;
+    let png = out.with_extension("png");
+    let gif = out.with_extension("gif");
+    glimpse::viz::heatmap::save_png(&grid(&paths, &retina, side, scale, 4), &png)?;
+    animation(&paths, &retina, side, scale, &gif)?;
+    let right = paths.iter().filter(|p| p.prediction == p.label).count();
+    println!("{right} of {} right; wrote {} and {}", paths.len(), png.display(), gif.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
@@ -420,6 +486,9 @@ fn main() -> ExitCode {
         Command::Eval { checkpoint, json } => eval(&checkpoint, json, root, &cli.device).map(|_| ExitCode::SUCCESS),
         Command::Data { command } => data_cmd(command, root),
         Command::Bench(b) => bench(&b, cli.threads, &cli.device).map(|_| ExitCode::SUCCESS),
+        Command::Viz { command: VizCommand::Ram { checkpoint, n, start, out, scale } } => {
+            viz_ram(&checkpoint, start, n, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
+        }
         Command::Saliency { checkpoint, index, class, out, scale } => {
             saliency(&checkpoint, index, class, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }

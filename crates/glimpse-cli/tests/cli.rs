@@ -174,6 +174,8 @@ fn help_prints_for_every_subcommand() {
         vec!["data", "list", "--help"],
         vec!["bench", "--help"],
         vec!["saliency", "--help"],
+        vec!["viz", "--help"],
+        vec!["viz", "ram", "--help"],
     ] {
         let text = ok(glimpse().args(&args));
         assert!(text.contains("Usage: glimpse"), "{args:?}: {text}");
@@ -327,4 +329,58 @@ fn a_diverging_run_stops_at_the_first_non_finite_loss() {
     assert!(err.contains("non-finite loss") && err.contains("at step"), "{err}");
     let step: u64 = err.split("at step ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
     assert!((2..=60).contains(&step), "{err}");
+}
+
+#[test]
+fn ram_trains_evaluates_and_draws_its_glimpse_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("ram.toml");
+    std::fs::write(
+        &cfg,
+        r#"seed = 3
+[model]
+kind = "ram"
+input = [28, 28]
+glimpses = 4
+what_where = 32
+hidden = 64
+retina = { patch = 8, scales = 2 }
+policy = { kind = "discrete", grid = 5 }
+[train]
+epochs = 2
+batch_size = 20
+valid_size = 100
+checkpoint_every = 0
+"#,
+    )
+    .unwrap();
+    let run = tmp.path().join("ram");
+    let mut c = glimpse();
+    c.args(["train", "ram", "--quiet", "--config"]).arg(&cfg).arg("--out").arg(&run).arg("--data-dir").arg(fixture());
+    assert!(ok(&mut c).contains("test error"));
+    let json = ok(glimpse().arg("eval").arg(run.join("best")).arg("--json").arg("--data-dir").arg(fixture()));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!((v["model"].as_str(), v["n"].as_u64()), (Some("ram"), Some(100)));
+    let prefix = tmp.path().join("pics/g");
+    let said = ok(glimpse()
+        .args(["viz", "ram"])
+        .arg(run.join("best"))
+        .args(["--n", "5", "--out"])
+        .arg(&prefix)
+        .arg("--data-dir")
+        .arg(fixture()));
+    assert!(said.contains("of 5 right"), "{said}");
+    assert_eq!(&std::fs::read(prefix.with_extension("png")).unwrap()[1..4], b"PNG");
+    assert_eq!(&std::fs::read(prefix.with_extension("gif")).unwrap()[..6], b"GIF89a");
+    // A non-RAM checkpoint is refused with a clear message.
+    let mlp = tmp.path().join("mlp");
+    ok(train_cmd(&write_config(tmp.path()), &mlp).args(["--epochs", "1"]));
+    let out = run_cmd_err(glimpse().args(["viz", "ram"]).arg(mlp.join("best")).arg("--data-dir").arg(fixture()));
+    assert!(out.contains("not a RAM"), "{out}");
+}
+
+fn run_cmd_err(c: &mut Command) -> String {
+    let out = run(c);
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

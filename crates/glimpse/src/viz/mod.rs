@@ -1,3 +1,4 @@
 //! Pictures: where models looked, read and wrote.
 
+pub mod glimpses;
 pub mod heatmap;
