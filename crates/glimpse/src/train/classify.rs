@@ -116,7 +116,7 @@ pub struct TrainConfig {
     pub clip_norm: Option<f32>,
     /// Training images held out (the last ones) for validation.
     pub valid_size: usize,
-    /// Stop after this many epochs without a better validation error.
+    /// Stop after this many epochs without a better validation error (absent or 0: never).
     pub patience: Option<usize>,
     /// Write the resumable state every this many steps (0: at epoch ends only).
     pub checkpoint_every: usize,
@@ -138,7 +138,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Constant,
             clip_norm: None,
             valid_size: 5000,
-            patience: Some(3),
+            patience: None,
             checkpoint_every: 200,
             augment_shift: 0,
             limit_train: None,
@@ -475,7 +475,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
                 train_seconds,
             };
             save_model_dir(&best_dir, &model, &cfg, &meta, None)?;
-        } else if let (Some(p), Some((_, best_epoch))) = (t.patience, state.best)
+        } else if let (Some(p), Some((_, best_epoch))) = (t.patience.filter(|&p| p > 0), state.best)
             && state.epoch - best_epoch >= p
         {
             bar.println(format!("early stop: no better validation error for {p} epochs"));
