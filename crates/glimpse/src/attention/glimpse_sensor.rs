@@ -8,6 +8,8 @@
 //! through the location (it is trained by REINFORCE), so the whole batch is read in one plain
 //! pass over the pixel buffer — one fused operation, no tensor graph.
 
+use burn::tensor::{Tensor, TensorData};
+
 /// The geometry of a glimpse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Retina {
@@ -84,6 +86,46 @@ impl Retina {
     }
 }
 
+impl Retina {
+    /// The read at location `l` as a matrix `A` (`(h·w) × len`, row-major) with
+    /// `glimpse = pixels · A`: each column averages the pixels of one output cell.
+    pub fn matrix(&self, h: usize, w: usize, l: [f32; 2]) -> Vec<f32> {
+        let (g, k) = (self.patch, self.len());
+        let mut a = vec![0.0f32; h * w * k];
+        for i in 0..self.scales {
+            let f = 1usize << i;
+            let (top, left) = self.corner(l, h, w, i);
+            let inv = 1.0 / (f * f) as f32;
+            for r in 0..g * f {
+                let y = top + r as isize;
+                if y < 0 || y >= h as isize {
+                    continue;
+                }
+                for c in 0..g * f {
+                    let x = left + c as isize;
+                    if x < 0 || x >= w as isize {
+                        continue;
+                    }
+                    let col = i * g * g + (r / f) * g + c / f;
+                    a[(y as usize * w + x as usize) * k + col] += inv;
+                }
+            }
+        }
+        a
+    }
+
+    /// [`read`](Self::read) as a differentiable tensor operation in the pixels:
+    /// `(B, h·w)` images → `(B, len)` glimpses, for input-gradient (saliency) analysis. It
+    /// builds one dense `(h·w) × len` matrix per image, so it suits small batches only.
+    pub fn read_tensor(&self, images: Tensor<2>, h: usize, w: usize, locations: &[f32]) -> Tensor<2> {
+        let [b, _] = images.dims();
+        let device = images.device();
+        let mats: Vec<f32> = (0..b).flat_map(|n| self.matrix(h, w, [locations[2 * n], locations[2 * n + 1]])).collect();
+        let a = Tensor::<3>::from_data(TensorData::new(mats, [b, h * w, self.len()]), &device);
+        images.unsqueeze_dim::<3>(1).matmul(a).reshape([b, self.len()]) // (B, 1, hw) · (B, hw, K)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +187,30 @@ mod tests {
         assert_eq!(out.iter().sum::<f32>(), 16.0);
         assert_eq!(out[0], 0.0);
         assert_eq!(out[63], 1.0);
+    }
+
+    #[test]
+    fn tensor_read_equals_the_fused_read_and_has_the_right_gradient() {
+        use burn::tensor::Device;
+        let dev = Device::flex().autodiff();
+        let mut rng = crate::train::Rng::new(2);
+        let (h, w) = (20, 17);
+        let img: Vec<f32> = (0..2 * h * w).map(|_| rng.uniform() as f32).collect();
+        let r = Retina { patch: 4, scales: 3 };
+        let locs = [0.3f32, -0.8, -1.0, 0.9];
+        let fused = r.read(&img, h, w, &locs);
+        let x = Tensor::<2>::from_data(TensorData::new(img.clone(), [2, h * w]), &dev).require_grad();
+        let t = r.read_tensor(x.clone(), h, w, &locs);
+        let tv: Vec<f32> = t.clone().into_data().try_to_vec().unwrap();
+        assert!(fused.iter().zip(&tv).all(|(a, b)| (a - b).abs() < 1e-5));
+        // d(sum of glimpse 0)/d(pixel) is the total weight of that pixel in image 0's read.
+        let g: Vec<f32> = x.grad(&t.narrow(0, 0, 1).sum().backward()).unwrap().into_data().try_to_vec().unwrap();
+        let a = r.matrix(h, w, [0.3, -0.8]);
+        for p in 0..h * w {
+            let want: f32 = a[p * r.len()..(p + 1) * r.len()].iter().sum();
+            assert!((g[p] - want).abs() < 1e-5);
+        }
+        assert!(g[h * w..].iter().all(|&v| v == 0.0), "image 1 does not affect glimpse 0");
     }
 
     proptest! {

@@ -92,6 +92,20 @@ mod tests {
     }
 
     #[test]
+    fn ram_saliency_matches_finite_differences() {
+        use crate::attention::glimpse_sensor::Retina;
+        use crate::models::ram::RamConfig;
+        check_against_finite_differences(ClassifierConfig::Ram(RamConfig {
+            input: [12, 12],
+            retina: Retina { patch: 4, scales: 2 },
+            glimpses: 3,
+            what_where: 16,
+            hidden: 32,
+            ..RamConfig::for_side(12)
+        }));
+    }
+
+    #[test]
     fn cnn_saliency_matches_finite_differences() {
         check_against_finite_differences(ClassifierConfig::Cnn(CnnConfig {
             input: [8, 8],

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cnn::{Cnn, CnnConfig};
 use super::mlp::{Mlp, MlpConfig};
-use super::ram::{Ram, RamConfig, pixels};
+use super::ram::{Gaze, Ram, RamConfig, pixels};
 use crate::train::Rng;
 
 /// A model that maps images to class logits. Saliency, evaluation and the classification
@@ -94,6 +94,13 @@ impl ImageClassifier for Classifier {
         match self {
             Self::Mlp(m) => m.forward(images),
             Self::Cnn(m) => m.forward(images),
+            Self::Ram(m) if images.is_require_grad() => {
+                // Saliency: read glimpses as a differentiable function of the pixels.
+                let [b, _, h, w] = images.dims();
+                let device = images.device();
+                let flat = images.clone().reshape([b, h * w]);
+                m.run_on(&pixels(&images), Some(&flat), Gaze::Greedy, &device).logits
+            }
             Self::Ram(m) => m.predict(&pixels(&images), &images.device()),
         }
     }

@@ -206,7 +206,19 @@ impl Ram {
     }
 
     /// Runs `T` glimpses over `images` (`(B, H, W)` row-major on the CPU).
-    pub fn run(&self, images: &[f32], mut gaze: Gaze, device: &Device) -> Trajectory {
+    pub fn run(&self, images: &[f32], gaze: Gaze, device: &Device) -> Trajectory {
+        self.run_on(images, None, gaze, device)
+    }
+
+    /// [`run`](Self::run), with the glimpses read from `differentiable` (`(B, H·W)`, the same
+    /// pixels as a tensor) when given, so that gradients reach the pixels (saliency).
+    pub fn run_on(
+        &self,
+        images: &[f32],
+        differentiable: Option<&Tensor<2>>,
+        mut gaze: Gaze,
+        device: &Device,
+    ) -> Trajectory {
         let cfg = &self.config;
         let [hgt, wid] = cfg.input;
         let b = images.len() / (hgt * wid);
@@ -215,8 +227,13 @@ impl Ram {
         let mut loc = vec![0.0f32; 2 * b]; // l_0: the centre
         let (mut log_probs, mut baselines, mut locations) = (vec![], vec![], vec![]);
         for t in 0..cfg.glimpses {
-            let rho = cfg.retina.read(images, hgt, wid, &loc); // (B, k·g·g)
-            let rho = Tensor::<2>::from_data(TensorData::new(rho, [b, cfg.retina.len()]), device);
+            let rho = match differentiable {
+                Some(x) => cfg.retina.read_tensor(x.clone(), hgt, wid, &loc),
+                None => {
+                    let rho = cfg.retina.read(images, hgt, wid, &loc); // (B, k·g·g)
+                    Tensor::<2>::from_data(TensorData::new(rho, [b, cfg.retina.len()]), device)
+                }
+            };
             let l = Tensor::<2>::from_data(TensorData::new(loc.clone(), [b, 2]), device);
             locations.push(std::mem::take(&mut loc));
             let what = relu(self.glimpse_what.forward(rho)); // h_g (B, 128)
