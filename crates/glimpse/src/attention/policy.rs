@@ -2,7 +2,9 @@
 //! (Williams 1992), whose gradient is `∇ log π(l) · (R − b)`.
 //!
 //! - [`GaussianPolicy`]: the paper's (Mnih et al. 2014): `l ~ N(μ, σ² I)` with a fixed `σ`,
-//!   `μ` from the location network, samples clamped to the image `[-1, 1]²`.
+//!   `μ` from the location network. The sensor looks at the sample clamped to the image
+//!   `[-1, 1]²`, but the policy is scored at the sample itself: scoring the clamped value
+//!   would pile probability onto the border and drag `μ` there.
 //! - [`DiscretePolicy`]: the simplest hard attention: a categorical distribution over a fixed
 //!   `G × G` grid of candidate glimpse locations.
 //!
@@ -13,7 +15,7 @@ use burn::tensor::{Int, Tensor};
 
 use crate::train::Rng;
 
-/// `l ~ N(μ, σ² I)` in two dimensions, clamped to `[-1, 1]`.
+/// `l ~ N(μ, σ² I)` in two dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GaussianPolicy {
     /// The fixed standard deviation `σ` of each coordinate.
@@ -23,9 +25,15 @@ pub struct GaussianPolicy {
 const LN_SQRT_2PI: f32 = 0.918_938_5; // ln √(2π)
 
 impl GaussianPolicy {
-    /// Draws one location per row of `mean` (`(B, 2)` row-major): `clamp(μ + σ ε, -1, 1)`.
+    /// Draws one location per row of `mean` (`(B, 2)` row-major): `μ + σ ε`, unclamped (score
+    /// this; look at [`clamp`](Self::clamp) of it).
     pub fn sample(&self, mean: &[f32], rng: &mut Rng) -> Vec<f32> {
-        mean.iter().map(|&m| (m + self.std * rng.normal() as f32).clamp(-1.0, 1.0)).collect()
+        mean.iter().map(|&m| m + self.std * rng.normal() as f32).collect()
+    }
+
+    /// The location the sensor reads for a sample: each coordinate clamped to `[-1, 1]`.
+    pub fn clamp(sample: &[f32]) -> Vec<f32> {
+        sample.iter().map(|v| v.clamp(-1.0, 1.0)).collect()
     }
 
     /// `log π(l | μ)` of each row, summed over the two coordinates: `(B, 2), (B, 2) → (B,)`.
@@ -160,7 +168,7 @@ mod tests {
         let m = s.iter().sum::<f32>() / s.len() as f32;
         let sd = (s.iter().map(|v| (v - m) * (v - m)).sum::<f32>() / s.len() as f32).sqrt();
         assert!((m - 0.2).abs() < 0.005 && (sd - 0.1).abs() < 0.005, "{m} {sd}");
-        assert!(p.sample(&[0.99, -0.99], &mut rng).iter().all(|v| v.abs() <= 1.0));
+        assert_eq!(GaussianPolicy::clamp(&[1.3, -0.2, -7.0]), vec![1.0, -0.2, -1.0]);
     }
 
     #[test]

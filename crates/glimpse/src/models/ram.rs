@@ -251,12 +251,13 @@ impl Ram {
                     let p = GaussianPolicy { std };
                     let mean = out.tanh(); // μ_t (B, 2)
                     let mean_v: Vec<f32> = mean.clone().into_data().try_to_vec().expect("f32");
-                    loc = match &mut gaze {
+                    let sample = match &mut gaze {
                         Gaze::Sample(rng) => p.sample(&mean_v, rng),
                         Gaze::Greedy => mean_v,
                     };
-                    let lt = Tensor::<2>::from_data(TensorData::new(loc.clone(), [b, 2]), device);
-                    log_probs.push(p.log_prob(mean, lt));
+                    loc = GaussianPolicy::clamp(&sample); // where the sensor looks
+                    let lt = Tensor::<2>::from_data(TensorData::new(sample, [b, 2]), device);
+                    log_probs.push(p.log_prob(mean, lt)); // scored at the unclamped sample
                 }
                 LocationPolicy::Discrete { grid } => {
                     let p = DiscretePolicy { grid };
