@@ -82,6 +82,11 @@ pub struct RamConfig {
     /// Monte-Carlo trajectories averaged at test time (1: the mean path, no sampling).
     #[serde(default = "d1")]
     pub test_samples: usize,
+    /// Let the REINFORCE gradient reach the core and glimpse networks, as in the paper, where
+    /// all parameters follow the policy gradient (false: the location and baseline networks
+    /// read the core state detached, as many reimplementations do).
+    #[serde(default)]
+    pub policy_gradient_to_core: bool,
 }
 
 fn d128() -> usize {
@@ -119,6 +124,7 @@ impl RamConfig {
             policy: default_policy(),
             classes: 10,
             test_samples: 1,
+            policy_gradient_to_core: false,
         }
     }
 
@@ -243,8 +249,9 @@ impl Ram {
             if t + 1 == cfg.glimpses {
                 break;
             }
-            // Where next: location and baseline networks read h_t without gradient to the core.
-            let hd = h.clone().detach();
+            // Where next: location and baseline networks read h_t (detached unless the policy
+            // gradient is to reach the core).
+            let hd = if cfg.policy_gradient_to_core { h.clone() } else { h.clone().detach() };
             let out = self.location.forward(hd.clone());
             match cfg.policy {
                 LocationPolicy::Gaussian { std } => {
@@ -271,7 +278,7 @@ impl Ram {
                     log_probs.push(p.log_prob(out, Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), device)));
                 }
             }
-            baselines.push(self.baseline.forward(hd).reshape([b])); // b_t (B,)
+            baselines.push(self.baseline.forward(h.clone().detach()).reshape([b])); // b_t (B,)
         }
         Trajectory { logits: self.action.forward(h), log_probs, baselines, locations }
     }
