@@ -87,6 +87,16 @@ pub struct RamConfig {
     /// read the core state detached, as many reimplementations do).
     #[serde(default)]
     pub policy_gradient_to_core: bool,
+    /// Width of a hidden ReLU layer in the location network (0: `μ = tanh(Linear(h))` directly).
+    #[serde(default)]
+    pub location_hidden: usize,
+    /// Weight of the REINFORCE term in the hybrid loss.
+    #[serde(default = "one")]
+    pub reinforce_weight: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 fn d128() -> usize {
@@ -125,6 +135,8 @@ impl RamConfig {
             classes: 10,
             test_samples: 1,
             policy_gradient_to_core: false,
+            location_hidden: 0,
+            reinforce_weight: 1.0,
         }
     }
 
@@ -146,7 +158,8 @@ impl RamConfig {
             glimpse_where_out: lin(self.what_where, self.hidden),
             core_h: lin(self.hidden, gates * self.hidden),
             core_g: lin(self.hidden, gates * self.hidden),
-            location: lin(self.hidden, loc_out),
+            location_hidden: (self.location_hidden > 0).then(|| lin(self.hidden, self.location_hidden)),
+            location: lin(if self.location_hidden > 0 { self.location_hidden } else { self.hidden }, loc_out),
             action: lin(self.hidden, self.classes),
             baseline: lin(self.hidden, 1),
             config: self.clone(),
@@ -163,6 +176,7 @@ pub struct Ram {
     glimpse_where_out: Linear,
     core_h: Linear,
     core_g: Linear,
+    location_hidden: Option<Linear>,
     location: Linear,
     action: Linear,
     baseline: Linear,
@@ -252,7 +266,11 @@ impl Ram {
             // Where next: location and baseline networks read h_t (detached unless the policy
             // gradient is to reach the core).
             let hd = if cfg.policy_gradient_to_core { h.clone() } else { h.clone().detach() };
-            let out = self.location.forward(hd.clone());
+            let feat = match &self.location_hidden {
+                Some(layer) => relu(layer.forward(hd)),
+                None => hd,
+            };
+            let out = self.location.forward(feat);
             match cfg.policy {
                 LocationPolicy::Gaussian { std } => {
                     let p = GaussianPolicy { std };
@@ -304,7 +322,7 @@ impl Ram {
             reinforce = reinforce - (lp * advantage).mean();
             baseline_mse = baseline_mse + (base - reward.clone()).square().mean();
         }
-        (ce + reinforce + baseline_mse, tr.logits)
+        (ce + reinforce.mul_scalar(self.config.reinforce_weight) + baseline_mse, tr.logits)
     }
 
     /// Class logits for testing: the mean path (`test_samples = 1`) or the log of the average
@@ -356,8 +374,16 @@ mod tests {
         let dev = Device::flex().autodiff();
         for policy in [LocationPolicy::Gaussian { std: 0.1 }, LocationPolicy::Discrete { grid: 4 }] {
             for core in [CoreKind::Rnn, CoreKind::Lstm] {
-                let cfg =
-                    RamConfig { policy, core, glimpses: 4, hidden: 32, what_where: 16, ..RamConfig::for_side(28) };
+                let location_hidden = if core == CoreKind::Lstm { 8 } else { 0 };
+                let cfg = RamConfig {
+                    policy,
+                    core,
+                    location_hidden,
+                    glimpses: 4,
+                    hidden: 32,
+                    what_where: 16,
+                    ..RamConfig::for_side(28)
+                };
                 let m = cfg.init(&dev);
                 let mut rng = Rng::new(0);
                 let (x, _) = toy_batch(3, 28, &mut rng);
