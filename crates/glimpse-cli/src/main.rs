@@ -63,6 +63,9 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
+        /// Which split: test (default), or valid (the run's held-out training images).
+        #[arg(long, default_value = "test", value_parser = ["test", "valid"])]
+        split: String,
     },
     /// Fetch, verify and list data sets.
     Data {
@@ -298,21 +301,24 @@ fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
     Ok(cfg)
 }
 
-fn eval(dir: &Path, json: bool, data_root: PathBuf, device: &str) -> Result<()> {
+fn eval(dir: &Path, json: bool, split: &str, data_root: PathBuf, device: &str) -> Result<()> {
     let dir =
         checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
     let (cfg, model) = classify::load_classifier(&dir, &dev)?;
-    let test = cfg.data.load(&data_root, Split::Test, cfg.seed)?;
-    let (loss, err, n) = classify::evaluate(&model, test.as_ref(), 500, &dev);
+    let data = match split {
+        "valid" => classify::train_and_validation(&cfg, &data_root)?.1,
+        _ => cfg.data.load(&data_root, Split::Test, cfg.seed)?,
+    };
+    let (loss, err, n) = classify::evaluate(&model, data.as_ref(), 500, &dev);
     let out = serde_json::json!({
         "checkpoint": dir.display().to_string(),
         "model": cfg.model.kind(),
         "dataset": cfg.data.dataset,
-        "split": "test",
-        "test_error": err,
-        "test_loss": loss,
+        "split": split,
+        format!("{split}_error"): err,
+        format!("{split}_loss"): loss,
         "n": n,
         "seconds": t0.elapsed().as_secs_f64(),
     });
@@ -320,7 +326,7 @@ fn eval(dir: &Path, json: bool, data_root: PathBuf, device: &str) -> Result<()> 
         println!("{out}");
     } else {
         println!(
-            "{}: test error {:.2}% ({} of {n} wrong), loss {loss:.4}",
+            "{}: {split} error {:.2}% ({} of {n} wrong), loss {loss:.4}",
             dir.display(),
             100.0 * err,
             (err * n as f64).round()
@@ -483,7 +489,9 @@ fn main() -> ExitCode {
     let root = data::resolve_root(cli.data_dir.clone());
     let result = match cli.command {
         Command::Train(a) => train(&a, root, &cli.device).map(|_| ExitCode::SUCCESS),
-        Command::Eval { checkpoint, json } => eval(&checkpoint, json, root, &cli.device).map(|_| ExitCode::SUCCESS),
+        Command::Eval { checkpoint, json, split } => {
+            eval(&checkpoint, json, &split, root, &cli.device).map(|_| ExitCode::SUCCESS)
+        }
         Command::Data { command } => data_cmd(command, root),
         Command::Bench(b) => bench(&b, cli.threads, &cli.device).map(|_| ExitCode::SUCCESS),
         Command::Viz { command: VizCommand::Ram { checkpoint, n, start, out, scale } } => {

@@ -143,6 +143,10 @@ fn sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("best/meta.json")).unwrap()).unwrap();
     assert_eq!(meta["test_error"].as_f64().unwrap(), err);
+    let json =
+        ok(glimpse().arg("eval").arg(a.join("best")).args(["--split", "valid", "--json", "--data-dir"]).arg(fixture()));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!((v["n"].as_u64(), v["valid_error"].as_f64()), (Some(100), meta["valid_error"].as_f64()));
 
     // Saliency of a test image.
     let png = tmp.path().join("s.png");

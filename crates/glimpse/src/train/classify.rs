@@ -286,6 +286,22 @@ pub fn evaluate<M: ImageClassifier>(
     (loss_sum / n.max(1) as f64, wrong as f64 / n.max(1) as f64, n)
 }
 
+/// The training and validation tasks of a run: the last `valid_size` images of the training
+/// file are held out (a fixed split, so every run and resume sees the same sets).
+pub fn train_and_validation(
+    cfg: &ClassifierRunConfig,
+    root: &Path,
+) -> Result<(Arc<dyn ImageTask>, Arc<dyn ImageTask>)> {
+    let spec =
+        registry::by_name(&cfg.data.dataset).with_context(|| format!("unknown data set `{}`", cfg.data.dataset))?;
+    let full = ImageSet::load(spec, root, Split::Train)?;
+    let (mut train_set, valid_set) = full.split_validation(cfg.train.valid_size);
+    if let Some(limit) = cfg.train.limit_train {
+        train_set = train_set.subset(&(0..limit.min(train_set.len())).collect::<Vec<_>>());
+    }
+    Ok((cfg.data.wrap(train_set, cfg.seed), cfg.data.wrap(valid_set, cfg.seed ^ 0x7a11d)))
+}
+
 /// Loads an evaluable classifier checkpoint (`config.toml` + `model.safetensors`) on `device`.
 pub fn load_classifier(dir: &Path, device: &Device) -> Result<(ClassifierRunConfig, Classifier)> {
     let cfg: ClassifierRunConfig = checkpoint::read_config(dir)?;
@@ -379,13 +395,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
     let spec =
         registry::by_name(&cfg.data.dataset).with_context(|| format!("unknown data set `{}`", cfg.data.dataset))?;
     crate::data::fetch::ensure(spec, &opts.data_root)?;
-    let full = ImageSet::load(spec, &opts.data_root, Split::Train)?;
-    let (mut train_set, valid_set) = full.split_validation(t.valid_size);
-    if let Some(limit) = t.limit_train {
-        train_set = train_set.subset(&(0..limit.min(train_set.len())).collect::<Vec<_>>());
-    }
-    let train = cfg.data.wrap(train_set, cfg.seed);
-    let valid = cfg.data.wrap(valid_set, cfg.seed ^ 0x7a11d);
+    let (train, valid) = train_and_validation(&cfg, &opts.data_root)?;
     if train.side() != cfg.model.input() {
         bail!("the model expects {:?} images, the data are {:?}", cfg.model.input(), train.side());
     }
