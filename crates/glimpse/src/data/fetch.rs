@@ -1,29 +1,17 @@
 //! Fetching data sets from public mirrors, and verifying data sets on disk, by the SHA-256 of
 //! each file's unpacked bytes.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use super::idx::read_maybe_gz;
+use super::idx::{read_maybe_gz, unpack};
 use super::registry::{DatasetSpec, KnownFile};
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
-}
-
-/// Unpacks `bytes` if they are gzip, else returns them as they are.
-fn unpack(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(bytes.len() * 4);
-        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
-        Ok(out)
-    } else {
-        Ok(bytes.to_vec())
-    }
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.

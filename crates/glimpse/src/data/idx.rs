@@ -42,17 +42,23 @@ const IDX_UBYTE: u8 = 0x08;
 /// `.gz`, in which case it must be gzip).
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
     let raw = std::fs::read(path).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;
-    let named_gz = path.extension().is_some_and(|e| e == "gz");
     if raw.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::new(path, format!("corrupt or truncated gzip stream: {e}")))?;
-        Ok(out)
-    } else if named_gz {
+        unpack(&raw).map_err(|e| DataError::new(path, format!("corrupt or truncated gzip stream: {e}")))
+    } else if path.extension().is_some_and(|e| e == "gz") {
         Err(DataError::new(path, "named .gz but is not a gzip file (bad gzip magic)"))
     } else {
         Ok(raw)
+    }
+}
+
+/// Unpacks `bytes` if they are gzip (by their magic number), else returns them as they are.
+pub fn unpack(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    if bytes.starts_with(&GZIP_MAGIC) {
+        let mut out = Vec::with_capacity(bytes.len() * 4);
+        GzDecoder::new(bytes).read_to_end(&mut out)?;
+        Ok(out)
+    } else {
+        Ok(bytes.to_vec())
     }
 }
 

@@ -80,11 +80,16 @@ impl Default for ImageData {
 }
 
 impl ImageData {
+    /// The data set's specification.
+    pub fn spec(&self) -> Result<&'static registry::DatasetSpec> {
+        registry::by_name(&self.dataset)
+            .with_context(|| format!("unknown data set `{}` (known: mnist, fashion-mnist)", self.dataset))
+    }
+
     /// Loads `split` under `root` as a task. Translated test sets use a different placement
     /// seed from the training set.
     pub fn load(&self, root: &Path, split: Split, seed: u64) -> Result<Arc<dyn ImageTask>> {
-        let spec = registry::by_name(&self.dataset)
-            .with_context(|| format!("unknown data set `{}` (known: mnist, fashion-mnist)", self.dataset))?;
+        let spec = self.spec()?;
         let set = ImageSet::load(spec, root, split)?;
         Ok(self.wrap(set, seed ^ if split == Split::Test { 0x7e57 } else { 0 }))
     }
@@ -292,8 +297,7 @@ pub fn train_and_validation(
     cfg: &ClassifierRunConfig,
     root: &Path,
 ) -> Result<(Arc<dyn ImageTask>, Arc<dyn ImageTask>)> {
-    let spec =
-        registry::by_name(&cfg.data.dataset).with_context(|| format!("unknown data set `{}`", cfg.data.dataset))?;
+    let spec = cfg.data.spec()?;
     let full = ImageSet::load(spec, root, Split::Train)?;
     let (mut train_set, valid_set) = full.split_validation(cfg.train.valid_size);
     if let Some(limit) = cfg.train.limit_train {
@@ -392,8 +396,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
     let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
 
     // Data: a fixed train/validation split of the training set, and the test set.
-    let spec =
-        registry::by_name(&cfg.data.dataset).with_context(|| format!("unknown data set `{}`", cfg.data.dataset))?;
+    let spec = cfg.data.spec()?;
     crate::data::fetch::ensure(spec, &opts.data_root)?;
     let (train, valid) = train_and_validation(&cfg, &opts.data_root)?;
     if train.side() != cfg.model.input() {
