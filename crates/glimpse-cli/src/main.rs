@@ -5,15 +5,20 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use glimpse::data::algorithmic::Task;
 use glimpse::data::fetch::{FileStatus, fetch, verify};
 use glimpse::data::{self, Split, registry};
 use glimpse::models::ClassifierConfig;
 use glimpse::models::cnn::CnnConfig;
+use glimpse::models::dnc::DncConfig;
+use glimpse::models::lstm::LstmConfig;
 use glimpse::models::mlp::MlpConfig;
+use glimpse::models::ntm::NtmConfig;
 use glimpse::models::ram::RamConfig;
 use glimpse::train::checkpoint;
 use glimpse::train::classify::{self, CheckpointMeta, ClassifierRunConfig, RunOptions};
 use glimpse::train::optim::OptimizerConfig;
+use glimpse::train::sequence::{self, SequenceModelConfig, SequenceRunConfig};
 
 const ABOUT: &str = "Glimpse: attention and memory in deep learning.
 Train, evaluate, inspect and benchmark the classic neural attention models on real data.";
@@ -66,6 +71,13 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         /// Which split: test (default), or valid (the run's held-out training images).
         #[arg(long, default_value = "test", value_parser = ["test", "valid"])]
         split: String,
+        /// Sequence models: evaluate at this length (items for associative recall; default:
+        /// lengths drawn over the training range).
+        #[arg(long)]
+        len: Option<usize>,
+        /// Sequence models: number of test sequences.
+        #[arg(long, default_value_t = 256)]
+        sequences: usize,
     },
     /// Fetch, verify and list data sets.
     Data {
@@ -104,6 +116,28 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
 
 #[derive(Subcommand)]
 enum VizCommand {
+    /// A memory model on one test sequence: inputs, targets, outputs, then the write and read
+    /// weightings over memory locations through time (rows: locations, columns: steps).
+    #[command(after_help = "Example:\n  glimpse viz ntm checkpoints/ntm-copy --len 40 --out docs/ntm/copy-40.png")]
+    Ntm {
+        /// Checkpoint directory of an NTM or a DNC.
+        checkpoint: PathBuf,
+        /// Sequence length (items for associative recall; default: the longest trained).
+        #[arg(long)]
+        len: Option<usize>,
+        /// Seed of the test sequence.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output PNG.
+        #[arg(long, default_value = "ntm.png")]
+        out: PathBuf,
+        /// Pixels per cell.
+        #[arg(long, default_value_t = 4)]
+        scale: u32,
+        /// Show every memory location, not only the ones the heads used.
+        #[arg(long)]
+        all_locations: bool,
+    },
     /// RAM's glimpse paths on test images: a PNG grid and an animated GIF.
     #[command(after_help = "Example:\n  glimpse viz ram checkpoints/ram-mnist28-6g --n 8 --out docs/ram/mnist28")]
     Ram {
@@ -146,7 +180,7 @@ enum DataCommand {
     List,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ModelKind {
     /// Multi-layer perceptron.
     Mlp,
@@ -154,6 +188,12 @@ enum ModelKind {
     Cnn,
     /// Recurrent Attention Model (hard attention, REINFORCE).
     Ram,
+    /// Neural Turing Machine on an algorithmic task (default: copy).
+    Ntm,
+    /// Plain LSTM on an algorithmic task: the memory models' baseline.
+    Lstm,
+    /// Differentiable Neural Computer on an algorithmic task (default: copy).
+    Dnc,
 }
 
 impl ModelKind {
@@ -162,7 +202,37 @@ impl ModelKind {
             ModelKind::Mlp => ClassifierConfig::Mlp(MlpConfig::new(side, side)),
             ModelKind::Cnn => ClassifierConfig::Cnn(CnnConfig::new(side, side)),
             ModelKind::Ram => ClassifierConfig::Ram(RamConfig::for_side(side)),
+            ModelKind::Ntm | ModelKind::Lstm | ModelKind::Dnc => {
+                unreachable!("sequence models have no image configuration")
+            }
         }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::Cnn => "cnn",
+            ModelKind::Ram => "ram",
+            ModelKind::Ntm => "ntm",
+            ModelKind::Lstm => "lstm",
+            ModelKind::Dnc => "dnc",
+        }
+    }
+
+    fn is_sequence(self) -> bool {
+        matches!(self, ModelKind::Ntm | ModelKind::Lstm | ModelKind::Dnc)
+    }
+
+    /// The default sequence run: the paper's copy task (8 bits, lengths 1–20).
+    fn default_sequence_config(self) -> SequenceRunConfig {
+        let task = Task::Copy { bits: 8, min_len: 1, max_len: 20 };
+        let (i, o) = (task.input_size(), task.output_size());
+        let model = match self {
+            ModelKind::Lstm => SequenceModelConfig::Lstm(LstmConfig { inputs: i, outputs: o, hidden: 256, layers: 3 }),
+            ModelKind::Dnc => SequenceModelConfig::Dnc(DncConfig::new(i, o)),
+            _ => SequenceModelConfig::Ntm(NtmConfig::new(i, o)),
+        };
+        SequenceRunConfig { seed: 0, model, task, train: Default::default() }
     }
 }
 
@@ -194,6 +264,9 @@ struct TrainArgs {
     #[arg(long)]
     /// Passes over the training set.
     epochs: Option<usize>,
+    /// Sequence models: optimizer steps (batches) in all.
+    #[arg(long)]
+    steps: Option<usize>,
     /// Examples per step.
     #[arg(long)]
     batch_size: Option<usize>,
@@ -236,9 +309,12 @@ struct TrainArgs {
 struct BenchArgs {
     /// Which model.
     model: ModelKind,
-    /// Batch size (both implementations).
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
+    /// Batch size (both implementations; default 64, and for the NTM both 1 and 16).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// NTM: copy-sequence length of the benchmark batch.
+    #[arg(long, default_value_t = 20)]
+    len: usize,
     /// Image side: 28 (MNIST), or e.g. 60 / 100 for RAM's translated and cluttered tasks.
     #[arg(long, default_value_t = 28)]
     side: usize,
@@ -299,6 +375,151 @@ fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
     }
     set!(t.log_every, a.log_every);
     Ok(cfg)
+}
+
+fn sequence_run_config(a: &TrainArgs) -> Result<SequenceRunConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            toml::from_str::<SequenceRunConfig>(&text)
+                .with_context(|| format!("{}: invalid configuration", p.display()))?
+        }
+        None => a.model.default_sequence_config(),
+    };
+    let t = &mut cfg.train;
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = a.steps {
+        t.steps = v;
+    }
+    if let Some(v) = a.batch_size {
+        t.batch_size = v;
+    }
+    if let Some(v) = a.lr {
+        t.lr = v;
+    }
+    if let Some(name) = &a.optimizer {
+        t.optimizer = OptimizerConfig::from_name(name)
+            .with_context(|| format!("unknown optimizer `{name}` (sgd, adam, rmsprop)"))?;
+    }
+    if a.clip_norm.is_some() {
+        t.clip_norm = a.clip_norm;
+    }
+    if let Some(v) = a.checkpoint_every {
+        t.checkpoint_every = v;
+    }
+    if let Some(v) = a.log_every {
+        t.log_every = v;
+    }
+    for (flag, given) in [
+        ("--dataset", a.dataset.is_some()),
+        ("--canvas", a.canvas.is_some()),
+        ("--clutter", a.clutter.is_some()),
+        ("--epochs", a.epochs.is_some()),
+        ("--augment-shift", a.augment_shift.is_some()),
+        ("--limit-train", a.limit_train.is_some()),
+        ("--patience", a.patience.is_some()),
+        ("--valid-size", a.valid_size.is_some()),
+    ] {
+        if given {
+            bail!("{flag} applies to image classifiers, not to sequence models (use --steps, or a --config)");
+        }
+    }
+    Ok(cfg)
+}
+
+fn train_sequence(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
+    let cfg = sequence_run_config(a)?;
+    if a.model.name() != cfg.model.kind() {
+        bail!("the configuration's model is `{}`, not `{}`", cfg.model.kind(), a.model.name());
+    }
+    let opts = RunOptions {
+        out: a.out.clone(),
+        data_root: root,
+        device: device.into(),
+        resume: a.resume,
+        throttle_ms: a.throttle_ms,
+        progress: !a.quiet,
+    };
+    let t0 = std::time::Instant::now();
+    let s = sequence::train_sequence(&cfg, &opts)?;
+    let conv = match s.converged_at_sequences {
+        Some(n) => format!("; below 0.01 bit errors per sequence after {n} sequences"),
+        None => String::new(),
+    };
+    println!(
+        "done in {:.1}s: {} steps; best validation {:.3} bits/seq cost, {:.3} bit errors/seq{conv}; checkpoint {}",
+        t0.elapsed().as_secs_f64(),
+        s.steps,
+        s.valid.cost_bits_per_seq,
+        s.valid.bit_errors_per_seq,
+        s.best.display()
+    );
+    Ok(())
+}
+
+/// Whether a checkpoint holds a sequence model (its configuration has a `[task]`).
+fn is_sequence_checkpoint(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(checkpoint::CONFIG))
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+        .is_some_and(|t| t.contains_key("task"))
+}
+
+fn eval_sequence(dir: &Path, json: bool, len: Option<usize>, n: usize, device: &str) -> Result<()> {
+    let dev = glimpse::device::by_name(device)?;
+    let t0 = std::time::Instant::now();
+    let (cfg, model) = sequence::load_sequence_model(dir, &dev)?;
+    let m = sequence::evaluate(&model, &cfg.task, len, n, cfg.seed, "test", &dev);
+    // Question answering: the error of each task type on its own, too.
+    let mut per_task = serde_json::Map::new();
+    if let Task::Babi { tasks, min_facts, max_facts } = &cfg.task {
+        for &k in tasks {
+            let one = Task::Babi { tasks: vec![k], min_facts: *min_facts, max_facts: *max_facts };
+            let mk = sequence::evaluate(&model, &one, len, n, cfg.seed, "test", &dev);
+            per_task.insert(format!("task{k}_error"), mk.bit_errors_per_seq.into());
+        }
+    }
+    let mut out = serde_json::json!({
+        "checkpoint": dir.display().to_string(),
+        "model": cfg.model.kind(),
+        "task": cfg.task.name(),
+        "len": len,
+        "bit_errors_per_seq": m.bit_errors_per_seq,
+        "cost_bits_per_seq": m.cost_bits_per_seq,
+        "n": m.n,
+        "seconds": t0.elapsed().as_secs_f64(),
+    });
+    if cfg.task.categorical() {
+        out["answer_error"] = m.bit_errors_per_seq.into();
+        out["per_task"] = per_task.clone().into();
+    }
+    if json {
+        println!("{out}");
+    } else if cfg.task.categorical() {
+        let tasks: Vec<String> =
+            per_task.iter().map(|(k, v)| format!("{k} {:.1}%", 100.0 * v.as_f64().unwrap_or(f64::NAN))).collect();
+        println!(
+            "{}: {}: answer error {:.2}% ({}), {} questions",
+            dir.display(),
+            cfg.task.name(),
+            100.0 * m.bit_errors_per_seq,
+            tasks.join(", "),
+            m.n
+        );
+    } else {
+        let at = len.map_or("training lengths".to_string(), |l| format!("length {l}"));
+        println!(
+            "{}: {} at {at}: {:.3} bit errors per sequence, cost {:.3} bits per sequence ({} sequences)",
+            dir.display(),
+            cfg.task.name(),
+            m.bit_errors_per_seq,
+            m.cost_bits_per_seq,
+            m.n
+        );
+    }
+    Ok(())
 }
 
 fn eval(dir: &Path, json: bool, split: &str, data_root: PathBuf, device: &str) -> Result<()> {
@@ -474,6 +695,63 @@ fn viz_ram(dir: &Path, start: usize, n: usize, out: &Path, scale: u32, root: Pat
     Ok(())
 }
 
+fn viz_ntm(dir: &Path, len: Option<usize>, seed: u64, out: &Path, scale: u32, all: bool, device: &str) -> Result<()> {
+    use glimpse::burn::tensor::Tensor;
+    use glimpse::burn::tensor::activation::sigmoid;
+    use glimpse::models::ntm::Trace;
+    use glimpse::train::Rng;
+    use glimpse::viz::memory::{Panel, stack};
+    let dir =
+        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
+    if !is_sequence_checkpoint(&dir) {
+        bail!("{}: not a sequence-model checkpoint", dir.display());
+    }
+    let dev = glimpse::device::by_name(device)?;
+    let (cfg, model) = sequence::load_sequence_model(&dir, &dev)?;
+    if matches!(cfg.model, SequenceModelConfig::Lstm(_)) {
+        bail!("{}: a {} checkpoint has no memory to draw", dir.display(), cfg.model.kind());
+    }
+    let len = len.unwrap_or(cfg.task.len_range().1);
+    let e = cfg.task.sample_len(1, len, &mut Rng::derive(seed, "viz", 0));
+    let ep = sequence::episode_tensors(&e, &dev);
+    let mut trace = Trace::default();
+    let logits = Tensor::cat(model.forward(ep.inputs.clone(), Some(&mut trace)), 0); // (T, O)
+    let errors = sequence::bit_errors(&logits, &ep);
+    let (i, o) = (cfg.task.input_size(), cfg.task.output_size());
+    let probs: Vec<f32> = sigmoid(logits).into_data().try_to_vec().map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    let steps = |v: &[f32], w: usize| -> Vec<Vec<f32>> { v.chunks(w).map(<[f32]>::to_vec).collect() };
+    let scored: Vec<Vec<f32>> = probs.chunks(o).zip(&e.mask).map(|(p, &m)| p.iter().map(|v| v * m).collect()).collect();
+    let mut panels = vec![
+        Panel::from_steps(&steps(&e.inputs, i)),
+        Panel::from_steps(&steps(&e.targets, o)),
+        Panel::from_steps(&scored),
+    ];
+    let heads = |pick: fn(&Trace) -> &Vec<Vec<Vec<f32>>>| -> Vec<Panel> {
+        let per_step = pick(&trace);
+        let n_heads = per_step.first().map_or(0, Vec::len);
+        (0..n_heads)
+            .map(|h| {
+                let p = Panel::from_steps(&per_step.iter().map(|s| s[h].clone()).collect::<Vec<_>>());
+                if all {
+                    p
+                } else {
+                    let (lo, hi) = p.used_rows(0.05, 2);
+                    p.rows_range(lo, hi)
+                }
+            })
+            .collect()
+    };
+    panels.extend(heads(|t| &t.writes));
+    panels.extend(heads(|t| &t.reads));
+    glimpse::viz::heatmap::save_png(&stack(&panels, scale), out)?;
+    println!(
+        "{} at length {len}: {errors} bit errors; wrote {} (inputs, targets, outputs, write then read weightings)",
+        cfg.task.name(),
+        out.display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
@@ -489,13 +767,20 @@ fn main() -> ExitCode {
     let root = data::resolve_root(cli.data_dir.clone());
     let result = match cli.command {
         Command::Train(a) => train(&a, root, &cli.device).map(|_| ExitCode::SUCCESS),
-        Command::Eval { checkpoint, json, split } => {
-            eval(&checkpoint, json, &split, root, &cli.device).map(|_| ExitCode::SUCCESS)
+        Command::Eval { checkpoint, json, split, len, sequences } => {
+            match checkpoint::find_dir(&checkpoint).filter(|d| is_sequence_checkpoint(d)) {
+                Some(dir) => eval_sequence(&dir, json, len, sequences, &cli.device),
+                None => eval(&checkpoint, json, &split, root, &cli.device),
+            }
+            .map(|_| ExitCode::SUCCESS)
         }
         Command::Data { command } => data_cmd(command, root),
         Command::Bench(b) => bench(&b, cli.threads, &cli.device).map(|_| ExitCode::SUCCESS),
         Command::Viz { command: VizCommand::Ram { checkpoint, n, start, out, scale } } => {
             viz_ram(&checkpoint, start, n, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Viz { command: VizCommand::Ntm { checkpoint, len, seed, out, scale, all_locations } } => {
+            viz_ntm(&checkpoint, len, seed, &out, scale, all_locations, &cli.device).map(|_| ExitCode::SUCCESS)
         }
         Command::Saliency { checkpoint, index, class, out, scale } => {
             saliency(&checkpoint, index, class, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
@@ -511,6 +796,9 @@ fn main() -> ExitCode {
 }
 
 fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
+    if a.model.is_sequence() {
+        return train_sequence(a, root, device);
+    }
     let cfg = run_config(a)?;
     let opts = RunOptions {
         out: a.out.clone(),
@@ -539,10 +827,31 @@ fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
 fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let dev = glimpse::device::by_name(device)?;
-    let cfg = b.model.default_config(b.side);
-    let r = glimpse::train::bench::bench_classifier(&cfg, b.batch, b.steps, threads, &dev)?;
-    if b.json {
-        println!("{}", serde_json::to_string(&r)?);
+    let reports = match b.model {
+        ModelKind::Ntm => {
+            let batches = b.batch.map_or(vec![1, 16], |x| vec![x]);
+            batches
+                .into_iter()
+                .map(|batch| glimpse::train::bench::bench_ntm(batch, b.len, b.steps, threads, &dev))
+                .collect::<Result<Vec<_>>>()?
+        }
+        ModelKind::Lstm | ModelKind::Dnc => {
+            bail!("no benchmark for `{}`; `glimpse bench ntm` measures the memory models", b.model.name())
+        }
+        kind => {
+            let cfg = kind.default_config(b.side);
+            vec![glimpse::train::bench::bench_classifier(&cfg, b.batch.unwrap_or(64), b.steps, threads, &dev)?]
+        }
+    };
+    for r in reports {
+        print_bench(&r, b.json)?;
+    }
+    Ok(())
+}
+
+fn print_bench(r: &glimpse::train::bench::BenchReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
     } else {
         println!("{} ({}, batch {}, {} threads)", r.model, r.unit, r.batch, r.threads);
         println!("  glimpse: {:.1}", r.ours_per_s);

@@ -180,6 +180,7 @@ fn help_prints_for_every_subcommand() {
         vec!["saliency", "--help"],
         vec!["viz", "--help"],
         vec!["viz", "ram", "--help"],
+        vec!["viz", "ntm", "--help"],
     ] {
         let text = ok(glimpse().args(&args));
         assert!(text.contains("Usage: glimpse"), "{args:?}: {text}");
@@ -387,4 +388,65 @@ fn run_cmd_err(c: &mut Command) -> String {
     let out = run(c);
     assert!(!out.status.success());
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A small NTM on short copies: train, kill-free resume, evaluate at a chosen length, draw.
+#[test]
+fn ntm_trains_evaluates_at_a_length_and_draws_its_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("ntm.toml");
+    std::fs::write(
+        &cfg,
+        r#"seed = 2
+[model]
+kind = "ntm"
+inputs = 5
+outputs = 4
+controller_size = 32
+memory_n = 16
+memory_m = 6
+[task]
+kind = "copy"
+bits = 4
+min_len = 1
+max_len = 4
+[train]
+steps = 60
+batch_size = 8
+lr = 0.01
+valid_size = 16
+eval_every = 30
+log_every = 10
+[train.optimizer]
+name = "adam"
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("ntm");
+    let said = ok(glimpse().args(["train", "ntm", "--quiet", "--config"]).arg(&cfg).arg("--out").arg(&out));
+    assert!(said.contains("60 steps") && said.contains("bit errors/seq"), "{said}");
+    // Lengthen the run: resuming continues from step 60.
+    let said = ok(glimpse()
+        .args(["train", "ntm", "--quiet", "--resume", "--steps", "90", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out));
+    assert!(said.contains("90 steps"), "{said}");
+    let json = ok(glimpse().arg("eval").arg(out.join("best")).args(["--len", "8", "--sequences", "20", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!((v["task"].as_str(), v["len"].as_u64(), v["n"].as_u64()), (Some("copy"), Some(8), Some(20)));
+    let errors = v["bit_errors_per_seq"].as_f64().unwrap();
+    assert!((0.0..=32.0).contains(&errors), "at most 8 × 4 bits can be wrong: {errors}");
+    let png = tmp.path().join("mem.png");
+    let said = ok(glimpse().args(["viz", "ntm"]).arg(out.join("best")).args(["--len", "6", "--out"]).arg(&png));
+    assert!(said.contains("length 6"), "{said}");
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    // Image flags make no sense for sequence models; an impossible task is refused.
+    let err = run_cmd_err(glimpse().args(["train", "ntm", "--epochs", "3", "--out"]).arg(tmp.path().join("x")));
+    assert!(err.contains("--epochs applies to image classifiers"), "{err}");
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, std::fs::read_to_string(&cfg).unwrap().replace("min_len = 1", "min_len = 0")).unwrap();
+    let err =
+        run_cmd_err(glimpse().args(["train", "ntm", "--config"]).arg(&bad).arg("--out").arg(tmp.path().join("y")));
+    assert!(err.contains("copy: need 1 ≤ min ≤ max"), "{err}");
 }

@@ -13,6 +13,8 @@ pub mod attention;
 pub mod data;
 pub mod device;
 pub mod models;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod train;
 pub mod viz;
 

@@ -4,7 +4,10 @@
 //! |---|---|
 //! | implicit | [`saliency`]: the input gradient (Jacobian row) of a chosen output |
 //! | hard (RL) | [`glimpse_sensor`]: the foveal multi-scale retina; [`policy`]: Gaussian and discrete glimpse policies |
+//! | introspective (memory) | [`memory`]: NTM content and location addressing, erase/add writes, reads; [`dynamic_memory`]: the DNC's usage, allocation and temporal links |
 
+pub mod dynamic_memory;
 pub mod glimpse_sensor;
+pub mod memory;
 pub mod policy;
 pub mod saliency;

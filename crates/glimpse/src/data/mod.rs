@@ -3,6 +3,8 @@
 //! The data root is resolved from `--data-dir`, else the `GLIMPSE_DATA` environment variable,
 //! else a per-user cache folder ([`resolve_root`]); `glimpse data fetch` fills the cache.
 
+pub mod algorithmic;
+pub mod babi;
 pub mod fetch;
 pub mod idx;
 pub mod images;

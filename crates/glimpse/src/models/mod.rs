@@ -3,12 +3,17 @@
 //! - [`mlp`], [`cnn`]: plain image classifiers, the foundation's proof of the stack and the
 //!   simplest subjects for implicit (saliency) attention.
 //! - [`ram`]: the Recurrent Attention Model (hard attention trained with REINFORCE).
+//! - [`ntm`]: the Neural Turing Machine; [`dnc`]: the Differentiable Neural Computer; [`lstm`]: its controller cell and the plain LSTM
+//!   baseline of the memory tasks.
 //! - [`classifier`]: the image-classifier interface every classifier in the toolkit implements,
 //!   and the serialisable choice between them.
 
 pub mod classifier;
 pub mod cnn;
+pub mod dnc;
+pub mod lstm;
 pub mod mlp;
+pub mod ntm;
 pub mod ram;
 
 pub use classifier::{Classifier, ClassifierConfig, ImageClassifier};

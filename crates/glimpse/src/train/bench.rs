@@ -10,8 +10,11 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use super::optim::OptimizerConfig;
+use super::optim::{OptimizerConfig, clip_global_norm};
 use super::rng::Rng;
+use super::sequence::{SequenceModelConfig, episode_tensors, sequence_cost};
+use crate::data::algorithmic::Task;
+use crate::models::ntm::NtmConfig;
 use crate::models::{ClassifierConfig, ImageClassifier};
 
 /// The PyTorch baseline for classifiers, embedded so the binary works from any folder.
@@ -19,6 +22,9 @@ pub const CLASSIFIER_PY: &str = include_str!("../../../../bench/classifier.py");
 
 /// The PyTorch baseline for RAM.
 pub const RAM_PY: &str = include_str!("../../../../bench/ram.py");
+
+/// The PyTorch baseline for the NTM.
+pub const NTM_PY: &str = include_str!("../../../../bench/ntm.py");
 
 /// One benchmark's result, as `glimpse bench --json` prints it.
 #[derive(Debug, Clone, Serialize)]
@@ -163,6 +169,67 @@ pub fn bench_classifier(
     Ok(BenchReport {
         model: cfg.kind().into(),
         unit: "training samples/s".into(),
+        ours_per_s: ours,
+        baseline_per_s,
+        baseline_error,
+        ratio: baseline_per_s.map(|b| ours / b),
+        threads,
+        batch,
+        torch,
+    })
+}
+
+/// Training sequences/s of a sequence model (forward, backward, global-norm clipping, RMSProp
+/// with momentum, as the NTM paper trains) on one fixed copy batch of length `len`: median step.
+pub fn sequence_per_s(
+    cfg: &SequenceModelConfig,
+    task: &Task,
+    batch: usize,
+    len: usize,
+    steps: usize,
+    device: &Device,
+) -> f64 {
+    let device = device.clone().autodiff();
+    device.seed(0);
+    let mut model = cfg.init(&device);
+    let mut optim = OptimizerConfig::Rmsprop { alpha: 0.95, momentum: 0.9, epsilon: 1e-4, centered: false }.init();
+    let e = task.sample_len(batch, len, &mut Rng::new(0));
+    let ep = episode_tensors(&e, &device);
+    let warmup = 5;
+    let mut times = vec![];
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        let logits = Tensor::cat(model.forward(ep.inputs.clone(), None), 0);
+        let loss = sequence_cost(logits, &ep);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        clip_global_norm(&model, &mut grads, 10.0);
+        model = optim.step(1e-4, model, grads);
+        let _: f32 = loss.into_scalar();
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    batch as f64 / median(&mut times)
+}
+
+/// Benchmarks the NTM (paper sizes, copy task of 8-bit vectors at length `len`) against its
+/// PyTorch twin, `bench/ntm.py`.
+pub fn bench_ntm(batch: usize, len: usize, steps: usize, threads: usize, device: &Device) -> Result<BenchReport> {
+    let task = Task::Copy { bits: 8, min_len: 1, max_len: len.max(1) };
+    let cfg = SequenceModelConfig::Ntm(NtmConfig::new(task.input_size(), task.output_size()));
+    let ours = sequence_per_s(&cfg, &task, batch, len, steps, device);
+    let args: Vec<String> = ["--batch", &batch.to_string(), "--len", &len.to_string(), "--steps", &steps.to_string()]
+        .into_iter()
+        .chain(["--threads", &threads.to_string()])
+        .map(String::from)
+        .collect();
+    let (baseline_per_s, torch, baseline_error) = match run_python_baseline(NTM_PY, &args) {
+        Ok((v, t)) => (Some(v), Some(t), None),
+        Err(e) => (None, None, Some(e)),
+    };
+    Ok(BenchReport {
+        model: "ntm".into(),
+        unit: format!("training sequences/s (copy, length {len})"),
         ours_per_s: ours,
         baseline_per_s,
         baseline_error,

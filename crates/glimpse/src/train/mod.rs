@@ -1,5 +1,5 @@
 //! Training: seeded randomness, optimizers and schedules, checkpoints, metrics, and the
-//! training loop for image classifiers.
+//! training loops for image classifiers ([`classify`]) and sequence models ([`sequence`]).
 //!
 //! Conventions every trainer in the toolkit follows:
 //! - every random draw comes from [`rng::Rng`] (never burn's global generator, which is used only
@@ -15,6 +15,7 @@ pub mod classify;
 pub mod metrics;
 pub mod optim;
 pub mod rng;
+pub mod sequence;
 
 pub use classify::{ClassifierRunConfig, ImageData, RunOptions, TrainConfig};
 pub use rng::Rng;

@@ -2,3 +2,4 @@
 
 pub mod glimpses;
 pub mod heatmap;
+pub mod memory;

@@ -1,0 +1,507 @@
+//! The algorithmic tasks of the Neural Turing Machine paper (Graves et al. 2014, §4), generated
+//! from a seed: copy, repeat copy, associative recall, dynamic N-grams and priority sort.
+//!
+//! An [`Episode`] is a batch of equal-length sequences, time-major: `inputs (T, B, I)`,
+//! `targets (T, B, O)` in `{0, 1}` (N-grams: the next bit) and `mask (T, B)`, 1 where the
+//! output is scored. Every sequence of a batch has the same length, drawn once per batch.
+
+use serde::{Deserialize, Serialize};
+
+use super::babi;
+use crate::train::Rng;
+
+/// A task and its sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Task {
+    /// Copy (§4.1): read `L` random `bits`-wide vectors, a delimiter, then write them back.
+    Copy {
+        /// Vector width (paper: 8).
+        bits: usize,
+        /// Shortest training sequence.
+        min_len: usize,
+        /// Longest training sequence (paper: 20).
+        max_len: usize,
+    },
+    /// Repeat copy (§4.2): a sequence and a repeat count `n`; output the sequence `n` times,
+    /// then an end marker.
+    RepeatCopy {
+        /// Vector width (paper: 8).
+        bits: usize,
+        /// Shortest sequence.
+        min_len: usize,
+        /// Longest sequence (paper: 10).
+        max_len: usize,
+        /// Fewest repeats.
+        min_repeats: usize,
+        /// Most repeats (paper: 10); the count is fed as `n / max_repeats`.
+        max_repeats: usize,
+    },
+    /// Associative recall (§4.3): items of `item_len` vectors, each after a delimiter; then a
+    /// query item after a second delimiter; output the item that followed it.
+    AssociativeRecall {
+        /// Vector width (paper: 6).
+        bits: usize,
+        /// Vectors per item (paper: 3).
+        item_len: usize,
+        /// Fewest items.
+        min_items: usize,
+        /// Most items (paper: 6).
+        max_items: usize,
+    },
+    /// Dynamic N-grams (§4.4): bits from a random `n`-gram table (each of the `2^(n−1)`
+    /// contexts has a next-bit probability drawn from Beta(½, ½)); predict each next bit.
+    NGrams {
+        /// The `n` of the N-gram (paper: 6).
+        n: usize,
+        /// Bits per sequence (paper: 200).
+        len: usize,
+    },
+    /// Priority sort (§4.5): `inputs` vectors, each with a priority in `[−1, 1]`; output the
+    /// `outputs` highest-priority vectors, highest first.
+    PrioritySort {
+        /// Vector width (paper: 8).
+        bits: usize,
+        /// Input vectors (paper: 20).
+        inputs: usize,
+        /// Output vectors (paper: 16).
+        outputs: usize,
+    },
+    /// bAbI-style question answering ([`babi`](super::babi)): a story of `min_facts..=max_facts`
+    /// statements and one question, word by word; the answer is a categorical output.
+    Babi {
+        /// bAbI task numbers to mix (1, 2, 6, 7).
+        tasks: Vec<u8>,
+        /// Fewest statements per story.
+        min_facts: usize,
+        /// Most statements per story.
+        max_facts: usize,
+    },
+}
+
+/// A batch of sequences, time-major.
+#[derive(Debug, Clone)]
+pub struct Episode {
+    /// Steps `T`.
+    pub steps: usize,
+    /// Batch `B`.
+    pub batch: usize,
+    /// `(T, B, I)`.
+    pub inputs: Vec<f32>,
+    /// `(T, B, O)`.
+    pub targets: Vec<f32>,
+    /// `(T, B)`: 1 where the output is scored.
+    pub mask: Vec<f32>,
+    /// The task's length parameter of this batch (sequence length, items, …).
+    pub len: usize,
+    /// Targets are one-hot categorical choices (scored by softmax cross-entropy), not bits.
+    pub categorical: bool,
+}
+
+/// Fills an `(T, B, W)` buffer.
+struct Grid {
+    data: Vec<f32>,
+    b: usize,
+    w: usize,
+}
+
+impl Grid {
+    fn new(t: usize, b: usize, w: usize) -> Self {
+        Self { data: vec![0.0; t * b * w], b, w }
+    }
+    fn set(&mut self, t: usize, b: usize, c: usize, v: f32) {
+        self.data[(t * self.b + b) * self.w + c] = v;
+    }
+}
+
+fn random_bits(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| (rng.next_u64() >> 63) as f32).collect()
+}
+
+impl Task {
+    /// Input width `I`.
+    pub fn input_size(&self) -> usize {
+        match *self {
+            Task::Copy { bits, .. } => bits + 1,
+            Task::RepeatCopy { bits, .. } | Task::AssociativeRecall { bits, .. } | Task::PrioritySort { bits, .. } => {
+                bits + 2
+            }
+            Task::NGrams { .. } => 1,
+            Task::Babi { .. } => babi::VOCAB_SIZE,
+        }
+    }
+
+    /// Whether outputs are one categorical choice per scored step (softmax over `O`) rather
+    /// than `O` independent bits.
+    pub fn categorical(&self) -> bool {
+        matches!(self, Task::Babi { .. })
+    }
+
+    /// Output width `O`.
+    pub fn output_size(&self) -> usize {
+        match *self {
+            Task::Copy { bits, .. } | Task::AssociativeRecall { bits, .. } | Task::PrioritySort { bits, .. } => bits,
+            Task::RepeatCopy { bits, .. } => bits + 1,
+            Task::NGrams { .. } => 1,
+            Task::Babi { .. } => babi::VOCAB_SIZE,
+        }
+    }
+
+    /// The task's short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Task::Copy { .. } => "copy",
+            Task::RepeatCopy { .. } => "repeat-copy",
+            Task::AssociativeRecall { .. } => "associative-recall",
+            Task::NGrams { .. } => "n-grams",
+            Task::PrioritySort { .. } => "priority-sort",
+            Task::Babi { .. } => "babi",
+        }
+    }
+
+    /// The training range of the length parameter (sequence length, items, …).
+    pub fn len_range(&self) -> (usize, usize) {
+        match *self {
+            Task::Copy { min_len, max_len, .. } | Task::RepeatCopy { min_len, max_len, .. } => (min_len, max_len),
+            Task::AssociativeRecall { min_items, max_items, .. } => (min_items, max_items),
+            Task::NGrams { len, .. } => (len, len),
+            Task::PrioritySort { inputs, .. } => (inputs, inputs),
+            Task::Babi { min_facts, max_facts, .. } => (min_facts, max_facts),
+        }
+    }
+
+    /// Checks the sizes; a clear message for impossible ones.
+    pub fn validate(&self) -> Result<(), String> {
+        let (lo, hi) = self.len_range();
+        if lo == 0 || lo > hi {
+            return Err(format!("{}: need 1 ≤ min ≤ max (got {lo}..{hi})", self.name()));
+        }
+        match *self {
+            Task::RepeatCopy { min_repeats, max_repeats, .. } if min_repeats == 0 || min_repeats > max_repeats => {
+                Err("repeat-copy: need 1 ≤ min_repeats ≤ max_repeats".into())
+            }
+            Task::AssociativeRecall { item_len: 0, .. } => Err("associative-recall: item_len must be ≥ 1".into()),
+            Task::AssociativeRecall { min_items: 1, .. } => Err("associative-recall: need at least 2 items".into()),
+            Task::NGrams { n, .. } if !(2..=16).contains(&n) => Err("n-grams: n must be in 2..=16".into()),
+            Task::PrioritySort { inputs, outputs, .. } if outputs == 0 || outputs > inputs => {
+                Err("priority-sort: need 1 ≤ outputs ≤ inputs".into())
+            }
+            Task::Babi { ref tasks, .. } if tasks.is_empty() || tasks.iter().any(|t| ![1, 2, 6, 7].contains(t)) => {
+                Err("babi: tasks must be a non-empty list of 1, 2, 6, 7".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A batch with the length parameter drawn uniformly from `max_len`'s range (capped at
+    /// `cap`, for curricula).
+    pub fn sample(&self, batch: usize, cap: Option<usize>, rng: &mut Rng) -> Episode {
+        let (lo, hi) = self.len_range();
+        let hi = cap.map_or(hi, |c| c.clamp(lo, hi));
+        let len = lo + rng.below(hi - lo + 1);
+        self.sample_len(batch, len, rng)
+    }
+
+    /// A batch whose length parameter is exactly `len` (generalisation tests go beyond the
+    /// training range).
+    pub fn sample_len(&self, batch: usize, len: usize, rng: &mut Rng) -> Episode {
+        let (i, o) = (self.input_size(), self.output_size());
+        if let Task::Babi { tasks, .. } = self {
+            // Stories of `len` statements, one task type each, left-padded to one length.
+            let stories: Vec<babi::Story> =
+                (0..batch).map(|_| babi::story(tasks[rng.below(tasks.len())], len, rng)).collect();
+            let t = stories.iter().map(|s| s.words.len()).max().unwrap_or(1);
+            let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
+            for (b, s) in stories.iter().enumerate() {
+                let pad = t - s.words.len();
+                for (k, &w) in s.words.iter().enumerate() {
+                    x.set(pad + k, b, w, 1.0);
+                }
+                y.set(t - 1, b, s.answer, 1.0);
+                m.set(t - 1, b, 0, 1.0);
+            }
+            return Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: true };
+        }
+        match *self {
+            Task::Copy { bits, .. } => {
+                // x_1..x_L, delimiter, then L blank steps while the copy is written.
+                let t = 2 * len + 1;
+                let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
+                for b in 0..batch {
+                    let seq = random_bits(rng, len * bits);
+                    for s in 0..len {
+                        for c in 0..bits {
+                            x.set(s, b, c, seq[s * bits + c]);
+                            y.set(len + 1 + s, b, c, seq[s * bits + c]);
+                        }
+                        m.set(len + 1 + s, b, 0, 1.0);
+                    }
+                    x.set(len, b, bits, 1.0);
+                }
+                Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
+            }
+            Task::RepeatCopy { bits, min_repeats, max_repeats, .. } => {
+                // The repeat count is drawn per batch too, so every sequence has one length.
+                let n = min_repeats + rng.below(max_repeats - min_repeats + 1);
+                let t = len + 1 + n * len + 1;
+                let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
+                for b in 0..batch {
+                    let seq = random_bits(rng, len * bits);
+                    for s in 0..len {
+                        for c in 0..bits {
+                            x.set(s, b, c, seq[s * bits + c]);
+                            for r in 0..n {
+                                y.set(len + 1 + r * len + s, b, c, seq[s * bits + c]);
+                            }
+                        }
+                    }
+                    x.set(len, b, bits, 1.0); // delimiter
+                    x.set(len, b, bits + 1, n as f32 / max_repeats as f32); // repeat count
+                    y.set(t - 1, b, bits, 1.0); // end marker
+                    for s in len + 1..t {
+                        m.set(s, b, 0, 1.0);
+                    }
+                }
+                Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
+            }
+            Task::AssociativeRecall { bits, item_len, .. } => {
+                // [delim, item]×len, query delim, query item, query delim, answer item.
+                let items = len;
+                let t = items * (item_len + 1) + 2 * (item_len + 1);
+                let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
+                for b in 0..batch {
+                    let all = random_bits(rng, items * item_len * bits);
+                    let q = rng.below(items - 1); // the query has a successor
+                    for it in 0..items {
+                        let start = it * (item_len + 1);
+                        x.set(start, b, bits, 1.0);
+                        for s in 0..item_len {
+                            for c in 0..bits {
+                                x.set(start + 1 + s, b, c, all[(it * item_len + s) * bits + c]);
+                            }
+                        }
+                    }
+                    let qs = items * (item_len + 1);
+                    x.set(qs, b, bits + 1, 1.0);
+                    for s in 0..item_len {
+                        for c in 0..bits {
+                            x.set(qs + 1 + s, b, c, all[(q * item_len + s) * bits + c]);
+                            y.set(qs + item_len + 2 + s, b, c, all[((q + 1) * item_len + s) * bits + c]);
+                        }
+                        m.set(qs + item_len + 2 + s, b, 0, 1.0);
+                    }
+                    x.set(qs + item_len + 1, b, bits + 1, 1.0);
+                }
+                Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
+            }
+            Task::NGrams { n, .. } => {
+                // Input bit x_t, target x_{t+1}; scored once a full context has been seen.
+                let t = len - 1;
+                let (mut x, mut y, mut m) = (Grid::new(t, batch, 1), Grid::new(t, batch, 1), Grid::new(t, batch, 1));
+                for b in 0..batch {
+                    let table = ngram_table(n, rng);
+                    let bits = ngram_sequence(&table, n, len, rng);
+                    for s in 0..t {
+                        x.set(s, b, 0, bits[s] as f32);
+                        y.set(s, b, 0, bits[s + 1] as f32);
+                        if s + 1 >= n - 1 {
+                            m.set(s, b, 0, 1.0);
+                        }
+                    }
+                }
+                Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
+            }
+            Task::PrioritySort { bits, outputs, .. } => {
+                let ins = len;
+                let outs = outputs.min(ins);
+                let t = ins + 1 + outs;
+                let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
+                for b in 0..batch {
+                    let seq = random_bits(rng, ins * bits);
+                    let prio: Vec<f32> = (0..ins).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
+                    for s in 0..ins {
+                        for c in 0..bits {
+                            x.set(s, b, c, seq[s * bits + c]);
+                        }
+                        x.set(s, b, bits + 1, prio[s]);
+                    }
+                    x.set(ins, b, bits, 1.0);
+                    let mut order: Vec<usize> = (0..ins).collect();
+                    order.sort_by(|&p, &q| prio[q].total_cmp(&prio[p]));
+                    for (k, &src) in order.iter().take(outs).enumerate() {
+                        for c in 0..bits {
+                            y.set(ins + 1 + k, b, c, seq[src * bits + c]);
+                        }
+                        m.set(ins + 1 + k, b, 0, 1.0);
+                    }
+                }
+                Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
+            }
+            Task::Babi { .. } => unreachable!("handled above"),
+        }
+    }
+}
+
+/// `P(next = 1 | previous n−1 bits)` for each of the `2^(n−1)` contexts, from Beta(½, ½)
+/// (the arcsine law: `sin²(πU/2)`).
+pub fn ngram_table(n: usize, rng: &mut Rng) -> Vec<f64> {
+    (0..1usize << (n - 1)).map(|_| (std::f64::consts::FRAC_PI_2 * rng.uniform()).sin().powi(2)).collect()
+}
+
+/// `len` bits drawn from `table`; the first `n−1` bits are fair coins.
+pub fn ngram_sequence(table: &[f64], n: usize, len: usize, rng: &mut Rng) -> Vec<u8> {
+    let mut bits: Vec<u8> = Vec::with_capacity(len);
+    let mask = (1usize << (n - 1)) - 1;
+    let mut ctx = 0usize;
+    for s in 0..len {
+        let p = if s < n - 1 { 0.5 } else { table[ctx] };
+        let bit = (rng.uniform() < p) as u8;
+        bits.push(bit);
+        ctx = ((ctx << 1) | bit as usize) & mask;
+    }
+    bits
+}
+
+/// The Bayes-optimal predictor of the N-grams task (paper §4.4): `P(1 | c) = (N₁ + ½) / (N₀ + N₁
+/// + 1)` from the counts seen so far after context `c`. Returns its cost in bits over the
+/// scored steps of `bits` (the lower bound the NTM is compared against).
+pub fn ngram_optimal_cost_bits(bits: &[u8], n: usize) -> f64 {
+    let mask = (1usize << (n - 1)) - 1;
+    let mut counts = vec![[0u32; 2]; 1 << (n - 1)];
+    let mut ctx = 0usize;
+    let mut cost = 0.0;
+    for s in 0..bits.len() {
+        if s >= n - 1 {
+            let [c0, c1] = counts[ctx];
+            let p1 = (c1 as f64 + 0.5) / (c0 as f64 + c1 as f64 + 1.0);
+            let p = if bits[s] == 1 { p1 } else { 1.0 - p1 };
+            cost -= p.log2();
+            counts[ctx][bits[s] as usize] += 1;
+        }
+        ctx = ((ctx << 1) | bits[s] as usize) & mask;
+    }
+    cost
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(e: &Episode, v: &[f32], w: usize, t: usize, b: usize) -> Vec<f32> {
+        v[(t * e.batch + b) * w..(t * e.batch + b + 1) * w].to_vec()
+    }
+
+    #[test]
+    fn copy_targets_are_the_inputs_after_the_delimiter() {
+        let task = Task::Copy { bits: 4, min_len: 3, max_len: 3 };
+        let e = task.sample(2, None, &mut Rng::new(1));
+        assert_eq!((e.steps, e.len), (7, 3));
+        for b in 0..2 {
+            assert_eq!(at(&e, &e.inputs, 5, 3, b), vec![0.0, 0.0, 0.0, 0.0, 1.0]);
+            for s in 0..3 {
+                assert_eq!(at(&e, &e.inputs, 5, s, b)[..4], at(&e, &e.targets, 4, 4 + s, b)[..]);
+                assert_eq!(at(&e, &e.mask, 1, 4 + s, b), vec![1.0]);
+                assert_eq!(at(&e, &e.mask, 1, s, b), vec![0.0]);
+                assert_eq!(at(&e, &e.inputs, 5, 4 + s, b), vec![0.0; 5]);
+            }
+        }
+        let ones = e.inputs.iter().filter(|&&v| v == 1.0).count();
+        assert!(ones > 6 && ones < 26, "random bits, about half set: {ones}");
+    }
+
+    #[test]
+    fn repeat_copy_repeats_and_ends_with_a_marker() {
+        let task = Task::RepeatCopy { bits: 3, min_len: 2, max_len: 2, min_repeats: 3, max_repeats: 4 };
+        let e = task.sample(1, None, &mut Rng::new(2));
+        let n = (e.steps - 4) / 2;
+        assert!(n == 3 || n == 4);
+        assert_eq!(at(&e, &e.inputs, 5, 2, 0)[4], n as f32 / 4.0);
+        for r in 0..n {
+            for s in 0..2 {
+                assert_eq!(at(&e, &e.inputs, 5, s, 0)[..3], at(&e, &e.targets, 4, 3 + r * 2 + s, 0)[..3]);
+            }
+        }
+        assert_eq!(at(&e, &e.targets, 4, e.steps - 1, 0), vec![0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(e.mask.iter().sum::<f32>() as usize, n * 2 + 1);
+    }
+
+    #[test]
+    fn associative_recall_answers_with_the_item_after_the_query() {
+        let task = Task::AssociativeRecall { bits: 6, item_len: 3, min_items: 4, max_items: 4 };
+        for seed in 0..5 {
+            let e = task.sample(1, None, &mut Rng::new(seed));
+            let item = |k: usize| -> Vec<Vec<f32>> { (0..3).map(|s| at(&e, &e.inputs, 8, k * 4 + 1 + s, 0)).collect() };
+            let query: Vec<Vec<f32>> = (0..3).map(|s| at(&e, &e.inputs, 8, 16 + 1 + s, 0)).collect();
+            let q = (0..4).find(|&k| item(k) == query).expect("the query is one of the items");
+            for s in 0..3 {
+                assert_eq!(at(&e, &e.targets, 6, 21 + s, 0)[..], item(q + 1)[s][..6]);
+            }
+            assert_eq!(e.mask.iter().sum::<f32>(), 3.0);
+            assert_eq!(e.steps, 24);
+        }
+    }
+
+    #[test]
+    fn priority_sort_outputs_the_highest_priorities_in_order() {
+        let task = Task::PrioritySort { bits: 4, inputs: 6, outputs: 4 };
+        let e = task.sample(1, None, &mut Rng::new(3));
+        let mut rows: Vec<(f32, Vec<f32>)> =
+            (0..6).map(|s| (at(&e, &e.inputs, 6, s, 0)[5], at(&e, &e.inputs, 6, s, 0)[..4].to_vec())).collect();
+        rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (k, (_, v)) in rows.iter().take(4).enumerate() {
+            assert_eq!(&at(&e, &e.targets, 4, 7 + k, 0), v);
+        }
+    }
+
+    #[test]
+    fn ngram_bits_follow_their_table_and_the_optimal_predictor_beats_a_coin() {
+        let mut rng = Rng::new(4);
+        let table = ngram_table(3, &mut rng);
+        let bits = ngram_sequence(&table, 3, 20000, &mut rng);
+        // Empirical next-bit frequency per context matches the table.
+        let mut counts = [[0f64; 2]; 4];
+        for w in bits.windows(3) {
+            counts[(w[0] as usize) << 1 | w[1] as usize][w[2] as usize] += 1.0;
+        }
+        for (c, [n0, n1]) in counts.iter().enumerate() {
+            if n0 + n1 > 500.0 {
+                assert!((n1 / (n0 + n1) - table[c]).abs() < 0.05, "context {c}");
+            }
+        }
+        let optimal = ngram_optimal_cost_bits(&bits, 3) / (bits.len() - 2) as f64;
+        assert!(optimal < 0.95, "the optimal predictor costs {optimal} bits/bit, a coin 1");
+        let e = Task::NGrams { n: 6, len: 200 }.sample(2, None, &mut Rng::new(5));
+        assert_eq!((e.steps, e.mask.iter().sum::<f32>() as usize), (199, 2 * 195));
+    }
+
+    #[test]
+    fn babi_episodes_are_left_padded_one_hot_words_with_the_answer_last() {
+        let task = Task::Babi { tasks: vec![1, 7], min_facts: 2, max_facts: 4 };
+        let v = babi::VOCAB_SIZE;
+        let e = task.sample(8, None, &mut Rng::new(6));
+        assert!(e.categorical && e.mask.iter().sum::<f32>() == 8.0);
+        for b in 0..8 {
+            let rows: Vec<Vec<f32>> = (0..e.steps).map(|t| at(&e, &e.inputs, v, t, b)).collect();
+            let first = rows.iter().position(|r| r.iter().sum::<f32>() == 1.0).unwrap();
+            assert!(rows[..first].iter().all(|r| r.iter().all(|&x| x == 0.0)), "padding is empty");
+            assert!(rows[first..].iter().all(|r| r.iter().sum::<f32>() == 1.0), "one word per step");
+            assert_eq!(rows[e.steps - 1][babi::word_id("-")], 1.0);
+            assert_eq!(at(&e, &e.targets, v, e.steps - 1, b).iter().sum::<f32>(), 1.0);
+        }
+        assert!(Task::Babi { tasks: vec![3], min_facts: 1, max_facts: 2 }.validate().is_err());
+    }
+
+    #[test]
+    fn same_seed_same_batch_and_lengths_cover_the_range_and_respect_the_cap() {
+        let task = Task::Copy { bits: 8, min_len: 1, max_len: 20 };
+        let a = task.sample(3, None, &mut Rng::new(7));
+        let b = task.sample(3, None, &mut Rng::new(7));
+        assert_eq!(a.inputs, b.inputs);
+        let mut rng = Rng::new(8);
+        let lens: std::collections::HashSet<usize> = (0..400).map(|_| task.sample(1, None, &mut rng).len).collect();
+        assert_eq!(lens.len(), 20);
+        assert!((0..100).all(|_| task.sample(1, Some(5), &mut rng).len <= 5));
+        assert!(Task::Copy { bits: 8, min_len: 0, max_len: 3 }.validate().is_err());
+        assert!(Task::PrioritySort { bits: 8, inputs: 3, outputs: 5 }.validate().is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! The Neural Turing Machine (Graves, Wayne, Danihelka 2014, "Neural Turing Machines"): a
+//! controller network that reads and writes an external memory `M_t (N × M)` through
+//! differentiable heads.
+//!
+//! Per step t:
+//! - the controller (an LSTM, or one feed-forward layer) reads `[x_t, r_{t−1}]` and emits `h_t`,
+//!   clipped to `[−clip, clip]` (controller-output clipping, as in Collier & Beel 2018);
+//! - one linear layer maps `h_t` to every head's raw parameters;
+//! - each write head addresses the memory (eq. 5–9, [`memory::address`]) and the memory is
+//!   erased and added to (eq. 3–4), `e = sigmoid(·)`, `a = tanh(·)`;
+//! - each read head addresses the written memory and reads `r_t = w_t M_t` (eq. 2);
+//! - the output is `y_t = Linear([h_t, r_t])` (logits of Bernoulli outputs).
+//!
+//! The memory starts as a small constant (Collier & Beel found constant initialisation
+//! converges fastest), every head's weighting on location 0 (a uniform start on a constant
+//! memory could never focus: nothing would tell the locations apart), and the first read
+//! vectors are learned.
+
+use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Distribution, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::lstm::LstmCell;
+use crate::attention::memory::{self, HeadParams};
+
+/// The controller network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControllerKind {
+    /// An LSTM (the paper's best on most tasks).
+    #[default]
+    Lstm,
+    /// One `tanh` layer.
+    FeedForward,
+}
+
+/// Sizes of an NTM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NtmConfig {
+    /// Input width.
+    pub inputs: usize,
+    /// Output width.
+    pub outputs: usize,
+    /// Controller kind.
+    #[serde(default)]
+    pub controller: ControllerKind,
+    /// Controller width (paper's copy task: one LSTM layer of 100).
+    #[serde(default = "d100")]
+    pub controller_size: usize,
+    /// Memory locations `N`.
+    #[serde(default = "d128")]
+    pub memory_n: usize,
+    /// Memory width `M`.
+    #[serde(default = "d20")]
+    pub memory_m: usize,
+    /// Read heads `R`.
+    #[serde(default = "d1")]
+    pub read_heads: usize,
+    /// Write heads `W`.
+    #[serde(default = "d1")]
+    pub write_heads: usize,
+    /// Shift range `K`: shifts `−K..=K` are allowed.
+    #[serde(default = "d1")]
+    pub shift_range: usize,
+    /// Controller outputs are clipped to `[−clip, clip]`.
+    #[serde(default = "d20f")]
+    pub clip: f32,
+}
+
+fn d100() -> usize {
+    100
+}
+fn d128() -> usize {
+    128
+}
+fn d20() -> usize {
+    20
+}
+fn d1() -> usize {
+    1
+}
+fn d20f() -> f32 {
+    20.0
+}
+
+impl NtmConfig {
+    /// The paper's copy-task sizes for `inputs → outputs`.
+    pub fn new(inputs: usize, outputs: usize) -> Self {
+        Self {
+            inputs,
+            outputs,
+            controller: ControllerKind::Lstm,
+            controller_size: 100,
+            memory_n: 128,
+            memory_m: 20,
+            read_heads: 1,
+            write_heads: 1,
+            shift_range: 1,
+            clip: 20.0,
+        }
+    }
+
+    fn head_len(&self) -> usize {
+        HeadParams::len(self.memory_m, self.shift_range)
+    }
+
+    /// Raw controller outputs for all heads: addressing for each, plus erase and add vectors
+    /// for each write head.
+    fn all_heads_len(&self) -> usize {
+        (self.read_heads + self.write_heads) * self.head_len() + self.write_heads * 2 * self.memory_m
+    }
+
+    /// Builds the model.
+    pub fn init(&self, device: &Device) -> Ntm {
+        let ctrl_in = self.inputs + self.read_heads * self.memory_m;
+        let (lstm, feed_forward) = match self.controller {
+            ControllerKind::Lstm => (Some(LstmCell::new(ctrl_in, self.controller_size, device)), None),
+            ControllerKind::FeedForward => (None, Some(LinearConfig::new(ctrl_in, self.controller_size).init(device))),
+        };
+        let r0 = Tensor::<1>::random([self.read_heads * self.memory_m], Distribution::Uniform(-0.1, 0.1), device);
+        Ntm {
+            lstm,
+            feed_forward,
+            heads: LinearConfig::new(self.controller_size, self.all_heads_len()).init(device),
+            output: LinearConfig::new(self.controller_size + self.read_heads * self.memory_m, self.outputs)
+                .init(device),
+            read0: Param::from_tensor(r0),
+            config: self.clone(),
+        }
+    }
+}
+
+/// The model.
+#[derive(Module, Debug)]
+pub struct Ntm {
+    lstm: Option<LstmCell>,
+    feed_forward: Option<Linear>,
+    heads: Linear,
+    output: Linear,
+    /// Learned first read vectors `r_0`, `(R·M)`.
+    read0: Param<Tensor<1>>,
+    #[module(skip)]
+    config: NtmConfig,
+}
+
+/// Where the heads looked, for one batch element, step by step (pictures).
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    /// Read weightings: per step, `R` rows of `N`.
+    pub reads: Vec<Vec<Vec<f32>>>,
+    /// Write weightings: per step, `W` rows of `N`.
+    pub writes: Vec<Vec<Vec<f32>>>,
+}
+
+/// The recurrent state between steps.
+struct State {
+    memory: Tensor<3>,       // (B, N, M)
+    h: Tensor<2>,            // (B, C)
+    c: Tensor<2>,            // (B, C)
+    reads: Tensor<2>,        // (B, R·M)
+    w_read: Vec<Tensor<2>>,  // R × (B, N)
+    w_write: Vec<Tensor<2>>, // W × (B, N)
+}
+
+/// `(B, N)` weightings all on location 0. A constant memory and uniform weightings would be
+/// symmetric under any permutation of the locations, so no head could ever focus; a focused
+/// start lets the location shifts (eq. 8) break the symmetry.
+fn first_location(b: usize, n: usize, device: &Device) -> Tensor<2> {
+    let mut w = vec![0.0f32; b * n];
+    w.iter_mut().step_by(n).for_each(|v| *v = 1.0);
+    Tensor::from_data(burn::tensor::TensorData::new(w, [b, n]), device)
+}
+
+fn row0(t: &Tensor<2>) -> Vec<f32> {
+    t.clone().narrow(0, 0, 1).into_data().try_to_vec().expect("f32")
+}
+
+impl Ntm {
+    /// The configuration.
+    pub fn config(&self) -> &NtmConfig {
+        &self.config
+    }
+
+    fn initial_state(&self, b: usize, device: &Device) -> State {
+        let cfg = &self.config;
+        let (n, m) = (cfg.memory_n, cfg.memory_m);
+        State {
+            memory: Tensor::full([b, n, m], 1e-6, device),
+            h: Tensor::zeros([b, cfg.controller_size], device),
+            c: Tensor::zeros([b, cfg.controller_size], device),
+            reads: self.read0.val().unsqueeze_dim::<2>(0).expand([b, cfg.read_heads * m]),
+            w_read: (0..cfg.read_heads).map(|_| first_location(b, n, device)).collect(),
+            w_write: (0..cfg.write_heads).map(|_| first_location(b, n, device)).collect(),
+        }
+    }
+
+    /// One step of the machine; returns the output logits `(B, O)`.
+    fn step(&self, x: Tensor<2>, s: &mut State) -> Tensor<2> {
+        let cfg = &self.config;
+        let (m, k, hl) = (cfg.memory_m, cfg.shift_range, cfg.head_len());
+        let b = x.dims()[0];
+        let inp = Tensor::cat(vec![x, s.reads.clone()], 1); // (B, I + R·M)
+        let out = match (&self.lstm, &self.feed_forward) {
+            (Some(cell), _) => {
+                let (h, c) = cell.step(inp, s.h.clone(), s.c.clone());
+                (s.h, s.c) = (h.clone(), c);
+                h
+            }
+            (None, Some(layer)) => layer.forward(inp).tanh(),
+            _ => unreachable!("an NTM has a controller"),
+        }
+        .clamp(-cfg.clip, cfg.clip); // (B, C)
+        let raw = self.heads.forward(out.clone()); // (B, all heads)
+
+        // Write heads: address, then erase and add (eq. 3–9).
+        let mut ws = Vec::with_capacity(cfg.write_heads);
+        let (mut erase, mut add) = (Vec::new(), Vec::new());
+        let ea_start = (cfg.read_heads + cfg.write_heads) * hl;
+        for j in 0..cfg.write_heads {
+            let p = HeadParams::from_raw(raw.clone().narrow(1, (cfg.read_heads + j) * hl, hl), m, k);
+            let w = memory::address(s.memory.clone(), s.w_write[j].clone(), &p); // (B, N)
+            s.w_write[j] = w.clone();
+            ws.push(w.unsqueeze_dim::<3>(1));
+            let ea = raw.clone().narrow(1, ea_start + j * 2 * m, 2 * m);
+            erase.push(sigmoid(ea.clone().narrow(1, 0, m)).unsqueeze_dim::<3>(1));
+            add.push(ea.narrow(1, m, m).tanh().unsqueeze_dim::<3>(1));
+        }
+        s.memory = memory::write(s.memory.clone(), Tensor::cat(ws, 1), Tensor::cat(erase, 1), Tensor::cat(add, 1));
+
+        // Read heads address the written memory (eq. 2).
+        let mut wr = Vec::with_capacity(cfg.read_heads);
+        for j in 0..cfg.read_heads {
+            let p = HeadParams::from_raw(raw.clone().narrow(1, j * hl, hl), m, k);
+            let w = memory::address(s.memory.clone(), s.w_read[j].clone(), &p);
+            s.w_read[j] = w.clone();
+            wr.push(w.unsqueeze_dim::<3>(1));
+        }
+        s.reads = memory::read(s.memory.clone(), Tensor::cat(wr, 1)).reshape([b, cfg.read_heads * m]);
+        self.output.forward(Tensor::cat(vec![out, s.reads.clone()], 1))
+    }
+
+    /// Runs the machine over a sequence: one `(B, I)` input per step → one `(B, O)` logit
+    /// tensor per step. With `trace`, records batch element 0's weightings.
+    pub fn forward(&self, inputs: Vec<Tensor<2>>, mut trace: Option<&mut Trace>) -> Vec<Tensor<2>> {
+        let Some(first) = inputs.first() else { return vec![] };
+        let mut s = self.initial_state(first.dims()[0], &first.device());
+        inputs
+            .into_iter()
+            .map(|x| {
+                let y = self.step(x, &mut s);
+                if let Some(tr) = trace.as_deref_mut() {
+                    tr.reads.push(s.w_read.iter().map(row0).collect());
+                    tr.writes.push(s.w_write.iter().map(row0).collect());
+                }
+                y
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{grad_check, uniform};
+
+    fn small() -> NtmConfig {
+        NtmConfig {
+            memory_n: 6,
+            memory_m: 3,
+            controller_size: 5,
+            read_heads: 2,
+            write_heads: 1,
+            ..NtmConfig::new(3, 2)
+        }
+    }
+
+    #[test]
+    fn shapes_and_weightings_are_distributions() {
+        let dev = Device::flex();
+        dev.seed(1);
+        for controller in [ControllerKind::Lstm, ControllerKind::FeedForward] {
+            let cfg = NtmConfig { controller, ..small() };
+            let ntm = cfg.init(&dev);
+            let xs: Vec<Tensor<2>> = (0..4).map(|t| Tensor::full([2, 3], t as f32 * 0.3, &dev)).collect();
+            let mut tr = Trace::default();
+            let ys = ntm.forward(xs, Some(&mut tr));
+            assert_eq!(ys.len(), 4);
+            assert!(ys.iter().all(|y| y.dims() == [2, 2]));
+            assert_eq!((tr.reads.len(), tr.reads[0].len(), tr.writes[0].len()), (4, 2, 1));
+            for w in tr.reads.iter().chain(&tr.writes).flatten() {
+                assert_eq!(w.len(), 6);
+                assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-4 && w.iter().all(|v| *v >= 0.0));
+            }
+        }
+    }
+
+    /// The whole machine, inputs → outputs over 3 steps, against central differences.
+    #[test]
+    fn gradient_through_three_steps_matches_finite_differences() {
+        let dev = Device::flex();
+        dev.seed(2);
+        let ntm = small().init(&dev);
+        let (t, b, i) = (3, 2, 3);
+        grad_check(&[uniform(t * b * i, -1.0, 1.0, 9)], 1e-2, 3e-2, |x| {
+            let [x]: [Tensor<1>; 1] = x.try_into().unwrap();
+            let net = ntm.clone().fork(&x.device());
+            let xs: Vec<Tensor<2>> = (0..t).map(|s| x.clone().narrow(0, s * b * i, b * i).reshape([b, i])).collect();
+            Tensor::cat(net.forward(xs, None), 1).reshape([t * b * 2])
+        });
+    }
+}

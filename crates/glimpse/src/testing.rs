@@ -1,0 +1,50 @@
+//! Test helpers shared by the mechanisms' tests: a finite-difference gradient check.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::train::Rng;
+
+/// Checks the autodiff gradient of `f` against central differences.
+///
+/// `inputs` are flat buffers; `f` receives them as 1-D tensors (to reshape as it likes) and
+/// returns any tensor flattened to 1-D. The scalar differentiated is `Σ_i r_i f_i` with fixed
+/// random weights `r`, so every output element is checked. Each input element is perturbed
+/// by `±eps` (f32 arithmetic: use `eps ≈ 1e-2 … 1e-3` and a loose `tol`, relative to
+/// `max(|fd|, 1)`).
+pub fn grad_check(inputs: &[Vec<f32>], eps: f32, tol: f64, f: impl Fn(Vec<Tensor<1>>) -> Tensor<1>) {
+    let ad = Device::flex().autodiff();
+    let plain = Device::flex();
+    let to = |v: &Vec<f32>, d: &Device| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), d);
+    let out_len = f(inputs.iter().map(|v| to(v, &plain)).collect()).dims()[0];
+    let mut rng = Rng::new(99);
+    let weights: Vec<f32> = (0..out_len).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
+    let objective = |xs: Vec<Tensor<1>>, d: &Device| (f(xs) * to(&weights, d)).sum();
+    let tracked: Vec<Tensor<1>> = inputs.iter().map(|v| to(v, &ad).require_grad()).collect();
+    let grads = objective(tracked.clone(), &ad).backward();
+    let value = |xs: &[Vec<f32>]| -> f64 {
+        let t: f32 = objective(xs.iter().map(|v| to(v, &plain)).collect(), &plain).into_scalar();
+        t as f64
+    };
+    for (k, x) in tracked.iter().enumerate() {
+        let g: Vec<f32> =
+            x.grad(&grads).map(|g| g.into_data().try_to_vec().unwrap()).unwrap_or_else(|| vec![0.0; inputs[k].len()]);
+        for i in 0..inputs[k].len() {
+            let mut up = inputs.to_vec();
+            let mut down = inputs.to_vec();
+            up[k][i] += eps;
+            down[k][i] -= eps;
+            let fd = (value(&up) - value(&down)) / (2.0 * eps as f64);
+            assert!(
+                (fd - g[i] as f64).abs() <= tol * fd.abs().max(1.0),
+                "input {k}, element {i}: finite difference {fd}, autodiff {}",
+                g[i]
+            );
+        }
+    }
+}
+
+/// A buffer of `n` uniform values in `[lo, hi)` from `seed`.
+pub fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| lo + (hi - lo) * rng.uniform() as f32).collect()
+}
