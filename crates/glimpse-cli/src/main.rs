@@ -20,6 +20,12 @@ use glimpse::train::classify::{self, CheckpointMeta, ClassifierRunConfig, RunOpt
 use glimpse::train::optim::OptimizerConfig;
 use glimpse::train::sequence::{self, SequenceModelConfig, SequenceRunConfig};
 
+// mimalloc instead of glibc's malloc: autodiff allocates and frees many short-lived gradient
+// buffers every step, and glibc returned their pages to the kernel only to fault them back in
+// (`clear_page_erms` led the profile of `glimpse bench ntm`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ABOUT: &str = "Glimpse: attention and memory in deep learning.
 Train, evaluate, inspect and benchmark the classic neural attention models on real data.";
 
@@ -491,6 +497,9 @@ fn eval_sequence(dir: &Path, json: bool, len: Option<usize>, n: usize, device: &
         "n": m.n,
         "seconds": t0.elapsed().as_secs_f64(),
     });
+    if let Some(opt) = sequence::ngram_optimal_cost(&cfg.task, len, n, cfg.seed, "test") {
+        out["optimal_cost_bits_per_seq"] = opt.into();
+    }
     if cfg.task.categorical() {
         out["answer_error"] = m.bit_errors_per_seq.into();
         out["per_task"] = per_task.clone().into();
@@ -518,6 +527,9 @@ fn eval_sequence(dir: &Path, json: bool, len: Option<usize>, n: usize, device: &
             m.cost_bits_per_seq,
             m.n
         );
+        if let Some(opt) = out["optimal_cost_bits_per_seq"].as_f64() {
+            println!("  the Bayes-optimal predictor costs {opt:.3} bits per sequence on the same sequences");
+        }
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ use super::classify::RunOptions;
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
 use super::rng::Rng;
-use crate::data::algorithmic::{Episode, Task};
+use crate::data::algorithmic::{Episode, Task, ngram_optimal_cost_bits};
 use crate::models::dnc::{Dnc, DncConfig};
 use crate::models::lstm::{Lstm, LstmConfig};
 use crate::models::ntm::{Ntm, NtmConfig, Trace};
@@ -257,6 +257,31 @@ pub fn evaluate(
         bit_errors_per_seq: errors / done as f64,
         n: done,
     }
+}
+
+/// For the N-grams task: the cost in bits per sequence of the Bayes-optimal predictor
+/// ([`ngram_optimal_cost_bits`]) on exactly the sequences [`evaluate`] draws with the same
+/// arguments — the lower bound to compare a model's cost with. `None` for other tasks.
+pub fn ngram_optimal_cost(task: &Task, len: Option<usize>, n: usize, seed: u64, stream: &str) -> Option<f64> {
+    let Task::NGrams { n: order, .. } = *task else { return None };
+    let (mut cost, mut done, mut k) = (0.0, 0, 0);
+    while done < n {
+        let b = (n - done).min(32);
+        let mut rng = Rng::derive(seed, stream, k);
+        let e = match len {
+            Some(l) => task.sample_len(b, l, &mut rng),
+            None => task.sample(b, None, &mut rng),
+        };
+        for j in 0..b {
+            // The bits: each step's input, then the last step's target.
+            let mut bits: Vec<u8> = (0..e.steps).map(|t| e.inputs[t * b + j] as u8).collect();
+            bits.push(e.targets[(e.steps - 1) * b + j] as u8);
+            cost += ngram_optimal_cost_bits(&bits, order);
+        }
+        done += b;
+        k += 1;
+    }
+    Some(cost / done as f64)
 }
 
 /// The resumable state, `last/meta.json`.
@@ -638,6 +663,15 @@ mod tests {
         let s = train_sequence(&cfg, &opts(out.path())).unwrap();
         // Six places: guessing is wrong 5 times in 6.
         assert!(s.valid.bit_errors_per_seq < 0.4, "answer error: {:?}", s.valid);
+    }
+
+    #[test]
+    fn ngram_lower_bound_is_below_a_coin_and_matches_the_scored_steps() {
+        let task = Task::NGrams { n: 3, len: 60 };
+        let opt = ngram_optimal_cost(&task, None, 40, 1, "test").unwrap();
+        // 58 scored bits per sequence; a fair coin costs one bit each.
+        assert!(opt > 10.0 && opt < 58.0, "{opt}");
+        assert_eq!(ngram_optimal_cost(&Task::Copy { bits: 2, min_len: 1, max_len: 2 }, None, 4, 1, "test"), None);
     }
 
     /// Interrupting and resuming gives the run an uninterrupted run would have.
