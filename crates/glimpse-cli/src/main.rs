@@ -332,6 +332,20 @@ struct BenchArgs {
     json: bool,
 }
 
+impl TrainArgs {
+    /// Where and how to run, from the flags.
+    fn run_options(&self, root: PathBuf, device: &str) -> RunOptions {
+        RunOptions {
+            out: self.out.clone(),
+            data_root: root,
+            device: device.into(),
+            resume: self.resume,
+            throttle_ms: self.throttle_ms,
+            progress: !self.quiet,
+        }
+    }
+}
+
 fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
     let mut cfg = match &a.config {
         Some(p) => {
@@ -440,14 +454,7 @@ fn train_sequence(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
     if a.model.name() != cfg.model.kind() {
         bail!("the configuration's model is `{}`, not `{}`", cfg.model.kind(), a.model.name());
     }
-    let opts = RunOptions {
-        out: a.out.clone(),
-        data_root: root,
-        device: device.into(),
-        resume: a.resume,
-        throttle_ms: a.throttle_ms,
-        progress: !a.quiet,
-    };
+    let opts = a.run_options(root, device);
     let t0 = std::time::Instant::now();
     let s = sequence::train_sequence(&cfg, &opts)?;
     let conv = match s.converged_at_sequences {
@@ -812,14 +819,7 @@ fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
         return train_sequence(a, root, device);
     }
     let cfg = run_config(a)?;
-    let opts = RunOptions {
-        out: a.out.clone(),
-        data_root: root,
-        device: device.into(),
-        resume: a.resume,
-        throttle_ms: a.throttle_ms,
-        progress: !a.quiet,
-    };
+    let opts = a.run_options(root, device);
     let t0 = std::time::Instant::now();
     let s = classify::train_classifier(&cfg, &opts)?;
     let meta: CheckpointMeta = checkpoint::read_meta(&s.best)?;

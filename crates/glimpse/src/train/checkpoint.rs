@@ -65,6 +65,26 @@ pub fn load_weights<M: Module>(module: &mut M, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes a checkpoint directory atomically: the weights, the run's configuration as TOML, the
+/// metadata as JSON, and (for a resumable state) the optimizer's state.
+pub fn save_run_dir<M: Module, C: serde::Serialize, T: serde::Serialize>(
+    dir: &Path,
+    model: &M,
+    cfg: &C,
+    meta: &T,
+    optim: Option<&burn::optim::ModuleOptimizer>,
+) -> Result<()> {
+    write_dir_atomic(dir, |tmp| {
+        save_weights(model, &tmp.join(WEIGHTS))?;
+        std::fs::write(tmp.join(CONFIG), toml::to_string(cfg)?)?;
+        std::fs::write(tmp.join(META), serde_json::to_string_pretty(meta)?)?;
+        if let Some(o) = optim {
+            o.save(tmp.join(OPTIMIZER)).map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
+        }
+        Ok(())
+    })
+}
+
 /// Writes the directory `dir` atomically: `fill` populates a temporary sibling, which is then
 /// renamed into place (the previous `dir`, if any, is moved aside first and removed after).
 pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {

@@ -8,12 +8,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, CONFIG, META, OPTIMIZER, WEIGHTS};
+use super::checkpoint::{self, META, OPTIMIZER, WEIGHTS};
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
 use super::rng::Rng;
@@ -314,24 +314,6 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<(ClassifierRunConf
     Ok((cfg, model))
 }
 
-fn save_model_dir<T: Serialize>(
-    dir: &Path,
-    model: &Classifier,
-    cfg: &ClassifierRunConfig,
-    meta: &T,
-    optim: Option<&ModuleOptimizer>,
-) -> Result<()> {
-    checkpoint::write_dir_atomic(dir, |tmp| {
-        checkpoint::save_weights(model, &tmp.join(WEIGHTS))?;
-        std::fs::write(tmp.join(CONFIG), toml::to_string(cfg)?)?;
-        std::fs::write(tmp.join(META), serde_json::to_string_pretty(meta)?)?;
-        if let Some(o) = optim {
-            o.save(tmp.join(OPTIMIZER)).map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
-        }
-        Ok(())
-    })
-}
-
 #[derive(Serialize, Deserialize)]
 struct LastMeta {
     state: RunState,
@@ -468,7 +450,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
                 train_seconds += clock.elapsed().as_secs_f64();
                 clock = Instant::now();
                 let meta = LastMeta { state: state.clone(), train_seconds };
-                save_model_dir(&last_dir, &model, &cfg, &meta, Some(&optim))?;
+                checkpoint::save_run_dir(&last_dir, &model, &cfg, &meta, Some(&optim))?;
             }
         }
         // End of epoch: validate, keep the best, decide on early stopping.
@@ -487,7 +469,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
                 test_error: None,
                 train_seconds,
             };
-            save_model_dir(&best_dir, &model, &cfg, &meta, None)?;
+            checkpoint::save_run_dir(&best_dir, &model, &cfg, &meta, None)?;
         } else if let (Some(p), Some((_, best_epoch))) = (t.patience.filter(|&p| p > 0), state.best)
             && state.epoch - best_epoch >= p
         {
@@ -497,7 +479,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
         state.epoch += 1;
         state.batch_in_epoch = 0;
         let meta = LastMeta { state: state.clone(), train_seconds };
-        save_model_dir(&last_dir, &model, &cfg, &meta, Some(&optim))?;
+        checkpoint::save_run_dir(&last_dir, &model, &cfg, &meta, Some(&optim))?;
     }
     bar.finish_and_clear();
 

@@ -11,13 +11,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, CONFIG, META, OPTIMIZER, WEIGHTS};
+use super::checkpoint::{self, OPTIMIZER, WEIGHTS};
 use super::classify::RunOptions;
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
@@ -224,8 +224,27 @@ pub struct SequenceMetrics {
     pub n: usize,
 }
 
-/// Evaluates `model` on `n` sequences of `task` in batches of up to 32, drawn from
-/// `(seed, stream)`: each batch at length `len` when given, else anywhere in the training range.
+/// The evaluation stream: `n` sequences of `task` in batches of up to 32, batch `k` drawn from
+/// `(seed, stream, k)`, each batch at length `len` when given, else anywhere in the training
+/// range. Every evaluation of the same arguments sees the same sequences.
+pub fn evaluation_batches<'a>(
+    task: &'a Task,
+    len: Option<usize>,
+    n: usize,
+    seed: u64,
+    stream: &'a str,
+) -> impl Iterator<Item = Episode> + 'a {
+    (0..n.div_ceil(32)).map(move |k| {
+        let b = (n - 32 * k).min(32);
+        let mut rng = Rng::derive(seed, stream, k as u64);
+        match len {
+            Some(l) => task.sample_len(b, l, &mut rng),
+            None => task.sample(b, None, &mut rng),
+        }
+    })
+}
+
+/// Evaluates `model` on the sequences of [`evaluation_batches`].
 pub fn evaluate(
     model: &SequenceModel,
     task: &Task,
@@ -236,21 +255,14 @@ pub fn evaluate(
     device: &Device,
 ) -> SequenceMetrics {
     let (mut cost, mut errors, mut done) = (0.0, 0.0, 0);
-    let mut k = 0;
-    while done < n {
-        let b = (n - done).min(32);
-        let mut rng = Rng::derive(seed, stream, k);
-        let e = match len {
-            Some(l) => task.sample_len(b, l, &mut rng),
-            None => task.sample(b, None, &mut rng),
-        };
+    for e in evaluation_batches(task, len, n, seed, stream) {
+        let b = e.batch;
         let ep = episode_tensors(&e, device);
         let logits = Tensor::cat(model.forward(ep.inputs.clone(), None), 0);
         let c: f32 = sequence_cost(logits.clone(), &ep).into_scalar();
         cost += c as f64 * b as f64;
         errors += bit_errors(&logits, &ep) * b as f64;
         done += b;
-        k += 1;
     }
     SequenceMetrics {
         cost_bits_per_seq: cost / done as f64 / std::f64::consts::LN_2,
@@ -264,14 +276,9 @@ pub fn evaluate(
 /// arguments — the lower bound to compare a model's cost with. `None` for other tasks.
 pub fn ngram_optimal_cost(task: &Task, len: Option<usize>, n: usize, seed: u64, stream: &str) -> Option<f64> {
     let Task::NGrams { n: order, .. } = *task else { return None };
-    let (mut cost, mut done, mut k) = (0.0, 0, 0);
-    while done < n {
-        let b = (n - done).min(32);
-        let mut rng = Rng::derive(seed, stream, k);
-        let e = match len {
-            Some(l) => task.sample_len(b, l, &mut rng),
-            None => task.sample(b, None, &mut rng),
-        };
+    let (mut cost, mut done) = (0.0, 0);
+    for e in evaluation_batches(task, len, n, seed, stream) {
+        let b = e.batch;
         for j in 0..b {
             // The bits: each step's input, then the last step's target.
             let mut bits: Vec<u8> = (0..e.steps).map(|t| e.inputs[t * b + j] as u8).collect();
@@ -279,7 +286,6 @@ pub fn ngram_optimal_cost(task: &Task, len: Option<usize>, n: usize, seed: u64, 
             cost += ngram_optimal_cost_bits(&bits, order);
         }
         done += b;
-        k += 1;
     }
     Some(cost / done as f64)
 }
@@ -342,24 +348,6 @@ pub fn load_sequence_model(dir: &Path, device: &Device) -> Result<(SequenceRunCo
     let mut model = checkpoint::number_params(cfg.model.init(device));
     checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
     Ok((cfg, model))
-}
-
-fn save_dir<T: Serialize>(
-    dir: &Path,
-    model: &SequenceModel,
-    cfg: &SequenceRunConfig,
-    meta: &T,
-    optim: Option<&ModuleOptimizer>,
-) -> Result<()> {
-    checkpoint::write_dir_atomic(dir, |tmp| {
-        checkpoint::save_weights(model, &tmp.join(WEIGHTS))?;
-        std::fs::write(tmp.join(CONFIG), toml::to_string(cfg)?)?;
-        std::fs::write(tmp.join(META), serde_json::to_string_pretty(meta)?)?;
-        if let Some(o) = optim {
-            o.save(tmp.join(OPTIMIZER)).map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
-        }
-        Ok(())
-    })
 }
 
 /// The length cap of the curriculum at `step`.
@@ -519,7 +507,7 @@ pub fn train_sequence(cfg: &SequenceRunConfig, opts: &RunOptions) -> Result<Sequ
                     parameters: model.num_params(),
                     train_seconds: state.train_seconds,
                 };
-                save_dir(&best_dir, &model, &cfg, &meta, None)?;
+                checkpoint::save_run_dir(&best_dir, &model, &cfg, &meta, None)?;
             }
             if t.stop_below_bit_errors.is_some_and(|s| v.bit_errors_per_seq < s) {
                 bar.println(format!("stop: validation bit errors {:.4} per sequence", v.bit_errors_per_seq));
@@ -529,7 +517,7 @@ pub fn train_sequence(cfg: &SequenceRunConfig, opts: &RunOptions) -> Result<Sequ
         if at_eval || (t.checkpoint_every > 0 && state.step % t.checkpoint_every as u64 == 0) {
             state.train_seconds += clock.elapsed().as_secs_f64();
             clock = Instant::now();
-            save_dir(&last_dir, &model, &cfg, &state, Some(&optim))?;
+            checkpoint::save_run_dir(&last_dir, &model, &cfg, &state, Some(&optim))?;
         }
     }
     bar.finish_and_clear();
