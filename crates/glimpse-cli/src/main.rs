@@ -11,12 +11,15 @@ use glimpse::data::{self, Split, registry};
 use glimpse::models::ClassifierConfig;
 use glimpse::models::cnn::CnnConfig;
 use glimpse::models::dnc::DncConfig;
+use glimpse::models::draw::DrawConfig;
+use glimpse::models::draw_classifier::DrawClassifierConfig;
 use glimpse::models::lstm::LstmConfig;
 use glimpse::models::mlp::MlpConfig;
 use glimpse::models::ntm::NtmConfig;
 use glimpse::models::ram::RamConfig;
 use glimpse::train::checkpoint;
 use glimpse::train::classify::{self, CheckpointMeta, ClassifierRunConfig, RunOptions};
+use glimpse::train::generative::{self, DrawRunConfig};
 use glimpse::train::optim::OptimizerConfig;
 use glimpse::train::sequence::{self, SequenceModelConfig, SequenceRunConfig};
 
@@ -162,6 +165,28 @@ enum VizCommand {
         #[arg(long, default_value_t = 4)]
         scale: u32,
     },
+    /// DRAW: generated digits (PREFIX-samples.png), the canvas step by step with the write
+    /// window (PREFIX-strip.png, PREFIX.gif). A DRAW classifier: its read windows over test
+    /// images (PREFIX.png, PREFIX.gif).
+    #[command(after_help = "Examples:
+  glimpse viz draw checkpoints/draw-mnist --out docs/draw/mnist
+  glimpse viz draw checkpoints/draw-cluttered100 --n 8 --out docs/draw/cluttered100")]
+    Draw {
+        /// Checkpoint directory of a DRAW model or a DRAW classifier.
+        checkpoint: PathBuf,
+        /// Number of samples (or test images) in the strip and the GIF.
+        #[arg(long, default_value_t = 8)]
+        n: usize,
+        /// Seed of the generated samples; for a classifier, the index of the first test image.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output path prefix.
+        #[arg(long, default_value = "draw")]
+        out: PathBuf,
+        /// Enlargement of each pixel.
+        #[arg(long, default_value_t = 4)]
+        scale: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -200,6 +225,10 @@ enum ModelKind {
     Lstm,
     /// Differentiable Neural Computer on an algorithmic task (default: copy).
     Dnc,
+    /// DRAW: soft read/write attention generating binarised MNIST.
+    Draw,
+    /// DRAW's read attention as a classifier (the DRAW paper's "differentiable RAM").
+    DrawClassifier,
 }
 
 impl ModelKind {
@@ -208,8 +237,9 @@ impl ModelKind {
             ModelKind::Mlp => ClassifierConfig::Mlp(MlpConfig::new(side, side)),
             ModelKind::Cnn => ClassifierConfig::Cnn(CnnConfig::new(side, side)),
             ModelKind::Ram => ClassifierConfig::Ram(RamConfig::for_side(side)),
-            ModelKind::Ntm | ModelKind::Lstm | ModelKind::Dnc => {
-                unreachable!("sequence models have no image configuration")
+            ModelKind::DrawClassifier => ClassifierConfig::DrawClassifier(DrawClassifierConfig::new(side)),
+            ModelKind::Ntm | ModelKind::Lstm | ModelKind::Dnc | ModelKind::Draw => {
+                unreachable!("sequence models and DRAW have no classifier configuration")
             }
         }
     }
@@ -222,6 +252,8 @@ impl ModelKind {
             ModelKind::Ntm => "ntm",
             ModelKind::Lstm => "lstm",
             ModelKind::Dnc => "dnc",
+            ModelKind::Draw => "draw",
+            ModelKind::DrawClassifier => "draw-classifier",
         }
     }
 
@@ -324,9 +356,15 @@ struct BenchArgs {
     /// Image side: 28 (MNIST), or e.g. 60 / 100 for RAM's translated and cluttered tasks.
     #[arg(long, default_value_t = 28)]
     side: usize,
-    /// Timed steps (after 5 warm-up steps).
+    /// Timed steps (after a few warm-up steps).
     #[arg(long, default_value_t = 50)]
     steps: usize,
+    /// DRAW: glimpses T (default: the paper's 64).
+    #[arg(long)]
+    glimpses: Option<usize>,
+    /// DRAW: the no-attention variant (whole-image read and write).
+    #[arg(long)]
+    no_attention: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -469,6 +507,206 @@ fn train_sequence(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
         s.valid.bit_errors_per_seq,
         s.best.display()
     );
+    Ok(())
+}
+
+fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            toml::from_str::<DrawRunConfig>(&text).with_context(|| format!("{}: invalid configuration", p.display()))?
+        }
+        None => DrawRunConfig {
+            seed: 0,
+            model: DrawConfig::mnist(true),
+            data: Default::default(),
+            train: Default::default(),
+        },
+    };
+    let t = &mut cfg.train;
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = &a.dataset {
+        cfg.data.dataset = v.clone();
+    }
+    for (field, flag) in [
+        (&mut t.epochs, a.epochs),
+        (&mut t.batch_size, a.batch_size),
+        (&mut t.valid_size, a.valid_size),
+        (&mut t.checkpoint_every, a.checkpoint_every),
+        (&mut t.log_every, a.log_every),
+    ] {
+        if let Some(v) = flag {
+            *field = v;
+        }
+    }
+    if let Some(v) = a.lr {
+        t.lr = v;
+    }
+    if let Some(name) = &a.optimizer {
+        t.optimizer = OptimizerConfig::from_name(name)
+            .with_context(|| format!("unknown optimizer `{name}` (sgd, adam, rmsprop)"))?;
+    }
+    if a.clip_norm.is_some() {
+        t.clip_norm = a.clip_norm;
+    }
+    if a.limit_train.is_some() {
+        t.limit_train = a.limit_train;
+    }
+    for (flag, given) in [
+        ("--canvas", a.canvas.is_some()),
+        ("--clutter", a.clutter.is_some()),
+        ("--steps", a.steps.is_some()),
+        ("--augment-shift", a.augment_shift.is_some()),
+        ("--patience", a.patience.is_some()),
+    ] {
+        if given {
+            bail!("{flag} does not apply to DRAW (use --epochs, or a --config)");
+        }
+    }
+    Ok(cfg)
+}
+
+fn train_draw(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
+    let cfg = draw_run_config(a)?;
+    let opts = a.run_options(root, device);
+    let t0 = std::time::Instant::now();
+    let s = generative::train_draw(&cfg, &opts)?;
+    println!(
+        "done in {:.1}s: {} steps; best validation bound {:.2} nats; checkpoint {} (`glimpse eval` for the test bound)",
+        t0.elapsed().as_secs_f64(),
+        s.steps,
+        s.valid_nll_nats,
+        s.best.display()
+    );
+    Ok(())
+}
+
+/// Whether a checkpoint holds a DRAW model (its metadata says so).
+fn is_draw_checkpoint(dir: &Path) -> bool {
+    checkpoint::read_meta::<serde_json::Value>(dir).is_ok_and(|m| m["model"] == "draw")
+}
+
+fn eval_draw(dir: &Path, json: bool, split: &str, root: PathBuf, device: &str) -> Result<()> {
+    let dev = glimpse::device::by_name(device)?;
+    let t0 = std::time::Instant::now();
+    let (cfg, model) = generative::load_draw(dir, &dev)?;
+    let data = match split {
+        "valid" => generative::train_and_validation(&cfg, &root)?.1,
+        _ => cfg.data.load(&root, Split::Test)?,
+    };
+    let m = generative::evaluate_bound(&model, &data, 0, cfg.seed, &dev);
+    let out = serde_json::json!({
+        "checkpoint": dir.display().to_string(),
+        "model": "draw",
+        "dataset": cfg.data.dataset,
+        "split": split,
+        "nll_nats": m.nll_nats,
+        "reconstruction_nats": m.reconstruction_nats,
+        "kl_nats": m.kl_nats,
+        "n": m.n,
+        "seconds": t0.elapsed().as_secs_f64(),
+    });
+    if json {
+        println!("{out}");
+    } else {
+        println!(
+            "{}: {split} negative log-likelihood ≤ {:.2} nats (reconstruction {:.2} + KL {:.2}), {} images",
+            dir.display(),
+            m.nll_nats,
+            m.reconstruction_nats,
+            m.kl_nats,
+            m.n
+        );
+    }
+    Ok(())
+}
+
+fn viz_draw(dir: &Path, n: usize, seed: u64, out: &Path, scale: u32, root: PathBuf, device: &str) -> Result<()> {
+    use glimpse::models::draw::DrawTrace;
+    use glimpse::train::Rng;
+    use glimpse::viz::draw::{WRITE_COLOUR, canvas, reads_panel, tile};
+    use glimpse::viz::glimpses::save_gif;
+    use glimpse::viz::heatmap::save_png;
+    let dir =
+        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
+    let dev = glimpse::device::by_name(device)?;
+    let n = n.max(1);
+    let path = |suffix: &str, ext: &str| {
+        let name = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        out.with_file_name(format!("{name}{suffix}.{ext}"))
+    };
+    if !is_draw_checkpoint(&dir) {
+        // A DRAW classifier: its read windows over test images.
+        let (cfg, model) = classify::load_classifier(&dir, &dev)?;
+        let glimpse::models::Classifier::DrawClassifier(m) = model else {
+            bail!("{}: a {} checkpoint, neither DRAW nor a DRAW classifier", dir.display(), cfg.model.kind())
+        };
+        let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
+        let start = seed as usize;
+        let idx: Vec<usize> = (start..(start + n).min(test.len())).collect();
+        if idx.is_empty() {
+            bail!("--seed {start} is past the {} test images", test.len());
+        }
+        let (x, y) = test.batch(&idx);
+        let side = test.side();
+        let images = glimpse::burn::tensor::Tensor::<4>::from_data(
+            glimpse::burn::tensor::TensorData::new(x.clone(), [idx.len(), 1, side[0], side[1]]),
+            &dev,
+        );
+        let mut windows = vec![];
+        let logits = m.run(images, Some(&mut windows));
+        let pred: Vec<i64> =
+            logits.argmax(1).into_data().convert::<i64>().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let d = side[0] * side[1];
+        let steps = windows.len();
+        let panel = |k: usize, upto: usize, show: bool| {
+            let w: Vec<_> = windows.iter().map(|s| s[k]).collect();
+            reads_panel(&x[k * d..(k + 1) * d], side, scale, &w, upto, show.then(|| (pred[k] as usize, y[k] as usize)))
+        };
+        let grid: Vec<_> = (0..idx.len()).map(|k| panel(k, usize::MAX, true)).collect();
+        let png = out.with_extension("png");
+        save_png(&tile(&grid, 4, 4), &png)?;
+        let frames: Vec<_> = (0..=steps)
+            .map(|t| {
+                tile(&(0..idx.len()).map(|k| panel(k, t.min(steps - 1), t == steps)).collect::<Vec<_>>(), idx.len(), 4)
+            })
+            .collect();
+        let gif = out.with_extension("gif");
+        save_gif(&frames, 70, 200, &gif)?;
+        let right = (0..idx.len()).filter(|&k| pred[k] == y[k]).count();
+        println!("{right} of {} right; wrote {} and {}", idx.len(), png.display(), gif.display());
+        return Ok(());
+    }
+    let (cfg, model) = generative::load_draw(&dir, &dev)?;
+    let side = cfg.model.side;
+    let d = side[0] * side[1];
+    let mut rng = Rng::derive(seed, "viz-draw", 0);
+    // 1. A grid of 8×8 samples (final canvases).
+    let z = generative::noise(cfg.model.steps, 64, cfg.model.latent, &mut rng, &dev);
+    let samples: Vec<f32> = model.generate(z, None).into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let panels: Vec<_> = samples.chunks(d).map(|p| canvas(p, side, scale.div_ceil(2), &[])).collect();
+    let samples_png = path("-samples", "png");
+    save_png(&tile(&panels, 8, 2), &samples_png)?;
+    // 2. n samples drawn step by step: a strip of ~10 time points each, and a GIF.
+    let z = generative::noise(cfg.model.steps, n, cfg.model.latent, &mut rng, &dev);
+    let mut trace = DrawTrace::default();
+    model.generate(z, Some(&mut trace));
+    let t_max = trace.canvases.len();
+    let frame = |t: usize, k: usize| {
+        let w: Vec<_> = trace.writes.get(t).map(|s| vec![(s[k], WRITE_COLOUR)]).unwrap_or_default();
+        canvas(&trace.canvases[t][k * d..(k + 1) * d], side, scale, &w)
+    };
+    let picks: Vec<usize> =
+        (0..10).map(|i| (i * (t_max - 1)) / 9).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let strip: Vec<_> = (0..n).flat_map(|k| picks.iter().map(move |&t| (t, k))).map(|(t, k)| frame(t, k)).collect();
+    let strip_png = path("-strip", "png");
+    save_png(&tile(&strip, picks.len(), 2), &strip_png)?;
+    let frames: Vec<_> = (0..t_max).map(|t| tile(&(0..n).map(|k| frame(t, k)).collect::<Vec<_>>(), n, 4)).collect();
+    let gif = out.with_extension("gif");
+    save_gif(&frames, 8, 150, &gif)?;
+    println!("wrote {}, {} and {}", samples_png.display(), strip_png.display(), gif.display());
     Ok(())
 }
 
@@ -786,13 +1024,12 @@ fn main() -> ExitCode {
     let root = data::resolve_root(cli.data_dir.clone());
     let result = match cli.command {
         Command::Train(a) => train(&a, root, &cli.device).map(|_| ExitCode::SUCCESS),
-        Command::Eval { checkpoint, json, split, len, sequences } => {
-            match checkpoint::find_dir(&checkpoint).filter(|d| is_sequence_checkpoint(d)) {
-                Some(dir) => eval_sequence(&dir, json, len, sequences, &cli.device),
-                None => eval(&checkpoint, json, &split, root, &cli.device),
-            }
-            .map(|_| ExitCode::SUCCESS)
+        Command::Eval { checkpoint, json, split, len, sequences } => match checkpoint::find_dir(&checkpoint) {
+            Some(dir) if is_sequence_checkpoint(&dir) => eval_sequence(&dir, json, len, sequences, &cli.device),
+            Some(dir) if is_draw_checkpoint(&dir) => eval_draw(&dir, json, &split, root, &cli.device),
+            _ => eval(&checkpoint, json, &split, root, &cli.device),
         }
+        .map(|_| ExitCode::SUCCESS),
         Command::Data { command } => data_cmd(command, root),
         Command::Bench(b) => bench(&b, cli.threads, &cli.device).map(|_| ExitCode::SUCCESS),
         Command::Viz { command: VizCommand::Ram { checkpoint, n, start, out, scale } } => {
@@ -800,6 +1037,9 @@ fn main() -> ExitCode {
         }
         Command::Viz { command: VizCommand::Ntm { checkpoint, len, seed, out, scale, all_locations } } => {
             viz_ntm(&checkpoint, len, seed, &out, scale, all_locations, &cli.device).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Viz { command: VizCommand::Draw { checkpoint, n, seed, out, scale } } => {
+            viz_draw(&checkpoint, n, seed, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }
         Command::Saliency { checkpoint, index, class, out, scale } => {
             saliency(&checkpoint, index, class, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
@@ -817,6 +1057,9 @@ fn main() -> ExitCode {
 fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
     if a.model.is_sequence() {
         return train_sequence(a, root, device);
+    }
+    if a.model == ModelKind::Draw {
+        return train_draw(a, root, device);
     }
     let cfg = run_config(a)?;
     let opts = a.run_options(root, device);
@@ -849,6 +1092,20 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
         }
         ModelKind::Lstm | ModelKind::Dnc => {
             bail!("no benchmark for `{}`; `glimpse bench ntm` measures the memory models", b.model.name())
+        }
+        ModelKind::Draw => {
+            let mut cfg = DrawConfig::mnist(true);
+            cfg.side = [b.side, b.side];
+            if let Some(t) = b.glimpses {
+                cfg.steps = t;
+            }
+            let mut runs = vec![cfg.clone()];
+            if b.no_attention {
+                runs = vec![DrawConfig { read: 0, write: 0, ..cfg }];
+            }
+            runs.iter()
+                .map(|c| glimpse::train::bench::bench_draw(c, b.batch.unwrap_or(64), b.steps, threads, &dev))
+                .collect::<Result<Vec<_>>>()?
         }
         kind => {
             let cfg = kind.default_config(b.side);

@@ -450,3 +450,101 @@ name = "adam"
         run_cmd_err(glimpse().args(["train", "ntm", "--config"]).arg(&bad).arg("--out").arg(tmp.path().join("y")));
     assert!(err.contains("copy: need 1 ≤ min ≤ max"), "{err}");
 }
+
+#[test]
+fn draw_trains_evaluates_its_bound_and_draws_its_canvas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("draw.toml");
+    std::fs::write(
+        &cfg,
+        r#"seed = 1
+[model]
+side = [28, 28]
+steps = 3
+encoder = 16
+decoder = 16
+latent = 4
+read = 2
+write = 3
+[train]
+epochs = 2
+batch_size = 50
+lr = 0.01
+valid_size = 100
+valid_every = 0
+valid_limit = 0
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("draw");
+    let said = ok(glimpse()
+        .args(["train", "draw", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(fixture()));
+    assert!(said.contains("8 steps") && said.contains("nats"), "{said}");
+    let json = ok(glimpse().arg("eval").arg(out.join("best")).arg("--json").arg("--data-dir").arg(fixture()));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!((v["model"].as_str(), v["n"].as_u64()), (Some("draw"), Some(100)));
+    let (nll, rec, kl) =
+        (v["nll_nats"].as_f64().unwrap(), v["reconstruction_nats"].as_f64().unwrap(), v["kl_nats"].as_f64().unwrap());
+    assert!(nll > 0.0 && nll < 784.0 * 2f64.ln() && (rec + kl - nll).abs() < 1e-6 * nll, "{v}");
+    let prefix = tmp.path().join("pics").join("d");
+    let said = ok(glimpse().args(["viz", "draw"]).arg(out.join("best")).args(["--n", "3", "--out"]).arg(&prefix));
+    assert!(said.contains("wrote"), "{said}");
+    for f in ["d-samples.png", "d-strip.png"] {
+        assert_eq!(&std::fs::read(tmp.path().join("pics").join(f)).unwrap()[1..4], b"PNG");
+    }
+    assert_eq!(&std::fs::read(tmp.path().join("pics/d.gif")).unwrap()[..3], b"GIF");
+    let err = run_cmd_err(glimpse().args(["train", "draw", "--canvas", "60", "--out"]).arg(tmp.path().join("x")));
+    assert!(err.contains("--canvas does not apply to DRAW"), "{err}");
+}
+
+#[test]
+fn draw_classifier_trains_and_draws_its_read_windows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("dc.toml");
+    std::fs::write(
+        &cfg,
+        r#"seed = 1
+[model]
+kind = "draw-classifier"
+input = [28, 28]
+glimpses = 3
+read = 6
+hidden = 32
+classes = 10
+[train]
+epochs = 3
+batch_size = 20
+lr = 0.003
+valid_size = 100
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("dc");
+    let said = ok(glimpse()
+        .args(["train", "draw-classifier", "--quiet", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(fixture()));
+    assert!(said.contains("test error"), "{said}");
+    let json = ok(glimpse().arg("eval").arg(out.join("best")).arg("--json").arg("--data-dir").arg(fixture()));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["model"].as_str(), Some("draw-classifier"));
+    let prefix = tmp.path().join("reads");
+    let said = ok(glimpse()
+        .args(["viz", "draw"])
+        .arg(out.join("best"))
+        .args(["--n", "4", "--out"])
+        .arg(&prefix)
+        .arg("--data-dir")
+        .arg(fixture()));
+    assert!(said.contains("of 4 right"), "{said}");
+    assert_eq!(&std::fs::read(prefix.with_extension("png")).unwrap()[1..4], b"PNG");
+    assert_eq!(&std::fs::read(prefix.with_extension("gif")).unwrap()[..3], b"GIF");
+}

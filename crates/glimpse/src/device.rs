@@ -35,3 +35,13 @@ pub fn by_name(name: &str) -> Result<Device> {
         ),
     }
 }
+
+/// Seeds `device`'s generator and runs `init` (which draws initial weights) while holding a
+/// process-wide lock: burn's generator is global, so two runs initialising at once (parallel
+/// tests, or a library user's threads) would otherwise interleave their draws.
+pub fn seeded<T>(device: &Device, seed: u64, init: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    init()
+}

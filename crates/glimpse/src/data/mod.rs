@@ -5,6 +5,7 @@
 
 pub mod algorithmic;
 pub mod babi;
+pub mod binarised;
 pub mod fetch;
 pub mod idx;
 pub mod images;

@@ -6,6 +6,7 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::cnn::{Cnn, CnnConfig};
+use super::draw_classifier::{DrawClassifier, DrawClassifierConfig};
 use super::mlp::{Mlp, MlpConfig};
 use super::ram::{Gaze, Ram, RamConfig, pixels};
 use crate::train::Rng;
@@ -45,6 +46,9 @@ pub enum ClassifierConfig {
     Cnn(CnnConfig),
     /// The Recurrent Attention Model.
     Ram(RamConfig),
+    /// DRAW's read attention with an LSTM ("differentiable RAM").
+    #[serde(rename = "draw-classifier")]
+    DrawClassifier(DrawClassifierConfig),
 }
 
 impl ClassifierConfig {
@@ -54,6 +58,7 @@ impl ClassifierConfig {
             Self::Mlp(c) => Classifier::Mlp(c.init(device)),
             Self::Cnn(c) => Classifier::Cnn(c.init(device)),
             Self::Ram(c) => Classifier::Ram(c.init(device)),
+            Self::DrawClassifier(c) => Classifier::DrawClassifier(c.init(device)),
         }
     }
 
@@ -63,6 +68,7 @@ impl ClassifierConfig {
             Self::Mlp(c) => c.input,
             Self::Cnn(c) => c.input,
             Self::Ram(c) => c.input,
+            Self::DrawClassifier(c) => c.input,
         }
     }
 
@@ -72,6 +78,7 @@ impl ClassifierConfig {
             Self::Mlp(_) => "mlp",
             Self::Cnn(_) => "cnn",
             Self::Ram(_) => "ram",
+            Self::DrawClassifier(_) => "draw-classifier",
         }
     }
 }
@@ -87,6 +94,8 @@ pub enum Classifier {
     Cnn(Cnn),
     /// See [`Ram`].
     Ram(Ram),
+    /// See [`DrawClassifier`].
+    DrawClassifier(DrawClassifier),
 }
 
 impl ImageClassifier for Classifier {
@@ -102,6 +111,7 @@ impl ImageClassifier for Classifier {
                 m.run_on(&pixels(&images), Some(&flat), Gaze::Greedy, &device).logits
             }
             Self::Ram(m) => m.predict(&pixels(&images), &images.device()),
+            Self::DrawClassifier(m) => m.logits(images),
         }
     }
 

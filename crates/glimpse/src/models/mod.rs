@@ -5,12 +5,16 @@
 //! - [`ram`]: the Recurrent Attention Model (hard attention trained with REINFORCE).
 //! - [`ntm`]: the Neural Turing Machine; [`dnc`]: the Differentiable Neural Computer; [`lstm`]: its controller cell and the plain LSTM
 //!   baseline of the memory tasks.
+//! - [`draw`]: DRAW, soft read/write attention for image generation; [`draw_classifier`]: its
+//!   read attention as a classifier (the DRAW paper's "differentiable RAM").
 //! - [`classifier`]: the image-classifier interface every classifier in the toolkit implements,
 //!   and the serialisable choice between them.
 
 pub mod classifier;
 pub mod cnn;
 pub mod dnc;
+pub mod draw;
+pub mod draw_classifier;
 pub mod lstm;
 pub mod mlp;
 pub mod ntm;

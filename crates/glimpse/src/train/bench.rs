@@ -14,6 +14,7 @@ use super::optim::{OptimizerConfig, clip_global_norm};
 use super::rng::Rng;
 use super::sequence::{SequenceModelConfig, episode_tensors, sequence_cost};
 use crate::data::algorithmic::Task;
+use crate::models::draw::DrawConfig;
 use crate::models::ntm::NtmConfig;
 use crate::models::{ClassifierConfig, ImageClassifier};
 
@@ -22,6 +23,9 @@ pub const CLASSIFIER_PY: &str = include_str!("../../../../bench/classifier.py");
 
 /// The PyTorch baseline for RAM.
 pub const RAM_PY: &str = include_str!("../../../../bench/ram.py");
+
+/// The PyTorch baseline for DRAW and its classifier.
+pub const DRAW_PY: &str = include_str!("../../../../bench/draw.py");
 
 /// The PyTorch baseline for the NTM.
 pub const NTM_PY: &str = include_str!("../../../../bench/ntm.py");
@@ -160,6 +164,11 @@ pub fn bench_classifier(
             }
             RAM_PY
         }
+        ClassifierConfig::DrawClassifier(d) => {
+            args.extend(["--model".into(), "classifier".into(), "--read".into(), d.read.to_string()]);
+            args.extend(["--glimpses".into(), d.glimpses.to_string(), "--hidden".into(), d.hidden.to_string()]);
+            DRAW_PY
+        }
     };
     let baseline = run_python_baseline(script, &args);
     let (baseline_per_s, torch, baseline_error) = match baseline {
@@ -230,6 +239,81 @@ pub fn bench_ntm(batch: usize, len: usize, steps: usize, threads: usize, device:
     Ok(BenchReport {
         model: "ntm".into(),
         unit: format!("training sequences/s (copy, length {len})"),
+        ours_per_s: ours,
+        baseline_per_s,
+        baseline_error,
+        ratio: baseline_per_s.map(|b| ours / b),
+        threads,
+        batch,
+        torch,
+    })
+}
+
+/// Training images/s of DRAW (forward, backward, clipping, Adam) on one fixed binary batch,
+/// fresh noise each step: median step.
+pub fn draw_per_s(cfg: &DrawConfig, batch: usize, steps: usize, device: &Device) -> f64 {
+    let device = device.clone().autodiff();
+    device.seed(0);
+    let mut model = cfg.init(&device);
+    let mut optim = OptimizerConfig::default().init();
+    let mut rng = Rng::new(0);
+    let [h, w] = cfg.side;
+    let x: Vec<f32> = (0..batch * h * w).map(|_| f32::from(rng.uniform() < 0.5)).collect();
+    let images = Tensor::<3>::from_data(TensorData::new(x, [batch, h, w]), &device);
+    let warmup = 2;
+    let mut times = vec![];
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        let eps = super::generative::noise(cfg.steps, batch, cfg.latent, &mut rng, &device);
+        let loss = model.bound(images.clone(), eps, None).total().mean();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        clip_global_norm(&model, &mut grads, 10.0);
+        model = optim.step(1e-3, model, grads);
+        let _: f32 = loss.into_scalar();
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    batch as f64 / median(&mut times)
+}
+
+/// Benchmarks DRAW against its PyTorch twin, `bench/draw.py`.
+pub fn bench_draw(
+    cfg: &DrawConfig,
+    batch: usize,
+    steps: usize,
+    threads: usize,
+    device: &Device,
+) -> Result<BenchReport> {
+    let ours = draw_per_s(cfg, batch, steps, device);
+    let args: Vec<String> = [
+        ("--model", "draw".to_string()),
+        ("--batch", batch.to_string()),
+        ("--steps", steps.to_string()),
+        ("--threads", threads.to_string()),
+        ("--side", cfg.side[0].to_string()),
+        ("--glimpses", cfg.steps.to_string()),
+        ("--encoder", cfg.encoder.to_string()),
+        ("--hidden", cfg.decoder.to_string()),
+        ("--latent", cfg.latent.to_string()),
+        ("--read", cfg.read.to_string()),
+        ("--write", cfg.write.to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v])
+    .collect();
+    let (baseline_per_s, torch, baseline_error) = match run_python_baseline(DRAW_PY, &args) {
+        Ok((v, t)) => (Some(v), Some(t), None),
+        Err(e) => (None, None, Some(e)),
+    };
+    let attention = if cfg.read > 0 {
+        format!("read {0}×{0}, write {1}×{1}", cfg.read, cfg.write)
+    } else {
+        "no attention".into()
+    };
+    Ok(BenchReport {
+        model: "draw".into(),
+        unit: format!("training images/s (T = {}, {attention})", cfg.steps),
         ours_per_s: ours,
         baseline_per_s,
         baseline_error,

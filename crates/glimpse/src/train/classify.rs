@@ -327,50 +327,50 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
     let best_dir = opts.out.join("best");
 
     // Fresh start or resume: the configuration, weights, optimizer and state.
-    let (cfg, mut model, mut optim, mut state, mut train_seconds) =
-        match checkpoint::find_dir(&last_dir).filter(|_| opts.resume) {
-            Some(dir) => {
-                let saved: ClassifierRunConfig = checkpoint::read_config(&dir)?;
-                if saved != *cfg {
-                    tracing::warn!(
-                        "resuming with the configuration saved in {} (it differs from the one given)",
-                        dir.display()
-                    );
-                }
-                let mut model = checkpoint::number_params(saved.model.init(&device));
-                checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
-                let optim = saved
-                    .train
-                    .optimizer
-                    .init()
-                    .load(dir.join(OPTIMIZER))
-                    .map_err(|e| anyhow::anyhow!("{}: {e:?}", dir.join(OPTIMIZER).display()))?;
-                let last: LastMeta = checkpoint::read_meta(&dir)?;
-                tracing::info!(
-                    "resuming from step {} (epoch {}, batch {})",
-                    last.state.step,
-                    last.state.epoch,
-                    last.state.batch_in_epoch
+    let (cfg, mut model, mut optim, mut state, mut train_seconds) = match checkpoint::find_dir(&last_dir)
+        .filter(|_| opts.resume)
+    {
+        Some(dir) => {
+            let saved: ClassifierRunConfig = checkpoint::read_config(&dir)?;
+            if saved != *cfg {
+                tracing::warn!(
+                    "resuming with the configuration saved in {} (it differs from the one given)",
+                    dir.display()
                 );
-                (saved, model, optim, last.state, last.train_seconds)
             }
-            None => {
-                if opts.resume {
-                    tracing::warn!("--resume: no checkpoint in {}, starting afresh", last_dir.display());
-                }
-                device.seed(cfg.seed);
-                let model = checkpoint::number_params(cfg.model.init(&device));
-                let state = RunState {
-                    step: 0,
-                    epoch: 0,
-                    batch_in_epoch: 0,
-                    rng: Rng::derive(cfg.seed, "train", 0),
-                    best: None,
-                    stopped: false,
-                };
-                (cfg.clone(), model, cfg.train.optimizer.init(), state, 0.0)
+            let mut model = checkpoint::number_params(saved.model.init(&device));
+            checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+            let optim = saved
+                .train
+                .optimizer
+                .init()
+                .load(dir.join(OPTIMIZER))
+                .map_err(|e| anyhow::anyhow!("{}: {e:?}", dir.join(OPTIMIZER).display()))?;
+            let last: LastMeta = checkpoint::read_meta(&dir)?;
+            tracing::info!(
+                "resuming from step {} (epoch {}, batch {})",
+                last.state.step,
+                last.state.epoch,
+                last.state.batch_in_epoch
+            );
+            (saved, model, optim, last.state, last.train_seconds)
+        }
+        None => {
+            if opts.resume {
+                tracing::warn!("--resume: no checkpoint in {}, starting afresh", last_dir.display());
             }
-        };
+            let model = crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
+            let state = RunState {
+                step: 0,
+                epoch: 0,
+                batch_in_epoch: 0,
+                rng: Rng::derive(cfg.seed, "train", 0),
+                best: None,
+                stopped: false,
+            };
+            (cfg.clone(), model, cfg.train.optimizer.init(), state, 0.0)
+        }
+    };
     let t = &cfg.train;
     if t.batch_size == 0 {
         bail!("batch_size must be positive");

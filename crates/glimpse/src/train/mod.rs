@@ -1,5 +1,6 @@
 //! Training: seeded randomness, optimizers and schedules, checkpoints, metrics, and the
-//! training loops for image classifiers ([`classify`]) and sequence models ([`sequence`]).
+//! training loops for image classifiers ([`classify`]), sequence models ([`sequence`]) and DRAW
+//! ([`generative`]).
 //!
 //! Conventions every trainer in the toolkit follows:
 //! - every random draw comes from [`rng::Rng`] (never burn's global generator, which is used only
@@ -12,6 +13,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod classify;
+pub mod generative;
 pub mod metrics;
 pub mod optim;
 pub mod rng;

@@ -396,8 +396,7 @@ pub fn train_sequence(cfg: &SequenceRunConfig, opts: &RunOptions) -> Result<Sequ
             (saved, model, optim, state)
         }
         None => {
-            device.seed(cfg.seed);
-            let model = checkpoint::number_params(cfg.model.init(&device));
+            let model = crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
             let state = SequenceRunState {
                 step: 0,
                 rng: Rng::derive(cfg.seed, "episodes", 0),

@@ -58,8 +58,9 @@ fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: Rgb<u8>) {
 }
 
 /// Draws the outline of the rectangle with top-left `(top, left)` and side `side` (image
-/// pixels, possibly outside the image) enlarged by `scale`, clipped to the picture.
-fn outline(img: &mut RgbImage, top: isize, left: isize, side: usize, scale: u32, ox: u32, c: Rgb<u8>) {
+/// pixels, possibly outside the image) enlarged by `scale` and shifted right by `ox` picture
+/// pixels, clipped to the picture.
+pub fn outline(img: &mut RgbImage, top: isize, left: isize, side: usize, scale: u32, ox: u32, c: Rgb<u8>) {
     let s = scale as isize;
     let (y0, x0, y1, x1) = (top * s, left * s, (top + side as isize) * s - 1, (left + side as isize) * s - 1);
     let (w, h) = (img.width() as isize, img.height() as isize);
@@ -80,7 +81,7 @@ fn outline(img: &mut RgbImage, top: isize, left: isize, side: usize, scale: u32,
 }
 
 /// A colour for step `t` of `n`: from blue (first) to red (last).
-fn step_colour(t: usize, n: usize) -> Rgb<u8> {
+pub fn step_colour(t: usize, n: usize) -> Rgb<u8> {
     let f = if n > 1 { t as f32 / (n - 1) as f32 } else { 1.0 };
     Rgb([(60.0 + 195.0 * f) as u8, (200.0 * (1.0 - (2.0 * f - 1.0).abs())) as u8 + 40, (255.0 * (1.0 - f)) as u8])
 }
@@ -147,16 +148,23 @@ pub fn animation(paths: &[GlimpsePath], retina: &Retina, side: [usize; 2], scale
         }
         frames.push(row);
     }
+    save_gif(&frames, 70, 200, out)
+}
+
+/// Writes `frames` (all the same size) as a looping GIF: `delay` hundredths of a second per
+/// frame, `last_delay` for the last one.
+pub fn save_gif(frames: &[RgbImage], delay: u16, last_delay: u16, out: &Path) -> Result<()> {
+    let first = frames.first().context("a GIF needs at least one frame")?;
     if let Some(p) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(p)?;
     }
-    let (w, h) = frames[0].dimensions();
+    let (w, h) = first.dimensions();
     let file = std::fs::File::create(out).with_context(|| format!("writing {}", out.display()))?;
     let mut enc = gif::Encoder::new(file, w as u16, h as u16, &[])?;
     enc.set_repeat(gif::Repeat::Infinite)?;
     for (k, f) in frames.iter().enumerate() {
         let mut frame = gif::Frame::from_rgb_speed(w as u16, h as u16, f.as_raw(), 10);
-        frame.delay = if k == frames.len() - 1 { 200 } else { 70 };
+        frame.delay = if k == frames.len() - 1 { last_delay } else { delay };
         enc.write_frame(&frame)?;
     }
     Ok(())

@@ -1,0 +1,178 @@
+//! The "differentiable RAM" of the DRAW paper (Gregor et al. 2015, §4.1): a classifier that
+//! looks at an image through DRAW's read attention for `T` glimpses and answers at the end.
+//! Unlike the RAM it is trained end to end by backpropagation: the filterbank is a smooth
+//! function of the LSTM state, so where to look gets exact gradients, not REINFORCE.
+//!
+//! Per step t: the window `(g̃_X, g̃_Y, log σ², log δ̃, log γ) = W h_{t−1}` (eq. 21), the glimpse
+//! `r_t = γ F_Y x F_Xᵀ` (`N × N`, eq. 27), `h_t = LSTM(h_{t−1}, r_t)`; after the last glimpse
+//! the class logits are `W_a h_T`. The paper's cluttered 100×100 MNIST model: `N = 12`,
+//! 256 LSTM units, 8 glimpses.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::classifier::ImageClassifier;
+use super::draw::{Window, windows};
+use super::lstm::LstmCell;
+use crate::attention::filterbank::{self, Filterbank};
+
+/// Sizes of a [`DrawClassifier`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrawClassifierConfig {
+    /// Image `[rows, cols]`.
+    pub input: [usize; 2],
+    /// Glimpses `T`.
+    pub glimpses: usize,
+    /// Read grid side `N`.
+    pub read: usize,
+    /// LSTM width.
+    pub hidden: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl DrawClassifierConfig {
+    /// The paper's settings for an `side × side` image: 12×12 reads, 256 units, 8 glimpses.
+    pub fn new(side: usize) -> Self {
+        Self { input: [side, side], glimpses: 8, read: 12, hidden: 256, classes: 10 }
+    }
+
+    /// Builds the model. The first glimpse starts as a blurred view of the whole image
+    /// ([`filterbank::tiling_bias`]).
+    pub fn init(&self, device: &Device) -> DrawClassifier {
+        let attention = filterbank::attention_layer(self.hidden, self.input, self.read, device);
+        DrawClassifier {
+            attention,
+            core: LstmCell::new(self.read * self.read, self.hidden, device),
+            action: LinearConfig::new(self.hidden, self.classes).init(device),
+            input: self.input,
+            glimpses: self.glimpses,
+            read: self.read,
+        }
+    }
+}
+
+/// Read attention + LSTM + linear classifier.
+#[derive(Module, Debug)]
+pub struct DrawClassifier {
+    /// `h_{t−1} → (g̃_X, g̃_Y, log σ², log δ̃, log γ)`.
+    attention: Linear,
+    core: LstmCell,
+    /// `h_T → logits`.
+    action: Linear,
+    #[module(skip)]
+    input: [usize; 2],
+    #[module(skip)]
+    glimpses: usize,
+    #[module(skip)]
+    read: usize,
+}
+
+impl DrawClassifier {
+    /// Images `(B, 1, rows, cols)` → logits, and (when `windows_out` is given) the read window
+    /// of every glimpse, per batch element.
+    pub fn run(&self, images: Tensor<4>, mut windows_out: Option<&mut Vec<Vec<Window>>>) -> Tensor<2> {
+        let [b, _, rows, cols] = images.dims();
+        let x = images.reshape([b, rows, cols]);
+        let device = x.device();
+        let n = self.read;
+        let hidden = self.core.hidden();
+        let (mut h, mut c) = (Tensor::<2>::zeros([b, hidden], &device), Tensor::<2>::zeros([b, hidden], &device));
+        for _ in 0..self.glimpses {
+            let fb = Filterbank::from_raw(self.attention.forward(h.clone()), [rows, cols], n);
+            if let Some(w) = windows_out.as_deref_mut() {
+                w.push(windows(&fb));
+            }
+            let (fx, fy) = fb.matrices([rows, cols]);
+            let r = filterbank::read(x.clone(), fx, fy, fb.gamma).reshape([b, n * n]); // (B, N²)
+            (h, c) = self.core.step(r, h, c);
+        }
+        self.action.forward(h)
+    }
+
+    /// Image `[rows, cols]`.
+    pub fn input(&self) -> [usize; 2] {
+        self.input
+    }
+}
+
+impl ImageClassifier for DrawClassifier {
+    fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.run(images, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{grad_check, uniform};
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::tensor::{Int, TensorData};
+
+    #[test]
+    fn shapes_and_windows() {
+        let dev = Device::flex();
+        let m = DrawClassifierConfig { input: [9, 7], glimpses: 3, read: 2, hidden: 6, classes: 4 }.init(&dev);
+        let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 63, 0.0, 1.0, 1), [2, 1, 9, 7]), &dev);
+        let mut w = Vec::new();
+        assert_eq!(m.run(x, Some(&mut w)).dims(), [2, 4]);
+        assert_eq!((w.len(), w[0].len()), (3, 2));
+    }
+
+    #[test]
+    fn gradient_with_respect_to_the_image_matches_finite_differences() {
+        let dev = Device::flex();
+        dev.seed(2);
+        let m = DrawClassifierConfig { input: [5, 4], glimpses: 2, read: 2, hidden: 5, classes: 3 }.init(&dev);
+        grad_check(&[uniform(2 * 20, 0.0, 1.0, 3)], 1e-2, 2e-2, |v| {
+            let [x]: [Tensor<1>; 1] = v.try_into().unwrap();
+            let m = m.clone().fork(&x.device());
+            m.logits(x.reshape([2, 1, 5, 4])).reshape([6])
+        });
+    }
+
+    /// Which quadrant holds a bright 3×3 blob on a 12×12 field with a dim distractor: learned
+    /// to near-perfect accuracy in a few hundred steps.
+    #[test]
+    fn learns_where_the_blob_is_in_seconds() {
+        let dev = Device::flex().autodiff();
+        dev.seed(3);
+        let mut model =
+            DrawClassifierConfig { input: [12, 12], glimpses: 2, read: 3, hidden: 24, classes: 4 }.init(&dev);
+        let mut rng = crate::train::Rng::new(4);
+        let mut batch = |n: usize| {
+            let (mut x, mut y) = (vec![0.0f32; n * 144], vec![0i64; n]);
+            for k in 0..n {
+                let q = rng.below(4);
+                let (r0, c0) = ((q / 2) * 6 + rng.below(4), (q % 2) * 6 + rng.below(4));
+                for r in r0..r0 + 3 {
+                    for c in c0..c0 + 3 {
+                        x[k * 144 + r * 12 + c] = 1.0;
+                    }
+                }
+                x[k * 144 + rng.below(144)] = 0.3;
+                y[k] = q as i64;
+            }
+            (x, y)
+        };
+        let ce = CrossEntropyLossConfig::new().init(&dev);
+        let mut optim = AdamConfig::new().init();
+        for _ in 0..250 {
+            let (x, y) = batch(32);
+            let x = Tensor::<4>::from_data(TensorData::new(x, [32, 1, 12, 12]), &dev);
+            let y = Tensor::<1, Int>::from_data(TensorData::new(y, [32]), &dev);
+            let loss = ce.forward(model.logits(x), y);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-2, model, grads);
+        }
+        let (x, y) = batch(200);
+        let x = Tensor::<4>::from_data(TensorData::new(x, [200, 1, 12, 12]), &dev);
+        let pred: Vec<i64> = model.logits(x).argmax(1).into_data().convert::<i64>().try_to_vec().unwrap();
+        let right = pred.iter().zip(&y).filter(|(a, b)| a == b).count();
+        assert!(right >= 190, "{right}/200 right");
+    }
+}
