@@ -69,6 +69,13 @@ impl Filterbank {
     /// The row-normalised filter matrices `(F_X (B, N, A), F_Y (B, N, B))` (eq. 25–26).
     pub fn matrices(&self, side: [usize; 2]) -> (Tensor<3>, Tensor<3>) {
         let [rows, cols] = side;
+        if rows == cols {
+            // Square images: both axes in one pass, `(B, 2N, A)`, half the small ops.
+            let n = self.n;
+            let g = Tensor::cat(vec![self.gx.clone(), self.gy.clone()], 1); // (B, 2)
+            let f = filters_many(g, self.delta.clone(), self.sigma2.clone(), n, cols);
+            return (f.clone().narrow(1, 0, n), f.narrow(1, n, n));
+        }
         let fx = filters(self.gx.clone(), self.delta.clone(), self.sigma2.clone(), self.n, cols);
         let fy = filters(self.gy.clone(), self.delta.clone(), self.sigma2.clone(), self.n, rows);
         (fx, fy)
@@ -108,15 +115,21 @@ pub fn attention_layer(inputs: usize, side: [usize; 2], n: usize, device: &burn:
 /// One axis of the filterbank: `F[b, i, a] ∝ exp(−(a − μ^i)² / 2σ²)` for pixel coordinates
 /// `a = 1..len`, rows normalised (eq. 25–26). `g, δ, σ²`: `(B, 1)` → `(B, N, len)`.
 pub fn filters(g: Tensor<2>, delta: Tensor<2>, sigma2: Tensor<2>, n: usize, len: usize) -> Tensor<3> {
-    let [b, _] = g.dims();
+    filters_many(g, delta, sigma2, n, len)
+}
+
+/// [`filters`] for `K` grid centres at once: `g (B, K)` → `(B, K·N, len)`, grid `k` in rows
+/// `k·N..(k+1)·N`.
+fn filters_many(g: Tensor<2>, delta: Tensor<2>, sigma2: Tensor<2>, n: usize, len: usize) -> Tensor<3> {
+    let [b, k] = g.dims();
     let device = g.device();
-    let offsets = Tensor::<2>::from_data(TensorData::new(grid_offsets(n), [1, n]), &device); // (1, N)
-    let mu = g + offsets * delta; // (B, N)
+    let offsets = Tensor::<3>::from_data(TensorData::new(grid_offsets(n), [1, 1, n]), &device); // (1, 1, N)
+    let mu = g.reshape([b, k, 1]) + offsets * delta.reshape([b, 1, 1]); // (B, K, N)
     let coords: Vec<f32> = (1..=len).map(|a| a as f32).collect();
     let a = Tensor::<3>::from_data(TensorData::new(coords, [1, 1, len]), &device); // (1, 1, A)
-    let d = a - mu.reshape([b, n, 1]); // (B, N, A)
-    let f = (d.square() / sigma2.reshape([b, 1, 1]).mul_scalar(-2.0)).exp(); // (B, N, A)
-    let z = f.clone().sum_dim(2).clamp_min(Z_FLOOR); // (B, N, 1)
+    let d = a - mu.reshape([b, k * n, 1]); // (B, K·N, A)
+    let f = (d.square() * sigma2.reshape([b, 1, 1]).mul_scalar(2.0).recip().neg()).exp(); // (B, K·N, A)
+    let z = f.clone().sum_dim(2).clamp_min(Z_FLOOR); // (B, K·N, 1)
     f / z
 }
 
@@ -227,15 +240,18 @@ mod tests {
     /// All five attention parameters, and the image, through filters and read.
     #[test]
     fn read_gradient_matches_finite_differences_for_all_five_parameters() {
-        let (b, rows, cols, n) = (2, 6, 5, 3);
-        let raw = vec![0.1, -0.2, 0.3, -0.1, 0.2, -0.3, 0.25, 0.5, 0.2, -0.1];
-        let img = uniform(b * rows * cols, 0.0, 1.0, 4);
-        grad_check(&[raw, img], 1e-3, 2e-2, |x| {
-            let [raw, img]: [Tensor<1>; 2] = x.try_into().unwrap();
-            let fb = Filterbank::from_raw(raw.reshape([b, 5]), [rows, cols], n);
-            let (fx, fy) = fb.matrices([rows, cols]);
-            read(img.reshape([b, rows, cols]), fx, fy, fb.gamma).reshape([b * n * n])
-        });
+        // A non-square image, and a square one (both axes' filters computed in one pass).
+        for (rows, cols) in [(6, 5), (5, 5)] {
+            let (b, n) = (2, 3);
+            let raw = vec![0.1, -0.2, 0.3, -0.1, 0.2, -0.3, 0.25, 0.5, 0.2, -0.1];
+            let img = uniform(b * rows * cols, 0.0, 1.0, 4);
+            grad_check(&[raw, img], 1e-3, 2e-2, |x| {
+                let [raw, img]: [Tensor<1>; 2] = x.try_into().unwrap();
+                let fb = Filterbank::from_raw(raw.reshape([b, 5]), [rows, cols], n);
+                let (fx, fy) = fb.matrices([rows, cols]);
+                read(img.reshape([b, rows, cols]), fx, fy, fb.gamma).reshape([b * n * n])
+            });
+        }
     }
 
     #[test]
