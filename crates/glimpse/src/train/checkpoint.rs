@@ -65,6 +65,12 @@ pub fn load_weights<M: Module>(module: &mut M, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The optimizer of `cfg` with the state saved in the resumable checkpoint `dir`.
+pub fn load_optimizer(cfg: &crate::train::optim::OptimizerConfig, dir: &Path) -> Result<burn::optim::ModuleOptimizer> {
+    let path = dir.join(OPTIMIZER);
+    cfg.init().load(&path).map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))
+}
+
 /// Writes a checkpoint directory atomically: the weights, the run's configuration as TOML, the
 /// metadata as JSON, and (for a resumable state) the optimizer's state.
 pub fn save_run_dir<M: Module, C: serde::Serialize, T: serde::Serialize>(

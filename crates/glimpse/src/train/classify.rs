@@ -13,7 +13,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, META, OPTIMIZER, WEIGHTS};
+use super::checkpoint::{self, META, WEIGHTS};
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
 use super::rng::Rng;
@@ -340,12 +340,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
             }
             let mut model = checkpoint::number_params(saved.model.init(&device));
             checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
-            let optim = saved
-                .train
-                .optimizer
-                .init()
-                .load(dir.join(OPTIMIZER))
-                .map_err(|e| anyhow::anyhow!("{}: {e:?}", dir.join(OPTIMIZER).display()))?;
+            let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
             let last: LastMeta = checkpoint::read_meta(&dir)?;
             tracing::info!(
                 "resuming from step {} (epoch {}, batch {})",

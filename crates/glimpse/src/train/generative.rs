@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, OPTIMIZER, WEIGHTS};
+use super::checkpoint::{self, WEIGHTS};
 use super::classify::RunOptions;
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
@@ -248,12 +248,7 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
             }
             let mut model = checkpoint::number_params(saved.model.init(&device));
             checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
-            let optim = saved
-                .train
-                .optimizer
-                .init()
-                .load(dir.join(OPTIMIZER))
-                .map_err(|e| anyhow::anyhow!("{}: {e:?}", dir.join(OPTIMIZER).display()))?;
+            let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
             let state: DrawRunState = checkpoint::read_meta(&dir)?;
             tracing::info!("resuming from step {} (epoch {}, batch {})", state.step, state.epoch, state.batch_in_epoch);
             (saved_cfg, model, optim, state)
