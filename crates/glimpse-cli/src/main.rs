@@ -22,6 +22,7 @@ use glimpse::train::classify::{self, CheckpointMeta, ClassifierRunConfig, RunOpt
 use glimpse::train::generative::{self, DrawRunConfig};
 use glimpse::train::optim::OptimizerConfig;
 use glimpse::train::sequence::{self, SequenceModelConfig, SequenceRunConfig};
+use glimpse::train::translate::{self, TaskConfig, TranslateRunConfig, TranslatorConfig};
 
 // mimalloc instead of glibc's malloc: autodiff allocates and frees many short-lived gradient
 // buffers every step, and glibc returned their pages to the kernel only to fault them back in
@@ -87,6 +88,31 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         /// Sequence models: number of test sequences.
         #[arg(long, default_value_t = 256)]
         sequences: usize,
+        /// seq2seq / Transformer: beam width (default: the run's; 1 = greedy).
+        #[arg(long)]
+        beam: Option<usize>,
+        /// seq2seq / Transformer: also print the first N test examples (source, reference, output).
+        #[arg(long, default_value_t = 0)]
+        examples: usize,
+    },
+    /// Translate (or normalise) a text with a seq2seq or Transformer checkpoint.
+    #[command(after_help = "Examples:
+  glimpse translate checkpoints/seq2seq-de-en \"Ich verliere die Geduld.\"
+  glimpse translate checkpoints/seq2seq-dates \"Mittwoch, 3. März 2021\" --alignment docs/seq2seq/date")]
+    Translate {
+        /// Checkpoint directory.
+        checkpoint: PathBuf,
+        /// The source text.
+        text: String,
+        /// Beam width (1: greedy).
+        #[arg(long, default_value_t = 5)]
+        beam: usize,
+        /// Also write the alignment picture: PREFIX.png (heat map) and PREFIX.svg (with tokens).
+        #[arg(long, value_name = "PREFIX")]
+        alignment: Option<PathBuf>,
+        /// Pixels per cell of the PNG.
+        #[arg(long, default_value_t = 16)]
+        scale: u32,
     },
     /// Fetch, verify and list data sets.
     Data {
@@ -229,6 +255,10 @@ enum ModelKind {
     Draw,
     /// DRAW's read attention as a classifier (the DRAW paper's "differentiable RAM").
     DrawClassifier,
+    /// LSTM encoder-decoder with content attention (or without: `--no-attention`).
+    Seq2seq,
+    /// Encoder-decoder Transformer.
+    Transformer,
 }
 
 impl ModelKind {
@@ -238,7 +268,12 @@ impl ModelKind {
             ModelKind::Cnn => ClassifierConfig::Cnn(CnnConfig::new(side, side)),
             ModelKind::Ram => ClassifierConfig::Ram(RamConfig::for_side(side)),
             ModelKind::DrawClassifier => ClassifierConfig::DrawClassifier(DrawClassifierConfig::new(side)),
-            ModelKind::Ntm | ModelKind::Lstm | ModelKind::Dnc | ModelKind::Draw => {
+            ModelKind::Ntm
+            | ModelKind::Lstm
+            | ModelKind::Dnc
+            | ModelKind::Draw
+            | ModelKind::Seq2seq
+            | ModelKind::Transformer => {
                 unreachable!("sequence models and DRAW have no classifier configuration")
             }
         }
@@ -254,6 +289,8 @@ impl ModelKind {
             ModelKind::Dnc => "dnc",
             ModelKind::Draw => "draw",
             ModelKind::DrawClassifier => "draw-classifier",
+            ModelKind::Seq2seq => "seq2seq",
+            ModelKind::Transformer => "transformer",
         }
     }
 
@@ -335,6 +372,12 @@ struct TrainArgs {
     /// Log every N steps.
     #[arg(long)]
     log_every: Option<usize>,
+    /// Sequence-to-sequence task: dates or de-en.
+    #[arg(long)]
+    task: Option<String>,
+    /// seq2seq: the encoder-decoder without attention (Cho et al.'s fixed summary).
+    #[arg(long)]
+    no_attention: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -350,7 +393,8 @@ struct BenchArgs {
     /// Batch size (both implementations; default 64, and for the NTM both 1 and 16).
     #[arg(long)]
     batch: Option<usize>,
-    /// NTM: copy-sequence length of the benchmark batch.
+    /// NTM: copy-sequence length of the benchmark batch (seq2seq / Transformer: source and
+    /// target length, default 16).
     #[arg(long, default_value_t = 20)]
     len: usize,
     /// Image side: 28 (MNIST), or e.g. 60 / 100 for RAM's translated and cluttered tasks.
@@ -362,7 +406,8 @@ struct BenchArgs {
     /// DRAW: glimpses T (default: the paper's 64).
     #[arg(long)]
     glimpses: Option<usize>,
-    /// DRAW: the no-attention variant (whole-image read and write).
+    /// DRAW: the no-attention variant (whole-image read and write); seq2seq: the encoder-decoder
+    /// without attention.
     #[arg(long)]
     no_attention: bool,
     /// Print one JSON object.
@@ -1032,12 +1077,17 @@ fn main() -> ExitCode {
     let root = data::resolve_root(cli.data_dir.clone());
     let result = match cli.command {
         Command::Train(a) => train(&a, root, &cli.device).map(|_| ExitCode::SUCCESS),
-        Command::Eval { checkpoint, json, split, len, sequences } => match checkpoint::find_dir(&checkpoint) {
-            Some(dir) if is_sequence_checkpoint(&dir) => eval_sequence(&dir, json, len, sequences, &cli.device),
-            Some(dir) if is_draw_checkpoint(&dir) => eval_draw(&dir, json, &split, root, &cli.device),
-            _ => eval(&checkpoint, json, &split, root, &cli.device),
+        Command::Eval { checkpoint, json, split, len, sequences, beam, examples } => {
+            match checkpoint::find_dir(&checkpoint) {
+                Some(dir) if is_translate_checkpoint(&dir) => {
+                    eval_translate(&dir, json, &split, beam, examples, &cli.device)
+                }
+                Some(dir) if is_sequence_checkpoint(&dir) => eval_sequence(&dir, json, len, sequences, &cli.device),
+                Some(dir) if is_draw_checkpoint(&dir) => eval_draw(&dir, json, &split, root, &cli.device),
+                _ => eval(&checkpoint, json, &split, root, &cli.device),
+            }
+            .map(|_| ExitCode::SUCCESS)
         }
-        .map(|_| ExitCode::SUCCESS),
         Command::Data { command } => data_cmd(command, root),
         Command::Bench(b) => bench(&b, cli.threads, &cli.device).map(|_| ExitCode::SUCCESS),
         Command::Viz { command: VizCommand::Ram { checkpoint, n, start, out, scale } } => {
@@ -1048,6 +1098,9 @@ fn main() -> ExitCode {
         }
         Command::Viz { command: VizCommand::Draw { checkpoint, n, seed, out, scale } } => {
             viz_draw(&checkpoint, n, seed, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Translate { checkpoint, text, beam, alignment, scale } => {
+            translate(&checkpoint, &text, beam, alignment.as_deref(), scale, &cli.device).map(|_| ExitCode::SUCCESS)
         }
         Command::Saliency { checkpoint, index, class, out, scale } => {
             saliency(&checkpoint, index, class, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
@@ -1068,6 +1121,9 @@ fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
     }
     if a.model == ModelKind::Draw {
         return train_draw(a, root, device);
+    }
+    if matches!(a.model, ModelKind::Seq2seq | ModelKind::Transformer) {
+        return train_translate(a, root, device);
     }
     let cfg = run_config(a)?;
     let opts = a.run_options(root, device);
@@ -1097,6 +1153,14 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
                 .into_iter()
                 .map(|batch| glimpse::train::bench::bench_ntm(batch, b.len, b.steps, threads, &dev))
                 .collect::<Result<Vec<_>>>()?
+        }
+        ModelKind::Seq2seq | ModelKind::Transformer => {
+            // The German-English sizes (configs/seq2seq-de-en.toml, configs/transformer-de-en.toml).
+            let task: TaskConfig = toml::from_str("kind = \"de-en\"")?;
+            let mut cfg = default_translator(b.model, &task, !b.no_attention);
+            cfg.set_vocab(2000, 2000);
+            let len = if b.len == 20 { 16 } else { b.len };
+            vec![glimpse::train::bench::bench_translator(&cfg, b.batch.unwrap_or(64), len, b.steps, threads, &dev)?]
         }
         ModelKind::Lstm | ModelKind::Dnc => {
             bail!("no benchmark for `{}`; `glimpse bench ntm` measures the memory models", b.model.name())
@@ -1141,6 +1205,207 @@ fn print_bench(r: &glimpse::train::bench::BenchReport, json: bool) -> Result<()>
             (None, Some(e)) => println!("  PyTorch: unavailable ({e})"),
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// The default model of `train seq2seq` / `train transformer` for a task.
+fn default_translator(kind: ModelKind, task: &TaskConfig, attention: bool) -> TranslatorConfig {
+    let dates = matches!(task, TaskConfig::Dates { .. });
+    match kind {
+        ModelKind::Transformer => TranslatorConfig::Transformer(glimpse::models::transformer::TransformerConfig {
+            src_vocab: 0,
+            tgt_vocab: 0,
+            d_model: if dates { 64 } else { 256 },
+            heads: 4,
+            ff: if dates { 256 } else { 512 },
+            encoder_layers: 2,
+            decoder_layers: 2,
+        }),
+        _ => TranslatorConfig::Seq2seq(glimpse::models::seq2seq::Seq2seqConfig {
+            src_vocab: 0,
+            tgt_vocab: 0,
+            embed: if dates { 32 } else { 128 },
+            encoder: if dates { 64 } else { 128 },
+            decoder: if dates { 128 } else { 256 },
+            attention: attention.then_some(glimpse::attention::content::Score::Additive),
+            attention_hidden: if dates { 64 } else { 256 },
+            input_feeding: true,
+        }),
+    }
+}
+
+fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            toml::from_str::<TranslateRunConfig>(&text)
+                .with_context(|| format!("{}: invalid configuration", p.display()))?
+        }
+        None => {
+            let task: TaskConfig = match a.task.as_deref().unwrap_or("dates") {
+                "dates" => toml::from_str("kind = \"dates\"")?,
+                "de-en" => toml::from_str("kind = \"de-en\"")?,
+                other => bail!("unknown task `{other}` (dates, de-en)"),
+            };
+            TranslateRunConfig {
+                seed: 0,
+                model: default_translator(a.model, &task, !a.no_attention),
+                task,
+                train: Default::default(),
+            }
+        }
+    };
+    if a.config.is_some() && (a.task.is_some() || a.no_attention) {
+        bail!("--task and --no-attention choose a default configuration; edit the --config file instead");
+    }
+    let t = &mut cfg.train;
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    for (field, flag) in [
+        (&mut t.steps, a.steps),
+        (&mut t.batch_size, a.batch_size),
+        (&mut t.checkpoint_every, a.checkpoint_every),
+        (&mut t.log_every, a.log_every),
+    ] {
+        if let Some(v) = flag {
+            *field = v;
+        }
+    }
+    if let Some(v) = a.lr {
+        t.lr = v;
+    }
+    if let Some(name) = &a.optimizer {
+        t.optimizer = OptimizerConfig::from_name(name)
+            .with_context(|| format!("unknown optimizer `{name}` (sgd, adam, rmsprop)"))?;
+    }
+    if a.clip_norm.is_some() {
+        t.clip_norm = a.clip_norm;
+    }
+    if a.limit_train.is_some() {
+        t.limit_train = a.limit_train;
+    }
+    for (flag, given) in [
+        ("--dataset", a.dataset.is_some()),
+        ("--canvas", a.canvas.is_some()),
+        ("--clutter", a.clutter.is_some()),
+        ("--epochs", a.epochs.is_some()),
+        ("--valid-size", a.valid_size.is_some()),
+        ("--augment-shift", a.augment_shift.is_some()),
+        ("--patience", a.patience.is_some()),
+    ] {
+        if given {
+            bail!("{flag} does not apply to sequence-to-sequence models (use --steps, or a --config)");
+        }
+    }
+    Ok(cfg)
+}
+
+fn train_translate(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
+    let cfg = translate_run_config(a)?;
+    let opts = a.run_options(root, device);
+    let t0 = std::time::Instant::now();
+    let s = translate::train_translate(&cfg, &opts)?;
+    println!(
+        "done in {:.1}s: {} steps; best validation score {:.4}; checkpoint {} (`glimpse eval` for the test score)",
+        t0.elapsed().as_secs_f64(),
+        s.steps,
+        s.valid_value,
+        s.best.display()
+    );
+    Ok(())
+}
+
+/// Whether a checkpoint holds a sequence-to-sequence model (its metadata names a task).
+fn is_translate_checkpoint(dir: &Path) -> bool {
+    checkpoint::read_meta::<serde_json::Value>(dir).is_ok_and(|m| m["valid_metric"].is_string())
+}
+
+fn eval_translate(
+    dir: &Path,
+    json: bool,
+    split: &str,
+    beam: Option<usize>,
+    examples: usize,
+    device: &str,
+) -> Result<()> {
+    if split != "test" {
+        bail!("sequence-to-sequence checkpoints are evaluated on their test split only");
+    }
+    let dev = glimpse::device::by_name(device)?;
+    let t0 = std::time::Instant::now();
+    let meta: translate::TranslateCheckpointMeta = checkpoint::read_meta(dir)?;
+    let (m, outputs) = translate::evaluate_checkpoint(dir, beam, &dev)?;
+    let mut out = serde_json::json!({
+        "checkpoint": dir.display().to_string(),
+        "model": meta.model,
+        "task": meta.task,
+        "exact_match": m.exact_match,
+        "n": m.n,
+        "beam": m.beam,
+        "seconds": t0.elapsed().as_secs_f64(),
+    });
+    if let Some(b) = &m.bleu {
+        out["bleu"] = serde_json::json!(b.score);
+        out["bleu_detail"] = serde_json::to_value(b)?;
+        out["bleu_by_source_length"] = serde_json::to_value(&m.by_length)?;
+    }
+    let shown: Vec<serde_json::Value> = outputs
+        .iter()
+        .take(examples)
+        .map(|(p, o)| serde_json::json!({"source": p.source, "reference": p.target, "output": o}))
+        .collect();
+    if examples > 0 {
+        out["examples"] = serde_json::json!(shown);
+    }
+    if json {
+        println!("{out}");
+        return Ok(());
+    }
+    println!("{}: {} on {} (beam {})", dir.display(), meta.model, meta.task, m.beam);
+    println!("  exact match {:.2}% of {}", 100.0 * m.exact_match, m.n);
+    if let Some(b) = &m.bleu {
+        println!(
+            "  BLEU {:.2} (brevity penalty {:.3}, {} / {} tokens)",
+            b.score, b.brevity_penalty, b.hyp_len, b.ref_len
+        );
+        for k in &m.by_length {
+            let hi = if k.hi == usize::MAX { "+".to_string() } else { format!("-{}", k.hi) };
+            println!("  source {}{hi} words: BLEU {:.2} ({} sentences)", k.lo, k.bleu, k.n);
+        }
+    }
+    for (p, o) in outputs.iter().take(examples) {
+        println!("\n  source:    {}\n  reference: {}\n  output:    {o}", p.source, p.target);
+    }
+    Ok(())
+}
+
+fn translate(dir: &Path, text: &str, beam: usize, alignment: Option<&Path>, scale: u32, device: &str) -> Result<()> {
+    let dir =
+        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
+    let dev = glimpse::device::by_name(device)?;
+    let (cfg, toks, model) = translate::load_translator(&dir, &dev)?;
+    let src = toks.source.encode(text);
+    if src.is_empty() {
+        bail!("nothing to translate");
+    }
+    let h = if beam <= 1 {
+        model.greedy(std::slice::from_ref(&src), cfg.train.max_len, &dev).remove(0)
+    } else {
+        model.beam(&src, beam, cfg.train.alpha, cfg.train.max_len, &dev)
+    };
+    println!("{}", toks.target.decode(&h.tokens));
+    if let Some(prefix) = alignment {
+        if h.weights.is_empty() {
+            bail!("this model does not attend: there is no alignment to draw");
+        }
+        let source: Vec<String> = src.iter().map(|&i| toks.source.vocab().token(i).to_string()).collect();
+        let mut target: Vec<String> = h.tokens.iter().map(|&i| toks.target.vocab().token(i).to_string()).collect();
+        target.push("</s>".into());
+        let rows = h.weights.len().min(target.len());
+        let (png, svg) = glimpse::viz::alignment::save(&source, &target[..rows], &h.weights[..rows], prefix, scale)?;
+        eprintln!("wrote {} and {}", png.display(), svg.display());
     }
     Ok(())
 }

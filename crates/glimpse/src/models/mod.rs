@@ -12,6 +12,7 @@
 
 pub mod classifier;
 pub mod cnn;
+pub mod decoding;
 pub mod dnc;
 pub mod draw;
 pub mod draw_classifier;
@@ -19,5 +20,7 @@ pub mod lstm;
 pub mod mlp;
 pub mod ntm;
 pub mod ram;
+pub mod seq2seq;
+pub mod transformer;
 
 pub use classifier::{Classifier, ClassifierConfig, ImageClassifier};

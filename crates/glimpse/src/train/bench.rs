@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::optim::{OptimizerConfig, clip_global_norm};
 use super::rng::Rng;
 use super::sequence::{SequenceModelConfig, episode_tensors, sequence_cost};
+use super::translate::{IdPair, TranslatorConfig, batch_loss};
 use crate::data::algorithmic::Task;
 use crate::models::draw::DrawConfig;
 use crate::models::ntm::NtmConfig;
@@ -26,6 +27,9 @@ pub const RAM_PY: &str = include_str!("../../../../bench/ram.py");
 
 /// The PyTorch baseline for DRAW and its classifier.
 pub const DRAW_PY: &str = include_str!("../../../../bench/draw.py");
+
+/// The PyTorch baseline for the sequence-to-sequence models.
+pub const SEQ2SEQ_PY: &str = include_str!("../../../../bench/seq2seq.py");
 
 /// The PyTorch baseline for the NTM.
 pub const NTM_PY: &str = include_str!("../../../../bench/ntm.py");
@@ -314,6 +318,118 @@ pub fn bench_draw(
     Ok(BenchReport {
         model: "draw".into(),
         unit: format!("training images/s (T = {}, {attention})", cfg.steps),
+        ours_per_s: ours,
+        baseline_per_s,
+        baseline_error,
+        ratio: baseline_per_s.map(|b| ours / b),
+        threads,
+        batch,
+        torch,
+    })
+}
+
+/// Training target tokens/s of a sequence-to-sequence model (teacher forcing, backward,
+/// clipping, Adam) on one fixed random batch, every source `src_len` and every target
+/// `tgt_len` tokens long: median step.
+pub fn translator_tokens_per_s(
+    cfg: &TranslatorConfig,
+    batch: usize,
+    src_len: usize,
+    tgt_len: usize,
+    steps: usize,
+    device: &Device,
+) -> f64 {
+    let device = device.clone().autodiff();
+    let mut model = crate::device::seeded(&device, 0, || cfg.init(&device));
+    let mut optim = OptimizerConfig::default().init();
+    let (sv, tv) = match cfg {
+        TranslatorConfig::Seq2seq(c) => (c.src_vocab, c.tgt_vocab),
+        TranslatorConfig::Transformer(c) => (c.src_vocab, c.tgt_vocab),
+    };
+    let mut rng = Rng::new(0);
+    let pairs: Vec<IdPair> = (0..batch)
+        .map(|_| IdPair {
+            src: (0..src_len).map(|_| 4 + rng.below(sv - 4) as u32).collect(),
+            tgt: (0..tgt_len).map(|_| 4 + rng.below(tv - 4) as u32).collect(),
+        })
+        .collect();
+    let warmup = 3;
+    let mut times = vec![];
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        let (loss, tokens) = batch_loss(&model, &pairs, &device);
+        debug_assert_eq!(tokens, batch * (tgt_len + 1));
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        clip_global_norm(&model, &mut grads, 5.0);
+        model = optim.step(1e-3, model, grads);
+        let _: f32 = loss.into_scalar();
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    (batch * (tgt_len + 1)) as f64 / median(&mut times)
+}
+
+/// Benchmarks a sequence-to-sequence model against its PyTorch twin, `bench/seq2seq.py`.
+pub fn bench_translator(
+    cfg: &TranslatorConfig,
+    batch: usize,
+    len: usize,
+    steps: usize,
+    threads: usize,
+    device: &Device,
+) -> Result<BenchReport> {
+    let ours = translator_tokens_per_s(cfg, batch, len, len, steps, device);
+    let mut args: Vec<(&str, String)> = vec![
+        ("--batch", batch.to_string()),
+        ("--steps", steps.to_string()),
+        ("--threads", threads.to_string()),
+        ("--src-len", len.to_string()),
+        ("--tgt-len", len.to_string()),
+    ];
+    match cfg {
+        TranslatorConfig::Seq2seq(c) => {
+            args.extend([
+                ("--model", "seq2seq".into()),
+                ("--src-vocab", c.src_vocab.to_string()),
+                ("--tgt-vocab", c.tgt_vocab.to_string()),
+                ("--embed", c.embed.to_string()),
+                ("--encoder", c.encoder.to_string()),
+                ("--decoder", c.decoder.to_string()),
+                ("--attention-hidden", c.attention_hidden.to_string()),
+            ]);
+            if c.attention.is_none() {
+                args.push(("--no-attention", String::new()));
+            } else if c.attention != Some(crate::attention::content::Score::Additive) {
+                anyhow::bail!("the PyTorch baseline implements the additive score only");
+            }
+            if !c.input_feeding {
+                args.push(("--no-input-feeding", String::new()));
+            }
+        }
+        TranslatorConfig::Transformer(c) => {
+            if c.encoder_layers != c.decoder_layers {
+                anyhow::bail!("the PyTorch baseline takes equal encoder and decoder depths");
+            }
+            args.extend([
+                ("--model", "transformer".into()),
+                ("--src-vocab", c.src_vocab.to_string()),
+                ("--tgt-vocab", c.tgt_vocab.to_string()),
+                ("--d-model", c.d_model.to_string()),
+                ("--heads", c.heads.to_string()),
+                ("--ff", c.ff.to_string()),
+                ("--layers", c.encoder_layers.to_string()),
+            ]);
+        }
+    }
+    let args: Vec<String> = args.into_iter().flat_map(|(k, v)| [k.to_string(), v]).filter(|s| !s.is_empty()).collect();
+    let (baseline_per_s, torch, baseline_error) = match run_python_baseline(SEQ2SEQ_PY, &args) {
+        Ok((v, t)) => (Some(v), Some(t), None),
+        Err(e) => (None, None, Some(e)),
+    };
+    Ok(BenchReport {
+        model: cfg.name().into(),
+        unit: format!("training target tokens/s (source and target {len} tokens)"),
         ours_per_s: ours,
         baseline_per_s,
         baseline_error,

@@ -11,6 +11,7 @@
 //! - a non-finite loss stops training before the optimizer touches the weights.
 
 pub mod bench;
+pub mod bleu;
 pub mod checkpoint;
 pub mod classify;
 pub mod generative;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod optim;
 pub mod rng;
 pub mod sequence;
+pub mod translate;
 
 pub use classify::{ClassifierRunConfig, ImageData, RunOptions, TrainConfig};
 pub use rng::Rng;

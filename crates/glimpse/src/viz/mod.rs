@@ -1,5 +1,6 @@
 //! Pictures: where models looked, read and wrote.
 
+pub mod alignment;
 pub mod draw;
 pub mod glimpses;
 pub mod heatmap;
