@@ -13,6 +13,7 @@ pub mod attention;
 pub mod data;
 pub mod device;
 pub mod models;
+pub mod ops;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod train;

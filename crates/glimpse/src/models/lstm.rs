@@ -38,13 +38,49 @@ impl LstmCell {
     /// One step: `x (B, I)`, `h, c (B, H)` → new `(h, c)`.
     pub fn step(&self, x: Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let z = self.gates.forward(Tensor::cat(vec![x, h], 1)); // (B, 4H): i, f, u, o
+        self.gate(z, c)
+    }
+
+    /// The input half of the gate pre-activations for a whole sequence at once:
+    /// `x (B, S, I)` → `W_x x + b` `(B, S, 4H)`, one matrix product instead of one per step.
+    pub fn project_inputs(&self, x: Tensor<3>) -> Tensor<3> {
+        let w = self.gates.weight.val(); // (I + H, 4H)
+        let [b, s, i] = x.dims();
+        let xw = x.reshape([b * s, i]).matmul(w.narrow(0, 0, i)); // (B·S, 4H)
+        let xw = match &self.gates.bias {
+            Some(bias) => xw + bias.val().unsqueeze_dim::<2>(0),
+            None => xw,
+        };
+        xw.reshape([b, s, 4 * self.hidden])
+    }
+
+    /// The recurrent weights `W_h (H, 4H)`; take them once per sequence for [`Self::step_projected`].
+    pub fn recurrent_weights(&self) -> Tensor<2> {
+        let w = self.gates.weight.val();
+        let i = w.dims()[0] - self.hidden;
+        w.narrow(0, i, self.hidden)
+    }
+
+    /// One step from projected inputs `xw (B, 4H)` (a row of [`Self::project_inputs`]) and
+    /// the recurrent weights: the same result as [`Self::step`].
+    pub fn step_projected(&self, xw: Tensor<2>, w_h: &Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        self.gate(xw + h.matmul(w_h.clone()), c)
+    }
+
+    /// The gates from pre-activations `z (B, 4H)` (i, f, u, o) and the cell `c`.
+    fn gate(&self, z: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let n = self.hidden;
-        let i = sigmoid(z.clone().narrow(1, 0, n));
-        let f = sigmoid(z.clone().narrow(1, n, n));
-        let u = z.clone().narrow(1, 2 * n, n).tanh();
-        let o = sigmoid(z.narrow(1, 3 * n, n));
+        // One sigmoid over all four blocks: tanh(u) = 2σ(2u) − 1, so the u block is doubled
+        // first (one pass instead of four; see `crate::ops::tanh`).
+        let scale: Vec<f32> = (0..4 * n).map(|k| if (2 * n..3 * n).contains(&k) { 2.0 } else { 1.0 }).collect();
+        let scale = Tensor::<2>::from_data(burn::tensor::TensorData::new(scale, [1, 4 * n]), &z.device());
+        let s = sigmoid(z * scale); // (B, 4H)
+        let i = s.clone().narrow(1, 0, n);
+        let f = s.clone().narrow(1, n, n);
+        let u = s.clone().narrow(1, 2 * n, n).mul_scalar(2.0).sub_scalar(1.0);
+        let o = s.narrow(1, 3 * n, n);
         let c = f * c + i * u;
-        (o * c.clone().tanh(), c)
+        (o * crate::ops::tanh(c.clone()), c)
     }
 }
 
@@ -115,6 +151,28 @@ impl Lstm {
 mod tests {
     use super::*;
     use crate::testing::{grad_check, uniform};
+
+    #[test]
+    fn projected_steps_equal_plain_steps() {
+        let dev = Device::flex();
+        dev.seed(8);
+        let cell = LstmCell::new(3, 5, &dev);
+        let (b, s) = (2, 4);
+        let x =
+            Tensor::<3>::from_data(burn::tensor::TensorData::new(uniform(b * s * 3, -1.0, 1.0, 4), [b, s, 3]), &dev);
+        let xw = cell.project_inputs(x.clone());
+        let w_h = cell.recurrent_weights();
+        let (mut h1, mut c1) = (Tensor::<2>::zeros([b, 5], &dev), Tensor::<2>::zeros([b, 5], &dev));
+        let (mut h2, mut c2) = (h1.clone(), c1.clone());
+        for j in 0..s {
+            (h1, c1) = cell.step(x.clone().narrow(1, j, 1).reshape([b, 3]), h1, c1);
+            (h2, c2) = cell.step_projected(xw.clone().narrow(1, j, 1).reshape([b, 20]), &w_h, h2, c2);
+        }
+        let (a, z): (Vec<f32>, Vec<f32>) = (h1.into_data().try_to_vec().unwrap(), h2.into_data().try_to_vec().unwrap());
+        for (p, q) in a.iter().zip(&z) {
+            assert!((p - q).abs() < 1e-5, "{p} vs {q}");
+        }
+    }
 
     #[test]
     fn lstm_cell_gradient_matches_finite_differences_and_shapes() {
