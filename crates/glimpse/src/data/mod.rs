@@ -6,10 +6,15 @@
 pub mod algorithmic;
 pub mod babi;
 pub mod binarised;
+pub mod dates;
+pub mod de_en;
 pub mod fetch;
+pub mod hershey;
 pub mod idx;
 pub mod images;
 pub mod registry;
+pub mod strokes;
+pub mod text;
 pub mod translated;
 
 use std::path::PathBuf;
