@@ -1371,8 +1371,11 @@ fn eval_translate(
             b.score, b.brevity_penalty, b.hyp_len, b.ref_len
         );
         for k in &m.by_length {
-            let hi = if k.hi == usize::MAX { "+".to_string() } else { format!("-{}", k.hi) };
-            println!("  source {}{hi} words: BLEU {:.2} ({} sentences)", k.lo, k.bleu, k.n);
+            let hi = k.hi.map_or("+".to_string(), |h| format!("-{h}"));
+            println!(
+                "  source {}{hi} words: BLEU {:.2} (smoothed {:.2}; {} sentences)",
+                k.lo, k.bleu, k.bleu_smoothed, k.n
+            );
         }
     }
     for (p, o) in outputs.iter().take(examples) {

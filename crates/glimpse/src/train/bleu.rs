@@ -61,6 +61,18 @@ fn ngrams(tokens: &[String], n: usize) -> HashMap<&[String], usize> {
 
 /// Corpus BLEU of tokenised candidates against one tokenised reference each.
 pub fn corpus_bleu(candidates: &[Vec<String>], references: &[Vec<String>]) -> Bleu {
+    bleu_with(candidates, references, false)
+}
+
+/// Corpus BLEU with sacreBLEU's `exp` smoothing: the k-th n-gram order with no match counts
+/// as a precision of `1 / (2^k · total)` instead of 0, so small or poorly translated subsets
+/// (the long-sentence bucket of a weak model) still compare. Equal to [`corpus_bleu`] whenever
+/// every order has a match.
+pub fn corpus_bleu_smoothed(candidates: &[Vec<String>], references: &[Vec<String>]) -> Bleu {
+    bleu_with(candidates, references, true)
+}
+
+fn bleu_with(candidates: &[Vec<String>], references: &[Vec<String>], smooth: bool) -> Bleu {
     assert_eq!(candidates.len(), references.len(), "one reference per candidate");
     let mut matched = [0usize; 4];
     let mut total = [0usize; 4];
@@ -74,8 +86,17 @@ pub fn corpus_bleu(candidates: &[Vec<String>], references: &[Vec<String>]) -> Bl
             total[n - 1] += c.len().saturating_sub(n - 1);
         }
     }
-    let precisions: [f64; 4] =
-        std::array::from_fn(|i| if total[i] == 0 { 0.0 } else { matched[i] as f64 / total[i] as f64 });
+    let mut zeros = 1.0;
+    let precisions: [f64; 4] = std::array::from_fn(|i| {
+        if total[i] == 0 {
+            0.0
+        } else if matched[i] == 0 && smooth {
+            zeros *= 2.0;
+            1.0 / (zeros * total[i] as f64)
+        } else {
+            matched[i] as f64 / total[i] as f64
+        }
+    });
     let brevity_penalty = if c_len == 0 {
         0.0
     } else if c_len >= r_len {
@@ -91,10 +112,11 @@ pub fn corpus_bleu(candidates: &[Vec<String>], references: &[Vec<String>]) -> Bl
     Bleu { score, precisions, brevity_penalty, hyp_len: c_len, ref_len: r_len }
 }
 
-/// Corpus BLEU of raw texts (tokenised with [`tokenize`]).
-pub fn corpus_bleu_text(candidates: &[String], references: &[String]) -> Bleu {
+/// Corpus BLEU of raw texts (tokenised with [`tokenize`]); `smooth` as in
+/// [`corpus_bleu_smoothed`].
+pub fn corpus_bleu_text(candidates: &[String], references: &[String], smooth: bool) -> Bleu {
     let tok = |v: &[String]| v.iter().map(|s| tokenize(s)).collect::<Vec<_>>();
-    corpus_bleu(&tok(candidates), &tok(references))
+    bleu_with(&tok(candidates), &tok(references), smooth)
 }
 
 #[cfg(test)]
@@ -149,6 +171,20 @@ mod tests {
         // 1-grams 10/10, 2-grams 8/8, 3-grams 6/6, 4-grams 4/4; c = 10, r = 12.
         assert!((c.score - 100.0 * (1.0f64 - 12.0 / 10.0).exp()).abs() < 1e-9);
         assert_eq!((c.hyp_len, c.ref_len), (10, 12));
+    }
+
+    /// "a b c d" against "a b x d": 3/4 unigrams, 1/3 bigrams, no 3- or 4-gram match, so
+    /// standard BLEU is 0; exp smoothing counts the missing orders as 1/(2·2) and 1/(4·1).
+    #[test]
+    fn exp_smoothing_of_missing_orders() {
+        let (c, r) = (vec![t("a b c d")], vec![t("a b x d")]);
+        assert_eq!(corpus_bleu(&c, &r).score, 0.0);
+        let s = corpus_bleu_smoothed(&c, &r);
+        assert_eq!(s.precisions, [3.0 / 4.0, 1.0 / 3.0, 1.0 / 4.0, 1.0 / 4.0]);
+        let expect = 100.0 * (0.75f64 / 3.0 / 4.0 / 4.0).powf(0.25);
+        assert!((s.score - expect).abs() < 1e-9);
+        let same = vec![t("the cat sat on the mat today")];
+        assert_eq!(corpus_bleu_smoothed(&same, &same).score, corpus_bleu(&same, &same).score);
     }
 
     #[test]

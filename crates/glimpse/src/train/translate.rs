@@ -360,15 +360,17 @@ pub fn batch_loss(model: &Translator, batch: &[IdPair], device: &Device) -> (Ten
 pub struct LengthBucket {
     /// Fewest source words.
     pub lo: usize,
-    /// Most source words.
-    pub hi: usize,
+    /// Most source words (none: no limit).
+    pub hi: Option<usize>,
     /// Sentences.
     pub n: usize,
     /// Their corpus BLEU.
     pub bleu: f64,
+    /// Their corpus BLEU with exp smoothing ([`bleu::corpus_bleu_smoothed`]).
+    pub bleu_smoothed: f64,
 }
 
-/// Source-length buckets (words) of the BLEU-by-length table.
+/// Source-length buckets (words) of the BLEU-by-length table; the last has no upper limit.
 pub const BUCKETS: [(usize, usize); 5] = [(1, 5), (6, 7), (8, 10), (11, 14), (15, usize::MAX)];
 
 /// What an evaluation reports.
@@ -429,14 +431,21 @@ pub fn evaluate(
     let exact = outputs.iter().zip(pairs).filter(|(o, p)| **o == p.target).count();
     let (bleu, by_length) = if sentences {
         let refs: Vec<String> = pairs.iter().map(|p| p.target.clone()).collect();
-        let all = bleu::corpus_bleu_text(&outputs, &refs);
+        let all = bleu::corpus_bleu_text(&outputs, &refs, false);
         let buckets = BUCKETS
             .iter()
             .map(|&(lo, hi)| {
                 let idx: Vec<usize> =
                     (0..n).filter(|&i| (lo..=hi).contains(&pairs[i].source.split_whitespace().count())).collect();
                 let pick = |v: &[String]| idx.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
-                LengthBucket { lo, hi, n: idx.len(), bleu: bleu::corpus_bleu_text(&pick(&outputs), &pick(&refs)).score }
+                let (o, r) = (pick(&outputs), pick(&refs));
+                LengthBucket {
+                    lo,
+                    hi: (hi != usize::MAX).then_some(hi),
+                    n: idx.len(),
+                    bleu: bleu::corpus_bleu_text(&o, &r, false).score,
+                    bleu_smoothed: bleu::corpus_bleu_text(&o, &r, true).score,
+                }
             })
             .collect();
         (Some(all), buckets)
