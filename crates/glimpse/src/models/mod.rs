@@ -17,6 +17,7 @@ pub mod dnc;
 pub mod draw;
 pub mod draw_classifier;
 pub mod lstm;
+pub mod mdn;
 pub mod mlp;
 pub mod ntm;
 pub mod ram;
