@@ -429,6 +429,24 @@ impl TrainArgs {
     }
 }
 
+/// The optimizer named by `--optimizer` (with its defaults), if the flag was given.
+fn optimizer_flag(a: &TrainArgs) -> Result<Option<OptimizerConfig>> {
+    a.optimizer
+        .as_deref()
+        .map(|name| {
+            OptimizerConfig::from_name(name).with_context(|| format!("unknown optimizer `{name}` (sgd, adam, rmsprop)"))
+        })
+        .transpose()
+}
+
+/// Fails on the first of `flags` that was given: `"{flag} {why}"`.
+fn reject_flags(flags: &[(&str, bool)], why: &str) -> Result<()> {
+    match flags.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => bail!("{flag} {why}"),
+        None => Ok(()),
+    }
+}
+
 fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
     let mut cfg = match &a.config {
         Some(p) => {
@@ -460,9 +478,8 @@ fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
     set!(t.epochs, a.epochs);
     set!(t.batch_size, a.batch_size);
     set!(t.lr, a.lr);
-    if let Some(name) = &a.optimizer {
-        t.optimizer = OptimizerConfig::from_name(name)
-            .with_context(|| format!("unknown optimizer `{name}` (sgd, adam, rmsprop)"))?;
+    if let Some(o) = optimizer_flag(a)? {
+        t.optimizer = o;
     }
     if a.clip_norm.is_some() {
         t.clip_norm = a.clip_norm;
@@ -502,9 +519,8 @@ fn sequence_run_config(a: &TrainArgs) -> Result<SequenceRunConfig> {
     if let Some(v) = a.lr {
         t.lr = v;
     }
-    if let Some(name) = &a.optimizer {
-        t.optimizer = OptimizerConfig::from_name(name)
-            .with_context(|| format!("unknown optimizer `{name}` (sgd, adam, rmsprop)"))?;
+    if let Some(o) = optimizer_flag(a)? {
+        t.optimizer = o;
     }
     if a.clip_norm.is_some() {
         t.clip_norm = a.clip_norm;
@@ -515,20 +531,19 @@ fn sequence_run_config(a: &TrainArgs) -> Result<SequenceRunConfig> {
     if let Some(v) = a.log_every {
         t.log_every = v;
     }
-    for (flag, given) in [
-        ("--dataset", a.dataset.is_some()),
-        ("--canvas", a.canvas.is_some()),
-        ("--clutter", a.clutter.is_some()),
-        ("--epochs", a.epochs.is_some()),
-        ("--augment-shift", a.augment_shift.is_some()),
-        ("--limit-train", a.limit_train.is_some()),
-        ("--patience", a.patience.is_some()),
-        ("--valid-size", a.valid_size.is_some()),
-    ] {
-        if given {
-            bail!("{flag} applies to image classifiers, not to sequence models (use --steps, or a --config)");
-        }
-    }
+    reject_flags(
+        &[
+            ("--dataset", a.dataset.is_some()),
+            ("--canvas", a.canvas.is_some()),
+            ("--clutter", a.clutter.is_some()),
+            ("--epochs", a.epochs.is_some()),
+            ("--augment-shift", a.augment_shift.is_some()),
+            ("--limit-train", a.limit_train.is_some()),
+            ("--patience", a.patience.is_some()),
+            ("--valid-size", a.valid_size.is_some()),
+        ],
+        "applies to image classifiers, not to sequence models (use --steps, or a --config)",
+    )?;
     Ok(cfg)
 }
 
@@ -589,9 +604,8 @@ fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
     if let Some(v) = a.lr {
         t.lr = v;
     }
-    if let Some(name) = &a.optimizer {
-        t.optimizer = OptimizerConfig::from_name(name)
-            .with_context(|| format!("unknown optimizer `{name}` (sgd, adam, rmsprop)"))?;
+    if let Some(o) = optimizer_flag(a)? {
+        t.optimizer = o;
     }
     if a.clip_norm.is_some() {
         t.clip_norm = a.clip_norm;
@@ -599,17 +613,16 @@ fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
     if a.limit_train.is_some() {
         t.limit_train = a.limit_train;
     }
-    for (flag, given) in [
-        ("--canvas", a.canvas.is_some()),
-        ("--clutter", a.clutter.is_some()),
-        ("--steps", a.steps.is_some()),
-        ("--augment-shift", a.augment_shift.is_some()),
-        ("--patience", a.patience.is_some()),
-    ] {
-        if given {
-            bail!("{flag} does not apply to DRAW (use --epochs, or a --config)");
-        }
-    }
+    reject_flags(
+        &[
+            ("--canvas", a.canvas.is_some()),
+            ("--clutter", a.clutter.is_some()),
+            ("--steps", a.steps.is_some()),
+            ("--augment-shift", a.augment_shift.is_some()),
+            ("--patience", a.patience.is_some()),
+        ],
+        "does not apply to DRAW (use --epochs, or a --config)",
+    )?;
     Ok(cfg)
 }
 
@@ -1276,9 +1289,8 @@ fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
     if let Some(v) = a.lr {
         t.lr = v;
     }
-    if let Some(name) = &a.optimizer {
-        t.optimizer = OptimizerConfig::from_name(name)
-            .with_context(|| format!("unknown optimizer `{name}` (sgd, adam, rmsprop)"))?;
+    if let Some(o) = optimizer_flag(a)? {
+        t.optimizer = o;
     }
     if a.clip_norm.is_some() {
         t.clip_norm = a.clip_norm;
@@ -1286,19 +1298,18 @@ fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
     if a.limit_train.is_some() {
         t.limit_train = a.limit_train;
     }
-    for (flag, given) in [
-        ("--dataset", a.dataset.is_some()),
-        ("--canvas", a.canvas.is_some()),
-        ("--clutter", a.clutter.is_some()),
-        ("--epochs", a.epochs.is_some()),
-        ("--valid-size", a.valid_size.is_some()),
-        ("--augment-shift", a.augment_shift.is_some()),
-        ("--patience", a.patience.is_some()),
-    ] {
-        if given {
-            bail!("{flag} does not apply to sequence-to-sequence models (use --steps, or a --config)");
-        }
-    }
+    reject_flags(
+        &[
+            ("--dataset", a.dataset.is_some()),
+            ("--canvas", a.canvas.is_some()),
+            ("--clutter", a.clutter.is_some()),
+            ("--epochs", a.epochs.is_some()),
+            ("--valid-size", a.valid_size.is_some()),
+            ("--augment-shift", a.augment_shift.is_some()),
+            ("--patience", a.patience.is_some()),
+        ],
+        "does not apply to sequence-to-sequence models (use --steps, or a --config)",
+    )?;
     Ok(cfg)
 }
 

@@ -67,13 +67,27 @@ pub fn median(v: &mut [f64]) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
+/// Median seconds of `steps` timed calls of `step` after `warmup` untimed ones; `step` takes
+/// the training state (the model) and returns it updated.
+pub fn median_step_seconds<S>(warmup: usize, steps: usize, mut state: S, mut step: impl FnMut(S) -> S) -> f64 {
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let t0 = Instant::now();
+        state = step(state);
+        if i >= warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    median(&mut times)
+}
+
 /// Training samples/s of `cfg` (forward, backward, Adam, with the model's own training loss)
 /// on one fixed random batch: median step.
 pub fn classifier_samples_per_s(cfg: &ClassifierConfig, batch: usize, steps: usize, device: &Device) -> f64 {
     let device = device.clone().autodiff();
     device.seed(0);
     let [h, w] = cfg.input();
-    let mut model = cfg.init(&device);
+    let model = cfg.init(&device);
     let mut optim = OptimizerConfig::default().init();
     let mut rng = Rng::new(0);
     let mut draws = Rng::new(1);
@@ -81,19 +95,14 @@ pub fn classifier_samples_per_s(cfg: &ClassifierConfig, batch: usize, steps: usi
     let y: Vec<i64> = (0..batch).map(|_| rng.below(10) as i64).collect();
     let images = Tensor::<4>::from_data(TensorData::new(x, [batch, 1, h, w]), &device);
     let labels = Tensor::<1, Int>::from_data(TensorData::new(y, [batch]), &device);
-    let warmup = 5;
-    let mut times = vec![];
-    for i in 0..warmup + steps {
-        let t0 = Instant::now();
+    let secs = median_step_seconds(5, steps, model, |model| {
         let (loss, _) = model.train_loss(images.clone(), labels.clone(), &mut draws);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(1e-3, model, grads);
+        let model = optim.step(1e-3, model, grads);
         let _: f32 = loss.into_scalar();
-        if i >= warmup {
-            times.push(t0.elapsed().as_secs_f64());
-        }
-    }
-    batch as f64 / median(&mut times)
+        model
+    });
+    batch as f64 / secs
 }
 
 /// The Python interpreter for baselines.
@@ -204,25 +213,20 @@ pub fn sequence_per_s(
 ) -> f64 {
     let device = device.clone().autodiff();
     device.seed(0);
-    let mut model = cfg.init(&device);
+    let model = cfg.init(&device);
     let mut optim = OptimizerConfig::Rmsprop { alpha: 0.95, momentum: 0.9, epsilon: 1e-4, centered: false }.init();
     let e = task.sample_len(batch, len, &mut Rng::new(0));
     let ep = episode_tensors(&e, &device);
-    let warmup = 5;
-    let mut times = vec![];
-    for i in 0..warmup + steps {
-        let t0 = Instant::now();
+    let secs = median_step_seconds(5, steps, model, |model| {
         let logits = Tensor::cat(model.forward(ep.inputs.clone(), None), 0);
         let loss = sequence_cost(logits, &ep);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         clip_global_norm(&model, &mut grads, 10.0);
-        model = optim.step(1e-4, model, grads);
+        let model = optim.step(1e-4, model, grads);
         let _: f32 = loss.into_scalar();
-        if i >= warmup {
-            times.push(t0.elapsed().as_secs_f64());
-        }
-    }
-    batch as f64 / median(&mut times)
+        model
+    });
+    batch as f64 / secs
 }
 
 /// Benchmarks the NTM (paper sizes, copy task of 8-bit vectors at length `len`) against its
@@ -258,27 +262,22 @@ pub fn bench_ntm(batch: usize, len: usize, steps: usize, threads: usize, device:
 pub fn draw_per_s(cfg: &DrawConfig, batch: usize, steps: usize, device: &Device) -> f64 {
     let device = device.clone().autodiff();
     device.seed(0);
-    let mut model = cfg.init(&device);
+    let model = cfg.init(&device);
     let mut optim = OptimizerConfig::default().init();
     let mut rng = Rng::new(0);
     let [h, w] = cfg.side;
     let x: Vec<f32> = (0..batch * h * w).map(|_| f32::from(rng.uniform() < 0.5)).collect();
     let images = Tensor::<3>::from_data(TensorData::new(x, [batch, h, w]), &device);
-    let warmup = 2;
-    let mut times = vec![];
-    for i in 0..warmup + steps {
-        let t0 = Instant::now();
+    let secs = median_step_seconds(2, steps, model, |model| {
         let eps = super::generative::noise(cfg.steps, batch, cfg.latent, &mut rng, &device);
         let loss = model.bound(images.clone(), eps, None).total().mean();
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         clip_global_norm(&model, &mut grads, 10.0);
-        model = optim.step(1e-3, model, grads);
+        let model = optim.step(1e-3, model, grads);
         let _: f32 = loss.into_scalar();
-        if i >= warmup {
-            times.push(t0.elapsed().as_secs_f64());
-        }
-    }
-    batch as f64 / median(&mut times)
+        model
+    });
+    batch as f64 / secs
 }
 
 /// Benchmarks DRAW against its PyTorch twin, `bench/draw.py`.
@@ -340,7 +339,7 @@ pub fn translator_tokens_per_s(
     device: &Device,
 ) -> f64 {
     let device = device.clone().autodiff();
-    let mut model = crate::device::seeded(&device, 0, || cfg.init(&device));
+    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
     let mut optim = OptimizerConfig::default().init();
     let (sv, tv) = match cfg {
         TranslatorConfig::Seq2seq(c) => (c.src_vocab, c.tgt_vocab),
@@ -353,21 +352,16 @@ pub fn translator_tokens_per_s(
             tgt: (0..tgt_len).map(|_| 4 + rng.below(tv - 4) as u32).collect(),
         })
         .collect();
-    let warmup = 3;
-    let mut times = vec![];
-    for i in 0..warmup + steps {
-        let t0 = Instant::now();
+    let secs = median_step_seconds(3, steps, model, |model| {
         let (loss, tokens) = batch_loss(&model, &pairs, &device);
         debug_assert_eq!(tokens, batch * (tgt_len + 1));
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         clip_global_norm(&model, &mut grads, 5.0);
-        model = optim.step(1e-3, model, grads);
+        let model = optim.step(1e-3, model, grads);
         let _: f32 = loss.into_scalar();
-        if i >= warmup {
-            times.push(t0.elapsed().as_secs_f64());
-        }
-    }
-    (batch * (tgt_len + 1)) as f64 / median(&mut times)
+        model
+    });
+    (batch * (tgt_len + 1)) as f64 / secs
 }
 
 /// Benchmarks a sequence-to-sequence model against its PyTorch twin, `bench/seq2seq.py`.

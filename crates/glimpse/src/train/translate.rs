@@ -270,16 +270,11 @@ impl TaskConfig {
                 source: Tokenizer::chars(task.alphabet()),
                 target: Tokenizer::chars("0123456789-".chars()),
             },
-            (task, TaskData::Sentences { train, .. }) => {
-                let merges = match task {
-                    Self::DeEn { bpe_merges, .. } => *bpe_merges,
-                    Self::Dates { .. } => default_merges(),
-                };
-                Tokenizers {
-                    source: Tokenizer::learn_bpe(train.iter().map(|p| p.source.as_str()), merges, 2),
-                    target: Tokenizer::learn_bpe(train.iter().map(|p| p.target.as_str()), merges, 2),
-                }
-            }
+            (Self::DeEn { bpe_merges, .. }, TaskData::Sentences { train, .. }) => Tokenizers {
+                source: Tokenizer::learn_bpe(train.iter().map(|p| p.source.as_str()), *bpe_merges, 2),
+                target: Tokenizer::learn_bpe(train.iter().map(|p| p.target.as_str()), *bpe_merges, 2),
+            },
+            (Self::Dates { .. }, TaskData::Sentences { .. }) => unreachable!("task and data agree"),
         }
     }
 }
