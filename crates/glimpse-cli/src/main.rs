@@ -7,12 +7,14 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use glimpse::data::algorithmic::Task;
 use glimpse::data::fetch::{FileStatus, fetch, verify};
+use glimpse::data::handwriting::{ALPHABET, StrokeData};
 use glimpse::data::{self, Split, registry};
 use glimpse::models::ClassifierConfig;
 use glimpse::models::cnn::CnnConfig;
 use glimpse::models::dnc::DncConfig;
 use glimpse::models::draw::DrawConfig;
 use glimpse::models::draw_classifier::DrawClassifierConfig;
+use glimpse::models::handwriting::HandwritingConfig;
 use glimpse::models::lstm::LstmConfig;
 use glimpse::models::mlp::MlpConfig;
 use glimpse::models::ntm::NtmConfig;
@@ -20,6 +22,7 @@ use glimpse::models::ram::RamConfig;
 use glimpse::train::checkpoint;
 use glimpse::train::classify::{self, CheckpointMeta, ClassifierRunConfig, RunOptions};
 use glimpse::train::generative::{self, DrawRunConfig};
+use glimpse::train::handwriting::{self, HandwritingRunConfig};
 use glimpse::train::optim::OptimizerConfig;
 use glimpse::train::sequence::{self, SequenceModelConfig, SequenceRunConfig};
 use glimpse::train::translate::{self, TaskConfig, TranslateRunConfig, TranslatorConfig};
@@ -94,6 +97,45 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         /// seq2seq / Transformer: also print the first N test examples (source, reference, output).
         #[arg(long, default_value_t = 0)]
         examples: usize,
+        /// Handwriting synthesis: the sampling bias of the window check (each of the first
+        /// --sequences held-out texts written once).
+        #[arg(long, default_value_t = 0.0)]
+        bias: f32,
+    },
+    /// Write a text in handwriting with a synthesis checkpoint (or draw unconditional samples
+    /// with a prediction-network checkpoint).
+    #[command(after_help = "Examples:
+  glimpse write checkpoints/handwriting-synthesis \"attention and memory\" --bias 1.5 --out line.svg
+  glimpse write checkpoints/handwriting-synthesis \"Keep a distance!\" --samples 4 --out four.png --window phi
+  glimpse write checkpoints/handwriting-omniglot --samples 8 --out omniglot.svg")]
+    Write {
+        /// Checkpoint directory.
+        checkpoint: PathBuf,
+        /// The text (synthesis checkpoints; printable ASCII).
+        text: Option<String>,
+        /// Sampling bias b (Graves section 5.4): 0 samples the model as trained; larger is neater.
+        #[arg(long, default_value_t = 1.0)]
+        bias: f32,
+        /// Output picture: .svg or .png.
+        #[arg(long, default_value = "line.svg")]
+        out: PathBuf,
+        /// Lines to write (samples of the same text).
+        #[arg(long, default_value_t = 1)]
+        samples: usize,
+        /// Seed of the samples.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Most points per sample (the synthesis network stops earlier, when its window
+        /// passes the end of the text).
+        #[arg(long)]
+        max_steps: Option<usize>,
+        /// Prime with held-out test sequence N (its strokes, and its text before the text to
+        /// write): the samples continue in that line's style (Graves section 5.5).
+        #[arg(long)]
+        prime: Option<usize>,
+        /// Also write the window picture φ(t, u) of the first sample: PREFIX.svg and PREFIX.png.
+        #[arg(long, value_name = "PREFIX")]
+        window: Option<PathBuf>,
     },
     /// Translate (or normalise) a text with a seq2seq or Transformer checkpoint.
     #[command(after_help = "Examples:
@@ -259,6 +301,9 @@ enum ModelKind {
     Seq2seq,
     /// Encoder-decoder Transformer.
     Transformer,
+    /// Graves' handwriting networks: synthesis with a soft window over the text (default),
+    /// or the unconditional prediction network (`--task omniglot`, or `--no-attention`).
+    Handwriting,
 }
 
 impl ModelKind {
@@ -273,7 +318,8 @@ impl ModelKind {
             | ModelKind::Dnc
             | ModelKind::Draw
             | ModelKind::Seq2seq
-            | ModelKind::Transformer => {
+            | ModelKind::Transformer
+            | ModelKind::Handwriting => {
                 unreachable!("sequence models and DRAW have no classifier configuration")
             }
         }
@@ -291,6 +337,7 @@ impl ModelKind {
             ModelKind::DrawClassifier => "draw-classifier",
             ModelKind::Seq2seq => "seq2seq",
             ModelKind::Transformer => "transformer",
+            ModelKind::Handwriting => "handwriting",
         }
     }
 
@@ -372,10 +419,11 @@ struct TrainArgs {
     /// Log every N steps.
     #[arg(long)]
     log_every: Option<usize>,
-    /// Sequence-to-sequence task: dates or de-en.
+    /// Sequence-to-sequence task: dates or de-en; handwriting data: text-lines or omniglot.
     #[arg(long)]
     task: Option<String>,
-    /// seq2seq: the encoder-decoder without attention (Cho et al.'s fixed summary).
+    /// seq2seq: the encoder-decoder without attention (Cho et al.'s fixed summary);
+    /// handwriting: the prediction network, which does not read the text.
     #[arg(long)]
     no_attention: bool,
     /// No progress bar.
@@ -1090,8 +1138,11 @@ fn main() -> ExitCode {
     let root = data::resolve_root(cli.data_dir.clone());
     let result = match cli.command {
         Command::Train(a) => train(&a, root, &cli.device).map(|_| ExitCode::SUCCESS),
-        Command::Eval { checkpoint, json, split, len, sequences, beam, examples } => {
+        Command::Eval { checkpoint, json, split, len, sequences, beam, examples, bias } => {
             match checkpoint::find_dir(&checkpoint) {
+                Some(dir) if is_handwriting_checkpoint(&dir) => {
+                    eval_handwriting(&dir, json, &split, sequences, bias, root, &cli.device)
+                }
                 Some(dir) if is_translate_checkpoint(&dir) => {
                     eval_translate(&dir, json, &split, beam, examples, &cli.device)
                 }
@@ -1115,6 +1166,10 @@ fn main() -> ExitCode {
         Command::Translate { checkpoint, text, beam, alignment, scale } => {
             translate(&checkpoint, &text, beam, alignment.as_deref(), scale, &cli.device).map(|_| ExitCode::SUCCESS)
         }
+        Command::Write { checkpoint, text, bias, out, samples, seed, max_steps, prime, window } => {
+            let w = WriteArgs { text, bias, samples, seed, max_steps, prime, window };
+            write(&checkpoint, &w, &out, root, &cli.device).map(|_| ExitCode::SUCCESS)
+        }
         Command::Saliency { checkpoint, index, class, out, scale } => {
             saliency(&checkpoint, index, class, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }
@@ -1137,6 +1192,9 @@ fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
     }
     if matches!(a.model, ModelKind::Seq2seq | ModelKind::Transformer) {
         return train_translate(a, root, device);
+    }
+    if a.model == ModelKind::Handwriting {
+        return train_handwriting(a, root, device);
     }
     let cfg = run_config(a)?;
     let opts = a.run_options(root, device);
@@ -1174,6 +1232,13 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
             cfg.set_vocab(2000, 2000);
             let len = if b.len == 20 { 16 } else { b.len };
             vec![glimpse::train::bench::bench_translator(&cfg, b.batch.unwrap_or(64), len, b.steps, threads, &dev)?]
+        }
+        ModelKind::Handwriting => {
+            // The sizes of configs/handwriting-synthesis.toml.
+            let cfg = default_handwriting("text-lines", true)?.model;
+            let len = if b.len == 20 { 200 } else { b.len };
+            let batch = b.batch.unwrap_or(32);
+            vec![glimpse::train::bench::bench_handwriting(&cfg, batch, len, b.steps, threads, &dev)?]
         }
         ModelKind::Lstm | ModelKind::Dnc => {
             bail!("no benchmark for `{}`; `glimpse bench ntm` measures the memory models", b.model.name())
@@ -1420,6 +1485,239 @@ fn translate(dir: &Path, text: &str, beam: usize, alignment: Option<&Path>, scal
         let rows = h.weights.len().min(target.len());
         let (png, svg) = glimpse::viz::alignment::save(&source, &target[..rows], &h.weights[..rows], prefix, scale)?;
         eprintln!("wrote {} and {}", png.display(), svg.display());
+    }
+    Ok(())
+}
+
+/// The default handwriting run: the synthesis network on text lines, or the prediction network
+/// (on Omniglot's strokes, or on text lines without reading the text).
+fn default_handwriting(task: &str, window: bool) -> Result<HandwritingRunConfig> {
+    let data = match task {
+        "text-lines" => StrokeData::text_lines(),
+        "omniglot" => StrokeData::omniglot(),
+        other => bail!("unknown handwriting data `{other}` (text-lines, omniglot)"),
+    };
+    let window = (window && data.has_text()).then_some(10);
+    Ok(HandwritingRunConfig {
+        seed: 0,
+        data,
+        model: HandwritingConfig { hidden: 128, layers: 3, mixtures: 20, window, alphabet: ALPHABET, window_rate: 0.1 },
+        train: Default::default(),
+    })
+}
+
+fn handwriting_run_config(a: &TrainArgs) -> Result<HandwritingRunConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+            toml::from_str::<HandwritingRunConfig>(&text)
+                .with_context(|| format!("{}: invalid configuration", p.display()))?
+        }
+        None => default_handwriting(a.task.as_deref().unwrap_or("text-lines"), !a.no_attention)?,
+    };
+    if a.config.is_some() && (a.task.is_some() || a.no_attention) {
+        bail!("--task and --no-attention choose a default configuration; edit the --config file instead");
+    }
+    let t = &mut cfg.train;
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    for (field, flag) in [
+        (&mut t.steps, a.steps),
+        (&mut t.batch_size, a.batch_size),
+        (&mut t.checkpoint_every, a.checkpoint_every),
+        (&mut t.log_every, a.log_every),
+    ] {
+        if let Some(v) = flag {
+            *field = v;
+        }
+    }
+    if let Some(v) = a.lr {
+        t.lr = v;
+    }
+    if let Some(o) = optimizer_flag(a)? {
+        t.optimizer = o;
+    }
+    if a.clip_norm.is_some() {
+        t.clip_norm = a.clip_norm;
+    }
+    reject_flags(
+        &[
+            ("--dataset", a.dataset.is_some()),
+            ("--canvas", a.canvas.is_some()),
+            ("--clutter", a.clutter.is_some()),
+            ("--epochs", a.epochs.is_some()),
+            ("--valid-size", a.valid_size.is_some()),
+            ("--augment-shift", a.augment_shift.is_some()),
+            ("--patience", a.patience.is_some()),
+            ("--limit-train", a.limit_train.is_some()),
+        ],
+        "does not apply to the handwriting networks (use --steps, or a --config)",
+    )?;
+    Ok(cfg)
+}
+
+fn train_handwriting(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
+    let cfg = handwriting_run_config(a)?;
+    let opts = a.run_options(root, device);
+    let t0 = std::time::Instant::now();
+    let s = handwriting::train_handwriting(&cfg, &opts)?;
+    println!(
+        "done in {:.1}s: {} steps; best validation NLL {:.1} nats per sequence; checkpoint {} (`glimpse eval` for the test NLL)",
+        t0.elapsed().as_secs_f64(),
+        s.steps,
+        s.valid_nll_nats,
+        s.best.display()
+    );
+    Ok(())
+}
+
+/// Whether a checkpoint holds a handwriting network.
+fn is_handwriting_checkpoint(dir: &Path) -> bool {
+    checkpoint::read_meta::<serde_json::Value>(dir).is_ok_and(|m| m["model"] == "handwriting")
+}
+
+fn eval_handwriting(
+    dir: &Path,
+    json: bool,
+    split: &str,
+    sequences: usize,
+    bias: f32,
+    root: PathBuf,
+    device: &str,
+) -> Result<()> {
+    let dev = glimpse::device::by_name(device)?;
+    let t0 = std::time::Instant::now();
+    let (cfg, meta, model) = handwriting::load_handwriting(dir, &dev)?;
+    let data = cfg.data.load(&root, cfg.seed)?;
+    let set = if split == "valid" { &data.valid } else { &data.test };
+    let m = handwriting::evaluate(&model, &cfg.model, set, &dev);
+    let window = if model.is_synthesis() {
+        Some(handwriting::window_metrics(&model, set, sequences, bias, cfg.seed, &dev)?)
+    } else {
+        None
+    };
+    let out = serde_json::json!({
+        "checkpoint": dir.display().to_string(),
+        "model": "handwriting",
+        "network": if model.is_synthesis() { "synthesis" } else { "prediction" },
+        "data": cfg.data.name(),
+        "split": split,
+        "step": meta.step,
+        "nll_nats": m.nll_nats,
+        "nll_nats_per_point": m.nll_per_point,
+        "sequences": m.sequences,
+        "points": m.points,
+        "window": window,
+        "seconds": t0.elapsed().as_secs_f64(),
+    });
+    if json {
+        println!("{out}");
+    } else {
+        println!(
+            "{}: {split} NLL {:.2} nats per sequence, {:.4} nats per point ({} sequences, {} points)",
+            dir.display(),
+            m.nll_nats,
+            m.nll_per_point,
+            m.sequences,
+            m.points
+        );
+        if let Some(w) = window {
+            println!(
+                "  window (bias {}): {:.1}% of {} samples reach the end of their text monotonically ({:.1}% reach it)",
+                w.bias,
+                100.0 * w.reaches_end_monotonic,
+                w.n,
+                100.0 * w.reaches_end
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `glimpse write` options.
+struct WriteArgs {
+    text: Option<String>,
+    bias: f32,
+    samples: usize,
+    seed: u64,
+    max_steps: Option<usize>,
+    prime: Option<usize>,
+    window: Option<PathBuf>,
+}
+
+fn write(ckpt: &Path, w: &WriteArgs, out: &Path, root: PathBuf, device: &str) -> Result<()> {
+    use glimpse::data::handwriting::encode;
+    use glimpse::data::strokes::strokes_of;
+    use glimpse::models::handwriting::Sampling;
+    use glimpse::viz::strokes as draw;
+    let dir = checkpoint::find_dir(ckpt).with_context(|| format!("{}: no checkpoint", ckpt.display()))?;
+    if !is_handwriting_checkpoint(&dir) {
+        bail!("{}: not a handwriting checkpoint", dir.display());
+    }
+    let dev = glimpse::device::by_name(device)?;
+    let (cfg, meta, model) = handwriting::load_handwriting(&dir, &dev)?;
+    let texts = match (&w.text, model.is_synthesis()) {
+        (Some(t), true) => Some(vec![encode(t)?; w.samples.max(1)]),
+        (None, true) => bail!("a synthesis checkpoint writes a TEXT: glimpse write {} \"some text\"", ckpt.display()),
+        (Some(_), false) => bail!("{} is the unconditional prediction network: it takes no text", ckpt.display()),
+        (None, false) => None,
+    };
+    let primer = match w.prime {
+        Some(i) => {
+            let data = cfg.data.load(&root, cfg.seed)?;
+            let e = data.test.get(i).with_context(|| format!("the test split has {} sequences", data.test.len()))?;
+            let text = e.text.as_deref().map(|t| encode(&format!("{t} "))).transpose()?.unwrap_or_default();
+            Some((e.offsets.clone(), text))
+        }
+        None => None,
+    };
+    let chars = w.text.as_ref().map_or(0, |t| t.len());
+    let max_steps = w.max_steps.unwrap_or(if model.is_synthesis() { 40 * chars + 50 } else { 60 });
+    let how = Sampling { bias: w.bias, max_steps };
+    let mut rng = glimpse::train::Rng::derive(w.seed, "write", 0);
+    let prime = primer.as_ref().map(|(o, t)| (o.as_slice(), t.as_slice()));
+    let samples = model.generate(texts.as_deref(), w.samples.max(1), prime, how, &mut rng, &dev);
+    let mut lines: Vec<draw::Strokes> = samples
+        .iter()
+        .map(|g| {
+            let real: Vec<[f32; 3]> =
+                g.offsets.iter().map(|p| [p[0] * meta.scale.sx, p[1] * meta.scale.sy, p[2]]).collect();
+            strokes_of(&real)
+        })
+        .collect();
+    if w.text.is_none() {
+        // Unconditional samples (single characters, for Omniglot): eight to a row.
+        lines = lines.chunks(8).map(|row| draw::side_by_side(row, 0.4)).collect();
+    }
+    let captions: Vec<String> = match &w.text {
+        Some(t) => samples
+            .iter()
+            .map(|g| format!("{t} (bias {}{})", w.bias, if g.finished { "" } else { ", stopped at the step limit" }))
+            .collect(),
+        None => vec![],
+    };
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("png") => glimpse::viz::heatmap::save_png(&draw::lines_png(&lines, 60.0), out)?,
+        Some("svg") => std::fs::write(out, draw::lines_svg(&lines, &captions, 60.0))
+            .with_context(|| format!("{}: cannot write", out.display()))?,
+        _ => bail!("{}: the output must be .svg or .png", out.display()),
+    }
+    println!("wrote {} ({} line{})", out.display(), lines.len(), if lines.len() == 1 { "" } else { "s" });
+    if let Some(prefix) = &w.window {
+        let (Some(first), Some(text)) = (samples.first(), &w.text) else {
+            bail!("--window needs a synthesis checkpoint and a text");
+        };
+        let full = match &primer {
+            Some((_, p)) => format!("{}{text}", p.iter().map(|&k| (k as u8 + 32) as char).collect::<String>()),
+            None => text.clone(),
+        };
+        let svg = prefix.with_extension("svg");
+        std::fs::write(&svg, draw::window_svg(&lines[0], &full, &first.phi))
+            .with_context(|| format!("{}: cannot write", svg.display()))?;
+        let png = prefix.with_extension("png");
+        glimpse::viz::heatmap::save_png(&draw::window_png(&first.phi, 12), &png)?;
+        println!("wrote {} and {}", svg.display(), png.display());
     }
     Ok(())
 }

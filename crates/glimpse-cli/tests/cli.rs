@@ -182,6 +182,7 @@ fn help_prints_for_every_subcommand() {
         vec!["viz", "ram", "--help"],
         vec!["viz", "ntm", "--help"],
         vec!["translate", "--help"],
+        vec!["write", "--help"],
     ] {
         let text = ok(glimpse().args(&args));
         assert!(text.contains("Usage: glimpse"), "{args:?}: {text}");
@@ -666,4 +667,94 @@ fn transformer_and_noattention_seq2seq_on_a_tiny_dictionary() {
             assert!(err.contains("does not attend"), "{err}");
         }
     }
+}
+
+/// A tiny synthesis network on real text lines (Hershey fonts and the Ding dictionary, when the
+/// Debian packages are installed): a resumed run repeats the uninterrupted loss curve; the
+/// checkpoint reports its NLL and window check, writes a line as SVG and PNG with its window
+/// picture, and primes with a held-out line.
+#[test]
+fn handwriting_trains_resumes_evaluates_and_writes() {
+    if !Path::new("/usr/share/hershey-fonts/cursive.jhf").is_file() || !Path::new("/usr/share/trans/de-en").is_file() {
+        eprintln!("skipped: needs the Debian packages hershey-fonts-data and trans-de-en");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("hw.toml");
+    std::fs::write(
+        &cfg,
+        r#"seed = 3
+[data]
+kind = "text-lines"
+max_chars = 12
+held_out = 6
+[model]
+hidden = 16
+layers = 2
+mixtures = 3
+window = 2
+alphabet = 95
+[train]
+steps = 4
+batch_size = 4
+valid_every = 2
+checkpoint_every = 2
+log_every = 1
+"#,
+    )
+    .unwrap();
+    let train = |out: &Path, steps: &str, resume: bool| {
+        let mut c = glimpse();
+        c.args(["train", "handwriting", "--quiet", "--steps", steps, "--config"]).arg(&cfg).arg("--out").arg(out);
+        if resume {
+            c.arg("--resume");
+        }
+        ok(&mut c)
+    };
+    let (straight, split) = (tmp.path().join("a"), tmp.path().join("b"));
+    assert!(train(&straight, "4", false).contains("4 steps"));
+    train(&split, "2", false);
+    assert!(train(&split, "4", true).contains("4 steps"));
+    let curve = |out: &Path| -> Vec<String> {
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| format!("{} {} {} {}", v["split"], v["step"], v["nll_per_point"], v["nll_nats"]))
+            .collect()
+    };
+    assert_eq!(curve(&straight).len(), 6);
+    assert_eq!(curve(&straight), curve(&split));
+    let json = ok(glimpse().arg("eval").arg(straight.join("best")).args(["--json", "--sequences", "3", "--bias", "2"]));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let n = v["sequences"].as_u64().unwrap();
+    assert!(v["network"] == "synthesis" && (1..=6).contains(&n), "{v}");
+    let per_point = v["nll_nats_per_point"].as_f64().unwrap();
+    let per_seq = v["nll_nats"].as_f64().unwrap();
+    assert!(per_point.is_finite() && (per_seq / per_point) > 20.0, "{v}");
+    assert_eq!(v["window"]["n"].as_u64(), Some(n.min(3)));
+    let svg = tmp.path().join("line.svg");
+    let said = ok(glimpse()
+        .arg("write")
+        .arg(straight.join("best"))
+        .arg("attention")
+        .args(["--samples", "2", "--max-steps", "30", "--out"])
+        .arg(&svg)
+        .arg("--window")
+        .arg(tmp.path().join("phi")));
+    assert!(said.contains("2 lines"), "{said}");
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("attention (bias 1"));
+    assert!(std::fs::read_to_string(tmp.path().join("phi.svg")).unwrap().contains(">n</text>"));
+    assert_eq!(&std::fs::read(tmp.path().join("phi.png")).unwrap()[1..4], b"PNG");
+    let png = tmp.path().join("line.png");
+    ok(glimpse()
+        .arg("write")
+        .arg(straight.join("best"))
+        .args(["memory", "--prime", "0", "--max-steps", "20", "--out"])
+        .arg(&png));
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    let err = run_cmd_err(glimpse().arg("write").arg(straight.join("best")).arg("Straße").arg("--out").arg(&png));
+    assert!(err.contains("printable ASCII"), "{err}");
+    let err = run_cmd_err(glimpse().arg("write").arg(straight.join("best")).arg("--out").arg(&png));
+    assert!(err.contains("writes a TEXT"), "{err}");
 }

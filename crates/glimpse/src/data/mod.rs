@@ -9,6 +9,7 @@ pub mod binarised;
 pub mod dates;
 pub mod de_en;
 pub mod fetch;
+pub mod handwriting;
 pub mod hershey;
 pub mod idx;
 pub mod images;

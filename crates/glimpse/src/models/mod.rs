@@ -16,6 +16,7 @@ pub mod decoding;
 pub mod dnc;
 pub mod draw;
 pub mod draw_classifier;
+pub mod handwriting;
 pub mod lstm;
 pub mod mdn;
 pub mod mlp;

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
@@ -15,7 +15,9 @@ use super::rng::Rng;
 use super::sequence::{SequenceModelConfig, episode_tensors, sequence_cost};
 use super::translate::{IdPair, TranslatorConfig, batch_loss};
 use crate::data::algorithmic::Task;
+use crate::data::handwriting::Example;
 use crate::models::draw::DrawConfig;
+use crate::models::handwriting::HandwritingConfig;
 use crate::models::ntm::NtmConfig;
 use crate::models::{ClassifierConfig, ImageClassifier};
 
@@ -30,6 +32,9 @@ pub const DRAW_PY: &str = include_str!("../../../../bench/draw.py");
 
 /// The PyTorch baseline for the sequence-to-sequence models.
 pub const SEQ2SEQ_PY: &str = include_str!("../../../../bench/seq2seq.py");
+
+/// The PyTorch baseline for the handwriting synthesis network.
+pub const HANDWRITING_PY: &str = include_str!("../../../../bench/handwriting.py");
 
 /// The PyTorch baseline for the NTM.
 pub const NTM_PY: &str = include_str!("../../../../bench/ntm.py");
@@ -424,6 +429,86 @@ pub fn bench_translator(
     Ok(BenchReport {
         model: cfg.name().into(),
         unit: format!("training target tokens/s (source and target {len} tokens)"),
+        ours_per_s: ours,
+        baseline_per_s,
+        baseline_error,
+        ratio: baseline_per_s.map(|b| ours / b),
+        threads,
+        batch,
+        torch,
+    })
+}
+
+/// Training points/s of the handwriting synthesis network (teacher forcing, backward,
+/// clipping, Adam) on one fixed random batch of `batch` lines of `len` points writing texts of
+/// `chars` characters: median step.
+pub fn handwriting_points_per_s(
+    cfg: &HandwritingConfig,
+    batch: usize,
+    len: usize,
+    chars: usize,
+    steps: usize,
+    device: &Device,
+) -> f64 {
+    let device = device.clone().autodiff();
+    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+    let mut optim = OptimizerConfig::default().init();
+    let mut rng = Rng::new(0);
+    let examples: Vec<Example> = (0..batch)
+        .map(|_| Example {
+            offsets: (0..len)
+                .map(|_| [rng.normal() as f32 * 0.5, rng.normal() as f32 * 0.5, f32::from(rng.uniform() < 0.1)])
+                .collect(),
+            text: Some((0..chars).map(|_| (b' ' + rng.below(cfg.alphabet.min(95)) as u8) as char).collect()),
+        })
+        .collect();
+    let alphabet = cfg.window.map(|_| cfg.alphabet);
+    let (x, y, mask, text, points) = super::handwriting::batch_tensors(&examples, alphabet, &device);
+    let secs = median_step_seconds(2, steps, model, |model| {
+        let loss = model.nll(x.clone(), y.clone(), mask.clone(), text.as_ref()).sum() / points as f32;
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        clip_global_norm(&model, &mut grads, 10.0);
+        let model = optim.step(1e-3, model, grads);
+        let _: f32 = loss.into_scalar();
+        model
+    });
+    points as f64 / secs
+}
+
+/// Benchmarks the handwriting synthesis network against its PyTorch twin, `bench/handwriting.py`.
+pub fn bench_handwriting(
+    cfg: &HandwritingConfig,
+    batch: usize,
+    len: usize,
+    steps: usize,
+    threads: usize,
+    device: &Device,
+) -> Result<BenchReport> {
+    let k = cfg.window.context("the benchmark is of the synthesis network (a window)")?;
+    let chars = (len / 10).max(1);
+    let ours = handwriting_points_per_s(cfg, batch, len, chars, steps, device);
+    let args: Vec<String> = [
+        ("--batch", batch),
+        ("--len", len),
+        ("--chars", chars),
+        ("--steps", steps),
+        ("--threads", threads),
+        ("--hidden", cfg.hidden),
+        ("--layers", cfg.layers),
+        ("--mixtures", cfg.mixtures),
+        ("--window", k),
+        ("--alphabet", cfg.alphabet),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+    .collect();
+    let (baseline_per_s, torch, baseline_error) = match run_python_baseline(HANDWRITING_PY, &args) {
+        Ok((v, t)) => (Some(v), Some(t), None),
+        Err(e) => (None, None, Some(e)),
+    };
+    Ok(BenchReport {
+        model: "handwriting".into(),
+        unit: format!("training points/s ({} × {} LSTM, {len} points, {chars} characters)", cfg.layers, cfg.hidden),
         ours_per_s: ours,
         baseline_per_s,
         baseline_error,

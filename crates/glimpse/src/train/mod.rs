@@ -1,6 +1,6 @@
 //! Training: seeded randomness, optimizers and schedules, checkpoints, metrics, and the
 //! training loops for image classifiers ([`classify`]), sequence models ([`sequence`]) and DRAW
-//! ([`generative`]).
+//! ([`generative`]), handwriting ([`handwriting`]) and translation ([`translate`]).
 //!
 //! Conventions every trainer in the toolkit follows:
 //! - every random draw comes from [`rng::Rng`] (never burn's global generator, which is used only
@@ -15,6 +15,7 @@ pub mod bleu;
 pub mod checkpoint;
 pub mod classify;
 pub mod generative;
+pub mod handwriting;
 pub mod metrics;
 pub mod optim;
 pub mod rng;

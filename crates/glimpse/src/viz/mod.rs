@@ -5,3 +5,4 @@ pub mod draw;
 pub mod glimpses;
 pub mod heatmap;
 pub mod memory;
+pub mod strokes;
