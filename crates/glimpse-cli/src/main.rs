@@ -136,6 +136,10 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         /// Also write the window picture φ(t, u) of the first sample: PREFIX.svg and PREFIX.png.
         #[arg(long, value_name = "PREFIX")]
         window: Option<PathBuf>,
+        /// Instead of TEXT, write the first N sentences of the test split (never seen in
+        /// training), one line each.
+        #[arg(long, value_name = "N")]
+        held_out: Option<usize>,
     },
     /// Translate (or normalise) a text with a seq2seq or Transformer checkpoint.
     #[command(after_help = "Examples:
@@ -1166,8 +1170,8 @@ fn main() -> ExitCode {
         Command::Translate { checkpoint, text, beam, alignment, scale } => {
             translate(&checkpoint, &text, beam, alignment.as_deref(), scale, &cli.device).map(|_| ExitCode::SUCCESS)
         }
-        Command::Write { checkpoint, text, bias, out, samples, seed, max_steps, prime, window } => {
-            let w = WriteArgs { text, bias, samples, seed, max_steps, prime, window };
+        Command::Write { checkpoint, text, bias, out, samples, seed, max_steps, prime, window, held_out } => {
+            let w = WriteArgs { text, bias, samples, seed, max_steps, prime, window, held_out };
             write(&checkpoint, &w, &out, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }
         Command::Saliency { checkpoint, index, class, out, scale } => {
@@ -1644,6 +1648,7 @@ struct WriteArgs {
     max_steps: Option<usize>,
     prime: Option<usize>,
     window: Option<PathBuf>,
+    held_out: Option<usize>,
 }
 
 fn write(ckpt: &Path, w: &WriteArgs, out: &Path, root: PathBuf, device: &str) -> Result<()> {
@@ -1657,7 +1662,21 @@ fn write(ckpt: &Path, w: &WriteArgs, out: &Path, root: PathBuf, device: &str) ->
     }
     let dev = glimpse::device::by_name(device)?;
     let (cfg, meta, model) = handwriting::load_handwriting(&dir, &dev)?;
+    let mut w = WriteArgs { text: w.text.clone(), window: w.window.clone(), ..*w };
+    let mut sentences: Vec<String> = vec![];
+    if let Some(n) = w.held_out {
+        if w.text.is_some() || w.prime.is_some() || !model.is_synthesis() {
+            bail!("--held-out writes test sentences with a synthesis checkpoint, without TEXT or --prime");
+        }
+        let data = cfg.data.load(&root, cfg.seed)?;
+        sentences = data.test.iter().take(n).filter_map(|e| e.text.clone()).collect();
+        w.text = sentences.iter().max_by_key(|t| t.len()).cloned();
+    }
+    let w = &w;
     let texts = match (&w.text, model.is_synthesis()) {
+        (Some(_), true) if !sentences.is_empty() => {
+            Some(sentences.iter().map(|t| encode(t)).collect::<Result<Vec<_>>>()?)
+        }
         (Some(t), true) => Some(vec![encode(t)?; w.samples.max(1)]),
         (None, true) => bail!("a synthesis checkpoint writes a TEXT: glimpse write {} \"some text\"", ckpt.display()),
         (Some(_), false) => bail!("{} is the unconditional prediction network: it takes no text", ckpt.display()),
@@ -1693,7 +1712,11 @@ fn write(ckpt: &Path, w: &WriteArgs, out: &Path, root: PathBuf, device: &str) ->
     let captions: Vec<String> = match &w.text {
         Some(t) => samples
             .iter()
-            .map(|g| format!("{t} (bias {}{})", w.bias, if g.finished { "" } else { ", stopped at the step limit" }))
+            .enumerate()
+            .map(|(i, g)| {
+                let t = sentences.get(i).unwrap_or(t);
+                format!("{t} (bias {}{})", w.bias, if g.finished { "" } else { ", stopped at the step limit" })
+            })
             .collect(),
         None => vec![],
     };
@@ -1705,7 +1728,7 @@ fn write(ckpt: &Path, w: &WriteArgs, out: &Path, root: PathBuf, device: &str) ->
     }
     println!("wrote {} ({} line{})", out.display(), lines.len(), if lines.len() == 1 { "" } else { "s" });
     if let Some(prefix) = &w.window {
-        let (Some(first), Some(text)) = (samples.first(), &w.text) else {
+        let (Some(first), Some(text)) = (samples.first(), sentences.first().or(w.text.as_ref())) else {
             bail!("--window needs a synthesis checkpoint and a text");
         };
         let full = match &primer {

@@ -61,12 +61,6 @@ impl LstmCell {
         w.narrow(0, i, self.hidden)
     }
 
-    /// Rows `start..start + len` of the gate weights `(len, 4H)`: the rows that multiply
-    /// input features `start..` of `[x, h]` (the last `H` rows are [`Self::recurrent_weights`]).
-    pub fn input_rows(&self, start: usize, len: usize) -> Tensor<2> {
-        self.gates.weight.val().narrow(0, start, len)
-    }
-
     /// One step from projected inputs `xw (B, 4H)` (a row of [`Self::project_inputs`]) and
     /// the recurrent weights: the same result as [`Self::step`].
     pub fn step_projected(&self, xw: Tensor<2>, w_h: &Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
