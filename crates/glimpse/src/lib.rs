@@ -12,6 +12,7 @@
 pub mod attention;
 pub mod data;
 pub mod device;
+pub mod fused;
 pub mod models;
 pub mod ops;
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -67,20 +66,10 @@ impl LstmCell {
         self.gate(xw + h.matmul(w_h.clone()), c)
     }
 
-    /// The gates from pre-activations `z (B, 4H)` (i, f, u, o) and the cell `c`.
+    /// The gates from pre-activations `z (B, 4H)` (i, f, u, o) and the cell `c`: one fused
+    /// kernel on the CPU ([`crate::fused::lstm_gates`]).
     fn gate(&self, z: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let n = self.hidden;
-        // One sigmoid over all four blocks: tanh(u) = 2σ(2u) − 1, so the u block is doubled
-        // first (one pass instead of four; see `crate::ops::tanh`).
-        let scale: Vec<f32> = (0..4 * n).map(|k| if (2 * n..3 * n).contains(&k) { 2.0 } else { 1.0 }).collect();
-        let scale = Tensor::<2>::from_data(burn::tensor::TensorData::new(scale, [1, 4 * n]), &z.device());
-        let s = sigmoid(z * scale); // (B, 4H)
-        let i = s.clone().narrow(1, 0, n);
-        let f = s.clone().narrow(1, n, n);
-        let u = s.clone().narrow(1, 2 * n, n).mul_scalar(2.0).sub_scalar(1.0);
-        let o = s.narrow(1, 3 * n, n);
-        let c = f * c + i * u;
-        (o * crate::ops::tanh(c.clone()), c)
+        crate::fused::lstm_gates(z, c)
     }
 }
 
