@@ -499,13 +499,65 @@ fn reject_flags(flags: &[(&str, bool)], why: &str) -> Result<()> {
     }
 }
 
+/// Reads a TOML run configuration.
+fn read_config<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
+    toml::from_str::<T>(&text).with_context(|| format!("{}: invalid configuration", p.display()))
+}
+
+/// The fields of a step-based training configuration that flags override.
+struct StepTrain<'a> {
+    steps: &'a mut usize,
+    batch_size: &'a mut usize,
+    checkpoint_every: &'a mut usize,
+    log_every: &'a mut usize,
+    lr: &'a mut f64,
+    optimizer: &'a mut OptimizerConfig,
+    clip_norm: &'a mut Option<f32>,
+}
+
+/// Applies `--seed`, `--steps`, `--batch-size`, `--checkpoint-every`, `--log-every`, `--lr`,
+/// `--optimizer` and `--clip-norm`; fails on the image classifiers' flags (and `also`), saying
+/// `"{flag} {why}"`.
+fn apply_step_flags(a: &TrainArgs, seed: &mut u64, t: StepTrain, also: &[(&str, bool)], why: &str) -> Result<()> {
+    if let Some(v) = a.seed {
+        *seed = v;
+    }
+    for (field, flag) in [
+        (t.steps, a.steps),
+        (t.batch_size, a.batch_size),
+        (t.checkpoint_every, a.checkpoint_every),
+        (t.log_every, a.log_every),
+    ] {
+        if let Some(v) = flag {
+            *field = v;
+        }
+    }
+    if let Some(v) = a.lr {
+        *t.lr = v;
+    }
+    if let Some(o) = optimizer_flag(a)? {
+        *t.optimizer = o;
+    }
+    if a.clip_norm.is_some() {
+        *t.clip_norm = a.clip_norm;
+    }
+    let mut flags = vec![
+        ("--dataset", a.dataset.is_some()),
+        ("--canvas", a.canvas.is_some()),
+        ("--clutter", a.clutter.is_some()),
+        ("--epochs", a.epochs.is_some()),
+        ("--valid-size", a.valid_size.is_some()),
+        ("--augment-shift", a.augment_shift.is_some()),
+        ("--patience", a.patience.is_some()),
+    ];
+    flags.extend_from_slice(also);
+    reject_flags(&flags, why)
+}
+
 fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
     let mut cfg = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
-            toml::from_str::<ClassifierRunConfig>(&text)
-                .with_context(|| format!("{}: invalid configuration", p.display()))?
-        }
+        Some(p) => read_config::<ClassifierRunConfig>(p)?,
         None => ClassifierRunConfig {
             seed: 0,
             model: a.model.default_config(a.canvas.unwrap_or(28)),
@@ -551,49 +603,24 @@ fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
 
 fn sequence_run_config(a: &TrainArgs) -> Result<SequenceRunConfig> {
     let mut cfg = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
-            toml::from_str::<SequenceRunConfig>(&text)
-                .with_context(|| format!("{}: invalid configuration", p.display()))?
-        }
+        Some(p) => read_config::<SequenceRunConfig>(p)?,
         None => a.model.default_sequence_config(),
     };
     let t = &mut cfg.train;
-    if let Some(v) = a.seed {
-        cfg.seed = v;
-    }
-    if let Some(v) = a.steps {
-        t.steps = v;
-    }
-    if let Some(v) = a.batch_size {
-        t.batch_size = v;
-    }
-    if let Some(v) = a.lr {
-        t.lr = v;
-    }
-    if let Some(o) = optimizer_flag(a)? {
-        t.optimizer = o;
-    }
-    if a.clip_norm.is_some() {
-        t.clip_norm = a.clip_norm;
-    }
-    if let Some(v) = a.checkpoint_every {
-        t.checkpoint_every = v;
-    }
-    if let Some(v) = a.log_every {
-        t.log_every = v;
-    }
-    reject_flags(
-        &[
-            ("--dataset", a.dataset.is_some()),
-            ("--canvas", a.canvas.is_some()),
-            ("--clutter", a.clutter.is_some()),
-            ("--epochs", a.epochs.is_some()),
-            ("--augment-shift", a.augment_shift.is_some()),
-            ("--limit-train", a.limit_train.is_some()),
-            ("--patience", a.patience.is_some()),
-            ("--valid-size", a.valid_size.is_some()),
-        ],
+    let fields = StepTrain {
+        steps: &mut t.steps,
+        batch_size: &mut t.batch_size,
+        checkpoint_every: &mut t.checkpoint_every,
+        log_every: &mut t.log_every,
+        lr: &mut t.lr,
+        optimizer: &mut t.optimizer,
+        clip_norm: &mut t.clip_norm,
+    };
+    apply_step_flags(
+        a,
+        &mut cfg.seed,
+        fields,
+        &[("--limit-train", a.limit_train.is_some())],
         "applies to image classifiers, not to sequence models (use --steps, or a --config)",
     )?;
     Ok(cfg)
@@ -624,10 +651,7 @@ fn train_sequence(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
 
 fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
     let mut cfg = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
-            toml::from_str::<DrawRunConfig>(&text).with_context(|| format!("{}: invalid configuration", p.display()))?
-        }
+        Some(p) => read_config::<DrawRunConfig>(p)?,
         None => DrawRunConfig {
             seed: 0,
             model: DrawConfig::mnist(true),
@@ -1319,11 +1343,7 @@ fn default_translator(kind: ModelKind, task: &TaskConfig, attention: bool) -> Tr
 
 fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
     let mut cfg = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
-            toml::from_str::<TranslateRunConfig>(&text)
-                .with_context(|| format!("{}: invalid configuration", p.display()))?
-        }
+        Some(p) => read_config::<TranslateRunConfig>(p)?,
         None => {
             let task: TaskConfig = match a.task.as_deref().unwrap_or("dates") {
                 "dates" => toml::from_str("kind = \"dates\"")?,
@@ -1342,41 +1362,23 @@ fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
         bail!("--task and --no-attention choose a default configuration; edit the --config file instead");
     }
     let t = &mut cfg.train;
-    if let Some(v) = a.seed {
-        cfg.seed = v;
-    }
-    for (field, flag) in [
-        (&mut t.steps, a.steps),
-        (&mut t.batch_size, a.batch_size),
-        (&mut t.checkpoint_every, a.checkpoint_every),
-        (&mut t.log_every, a.log_every),
-    ] {
-        if let Some(v) = flag {
-            *field = v;
-        }
-    }
-    if let Some(v) = a.lr {
-        t.lr = v;
-    }
-    if let Some(o) = optimizer_flag(a)? {
-        t.optimizer = o;
-    }
-    if a.clip_norm.is_some() {
-        t.clip_norm = a.clip_norm;
-    }
     if a.limit_train.is_some() {
         t.limit_train = a.limit_train;
     }
-    reject_flags(
-        &[
-            ("--dataset", a.dataset.is_some()),
-            ("--canvas", a.canvas.is_some()),
-            ("--clutter", a.clutter.is_some()),
-            ("--epochs", a.epochs.is_some()),
-            ("--valid-size", a.valid_size.is_some()),
-            ("--augment-shift", a.augment_shift.is_some()),
-            ("--patience", a.patience.is_some()),
-        ],
+    let fields = StepTrain {
+        steps: &mut t.steps,
+        batch_size: &mut t.batch_size,
+        checkpoint_every: &mut t.checkpoint_every,
+        log_every: &mut t.log_every,
+        lr: &mut t.lr,
+        optimizer: &mut t.optimizer,
+        clip_norm: &mut t.clip_norm,
+    };
+    apply_step_flags(
+        a,
+        &mut cfg.seed,
+        fields,
+        &[],
         "does not apply to sequence-to-sequence models (use --steps, or a --config)",
     )?;
     Ok(cfg)
@@ -1512,50 +1514,27 @@ fn default_handwriting(task: &str, window: bool) -> Result<HandwritingRunConfig>
 
 fn handwriting_run_config(a: &TrainArgs) -> Result<HandwritingRunConfig> {
     let mut cfg = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
-            toml::from_str::<HandwritingRunConfig>(&text)
-                .with_context(|| format!("{}: invalid configuration", p.display()))?
-        }
+        Some(p) => read_config::<HandwritingRunConfig>(p)?,
         None => default_handwriting(a.task.as_deref().unwrap_or("text-lines"), !a.no_attention)?,
     };
     if a.config.is_some() && (a.task.is_some() || a.no_attention) {
         bail!("--task and --no-attention choose a default configuration; edit the --config file instead");
     }
     let t = &mut cfg.train;
-    if let Some(v) = a.seed {
-        cfg.seed = v;
-    }
-    for (field, flag) in [
-        (&mut t.steps, a.steps),
-        (&mut t.batch_size, a.batch_size),
-        (&mut t.checkpoint_every, a.checkpoint_every),
-        (&mut t.log_every, a.log_every),
-    ] {
-        if let Some(v) = flag {
-            *field = v;
-        }
-    }
-    if let Some(v) = a.lr {
-        t.lr = v;
-    }
-    if let Some(o) = optimizer_flag(a)? {
-        t.optimizer = o;
-    }
-    if a.clip_norm.is_some() {
-        t.clip_norm = a.clip_norm;
-    }
-    reject_flags(
-        &[
-            ("--dataset", a.dataset.is_some()),
-            ("--canvas", a.canvas.is_some()),
-            ("--clutter", a.clutter.is_some()),
-            ("--epochs", a.epochs.is_some()),
-            ("--valid-size", a.valid_size.is_some()),
-            ("--augment-shift", a.augment_shift.is_some()),
-            ("--patience", a.patience.is_some()),
-            ("--limit-train", a.limit_train.is_some()),
-        ],
+    let fields = StepTrain {
+        steps: &mut t.steps,
+        batch_size: &mut t.batch_size,
+        checkpoint_every: &mut t.checkpoint_every,
+        log_every: &mut t.log_every,
+        lr: &mut t.lr,
+        optimizer: &mut t.optimizer,
+        clip_norm: &mut t.clip_norm,
+    };
+    apply_step_flags(
+        a,
+        &mut cfg.seed,
+        fields,
+        &[("--limit-train", a.limit_train.is_some())],
         "does not apply to the handwriting networks (use --steps, or a --config)",
     )?;
     Ok(cfg)

@@ -368,8 +368,7 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
                 state.epoch += 1;
                 state.batch_in_epoch = 0;
             }
-            let validating = epoch_end || (t.valid_every > 0 && state.step % t.valid_every as u64 == 0);
-            let checkpointing = validating || (t.checkpoint_every > 0 && state.step % t.checkpoint_every as u64 == 0);
+            let (validating, checkpointing) = super::cadence(state.step, epoch_end, t.valid_every, t.checkpoint_every);
             if checkpointing {
                 state.train_seconds += clock.elapsed().as_secs_f64();
                 clock = Instant::now();

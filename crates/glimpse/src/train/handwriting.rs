@@ -363,8 +363,7 @@ pub fn train_handwriting(cfg: &HandwritingRunConfig, opts: &RunOptions) -> Resul
             window = (0.0, 0, Instant::now());
         }
         let end = state.step as usize == t.steps;
-        let validating = end || (t.valid_every > 0 && state.step % t.valid_every as u64 == 0);
-        let checkpointing = validating || (t.checkpoint_every > 0 && state.step % t.checkpoint_every as u64 == 0);
+        let (validating, checkpointing) = super::cadence(state.step, end, t.valid_every, t.checkpoint_every);
         if checkpointing {
             state.train_seconds += clock.elapsed().as_secs_f64();
             clock = Instant::now();

@@ -24,3 +24,24 @@ pub mod translate;
 
 pub use classify::{ClassifierRunConfig, ImageData, RunOptions, TrainConfig};
 pub use rng::Rng;
+
+/// After optimizer step `step`: whether to validate (every `valid_every` steps, and whenever
+/// `forced`, e.g. at the end of the run or of an epoch) and whether to write the resumable state
+/// (every `checkpoint_every` steps, and whenever validating). 0 turns a cadence off.
+pub fn cadence(step: u64, forced: bool, valid_every: usize, checkpoint_every: usize) -> (bool, bool) {
+    let every = |n: usize| n > 0 && step.is_multiple_of(n as u64);
+    let validating = forced || every(valid_every);
+    (validating, validating || every(checkpoint_every))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cadence_validates_on_schedule_or_when_forced_and_checkpoints_whenever_it_validates() {
+        assert_eq!(super::cadence(10, false, 5, 3), (true, true));
+        assert_eq!(super::cadence(9, false, 5, 3), (false, true));
+        assert_eq!(super::cadence(7, false, 5, 3), (false, false));
+        assert_eq!(super::cadence(7, true, 0, 0), (true, true));
+        assert_eq!(super::cadence(4, false, 0, 0), (false, false));
+    }
+}
