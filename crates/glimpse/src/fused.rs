@@ -8,6 +8,11 @@
 //! activation loop among the top entries (`glimpse bench seq2seq`, `bench handwriting`); here
 //! the exponential is a branch-free polynomial the compiler vectorises.
 //!
+//! [`log_softmax_pick`]: `log softmax(x)_t` of one class `t` per row, the cross-entropy of a
+//! vocabulary-sized output (`(B·T, V)` logits of the translation models), in one pass forward
+//! and one backward instead of the max / subtract / exp / sum / log / gather chain, each a pass
+//! over the whole `(B·T, V)` tensor with its own gradient buffer.
+//!
 //! Other devices (wgpu, cuda) take the same math composed of ordinary tensor operations.
 
 use burn::backend::TensorMetadata;
@@ -89,17 +94,46 @@ pub fn lstm_gates_backward_kernel(z: &[f32], c: &[f32], g: &[f32], out: &mut [f3
     }
 }
 
-/// Backends with the fused LSTM update.
+/// Row-wise `log Σ_v exp(x_v)`, stable (the row's maximum taken out first).
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let m = row.iter().fold(f32::MIN, |a, &v| a.max(v));
+    m + row.iter().map(|&v| exp_fast(v - m)).sum::<f32>().ln()
+}
+
+/// Forward: `x (N, V)`, class indices `t (N)` (as floats) → `out (N)` = `x_t − log Σ exp x`.
+pub fn log_softmax_pick_kernel(x: &[f32], t: &[f32], out: &mut [f32], v: usize) {
+    for ((row, &t), out) in x.chunks_exact(v).zip(t).zip(out.iter_mut()) {
+        *out = row[t as usize] - log_sum_exp(row);
+    }
+}
+
+/// Backward: `dx = g · (onehot(t) − softmax(x))` row by row.
+pub fn log_softmax_pick_backward_kernel(x: &[f32], t: &[f32], g: &[f32], dx: &mut [f32], v: usize) {
+    for (((row, &t), &g), d) in x.chunks_exact(v).zip(t).zip(g).zip(dx.chunks_exact_mut(v)) {
+        let lse = log_sum_exp(row);
+        for (d, &x) in d.iter_mut().zip(row) {
+            *d = -g * exp_fast(x - lse);
+        }
+        d[t as usize] += g;
+    }
+}
+
+/// Backends with the fused kernels.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
     /// `z (B, 4H)`, `c (B, H)` → `[h', c'] (B, 2H)`.
     fn lstm_gates(z: FloatTensor<Self>, c: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `x (N, V)`, `t (N)` class indices as floats (not differentiated) → `(N)`.
+    fn log_softmax_pick(x: FloatTensor<Self>, t: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// The backward kernels an inner (non-autodiff) backend provides.
 pub trait FusedBackward: Backend {
     /// `z (B, 4H)`, `c (B, H)`, `g (B, 2H)` → `[dz, dc] (B, 5H)`.
     fn lstm_gates_backward(z: FloatTensor<Self>, c: FloatTensor<Self>, g: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `x (N, V)`, `t (N)`, `g (N)` → `dx (N, V)`.
+    fn log_softmax_pick_backward(x: FloatTensor<Self>, t: FloatTensor<Self>, g: FloatTensor<Self>)
+    -> FloatTensor<Self>;
 }
 
 fn contiguous(t: FlexTensor) -> FlexTensor {
@@ -119,9 +153,31 @@ impl FusedOps for Flex {
         lstm_gates_kernel(z.as_slice().expect("f32"), c.as_slice().expect("f32"), &mut out, h);
         flex_f32(out, [b, 2 * h])
     }
+
+    fn log_softmax_pick(x: FlexTensor, t: FlexTensor) -> FlexTensor {
+        let (x, t) = (contiguous(x), contiguous(t));
+        let [n, v] = x.shape().dims();
+        let mut out = vec![0.0f32; n];
+        log_softmax_pick_kernel(x.as_slice().expect("f32"), t.as_slice().expect("f32"), &mut out, v);
+        FlexTensor::from_data(TensorData::new(out, Shape::new([n])))
+    }
 }
 
 impl FusedBackward for Flex {
+    fn log_softmax_pick_backward(x: FlexTensor, t: FlexTensor, g: FlexTensor) -> FlexTensor {
+        let (x, t, g) = (contiguous(x), contiguous(t), contiguous(g));
+        let [n, v] = x.shape().dims();
+        let mut dx = vec![0.0f32; n * v];
+        log_softmax_pick_backward_kernel(
+            x.as_slice().expect("f32"),
+            t.as_slice().expect("f32"),
+            g.as_slice().expect("f32"),
+            &mut dx,
+            v,
+        );
+        flex_f32(dx, [n, v])
+    }
+
     fn lstm_gates_backward(z: FlexTensor, c: FlexTensor, g: FlexTensor) -> FlexTensor {
         let (z, c, g) = (contiguous(z), contiguous(c), contiguous(g));
         let [b, h4] = z.shape().dims();
@@ -166,6 +222,34 @@ impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for 
             OpsKind::UnTracked(prep) => prep.finish(B::lstm_gates(z.into_primitive(), c.into_primitive())),
         }
     }
+
+    fn log_softmax_pick(x: FloatTensor<Self>, t: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Pick;
+
+        impl<B: Backend + FusedBackward> Backward<B, 1> for Pick {
+            type State = (B::FloatTensorPrimitive, B::FloatTensorPrimitive);
+
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [node_x] = ops.parents;
+                let g = grads.consume::<B>(&ops.node);
+                let (x, t) = ops.state;
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, B::log_softmax_pick_backward(x, t, g));
+                }
+            }
+        }
+
+        let t = t.into_primitive();
+        match Pick.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let xp = x.into_primitive();
+                let out = B::log_softmax_pick(xp.clone(), t.clone());
+                prep.finish((xp, t), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::log_softmax_pick(x.into_primitive(), t)),
+        }
+    }
 }
 
 /// Whether `device` (or the device under its autodiff) is the `flex` CPU backend.
@@ -189,6 +273,18 @@ pub fn lstm_gates(z: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
     (out.clone().narrow(1, 0, n), out.narrow(1, n, n))
 }
 
+/// `log softmax(x)` at one class per row: `x (N, V)`, `classes (N)` → `(N)`; fused on the CPU
+/// (the gradient flows to `x` only).
+pub fn log_softmax_pick(x: Tensor<2>, classes: Tensor<1, burn::tensor::Int>) -> Tensor<1> {
+    let n = x.dims()[0];
+    if !is_flex(&x.device()) {
+        let logp = burn::tensor::activation::log_softmax(x, 1);
+        return logp.gather(1, classes.reshape([n, 1])).reshape([n]);
+    }
+    let t = classes.float().detach();
+    Tensor::<1>::from_dispatch(<Dispatch as FusedOps>::log_softmax_pick(x.into_dispatch(), t.into_dispatch()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +301,23 @@ mod tests {
         }
         assert!(worst < 1e-6, "relative error {worst}");
         assert!(exp_fast(-200.0) >= 0.0 && exp_fast(200.0).is_finite());
+    }
+
+    #[test]
+    fn fused_log_softmax_pick_matches_the_composed_one_and_its_gradient() {
+        let dev = Device::flex();
+        let (n, v) = (4, 7);
+        let x = Tensor::<2>::from_data(TensorData::new(uniform(n * v, -20.0, 20.0, 5), [n, v]), &dev);
+        let classes = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(vec![0i64, 6, 3, 3], [n]), &dev);
+        let fused: Vec<f32> = log_softmax_pick(x.clone(), classes.clone()).into_data().try_to_vec().unwrap();
+        let logp = burn::tensor::activation::log_softmax(x, 1).gather(1, classes.clone().reshape([n, 1]));
+        let want: Vec<f32> = logp.into_data().try_to_vec().unwrap();
+        assert!(fused.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-4 * b.abs().max(1.0)), "{fused:?} vs {want:?}");
+        grad_check(&[uniform(n * v, -3.0, 3.0, 6)], 1e-3, 1e-2, |x| {
+            let [x]: [Tensor<1>; 1] = x.try_into().unwrap();
+            let c = classes.clone().to_device(&x.device());
+            log_softmax_pick(x.reshape([n, v]), c)
+        });
     }
 
     #[test]

@@ -15,7 +15,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -345,7 +344,7 @@ pub fn batch_loss(model: &Translator, batch: &[IdPair], device: &Device) -> (Ten
     let [b, t] = tgt_in.dims();
     let logits = model.logits(src, &lengths, tgt_in);
     let v = logits.dims()[2];
-    let logp = log_softmax(logits.reshape([b * t, v]), 1).gather(1, tgt_out.reshape([b * t, 1])).reshape([b * t]);
+    let logp = crate::fused::log_softmax_pick(logits.reshape([b * t, v]), tgt_out.reshape([b * t]));
     let loss = (logp * mask.reshape([b * t])).sum().neg() / count.max(1) as f32;
     (loss, count)
 }
