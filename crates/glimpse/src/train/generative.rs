@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -16,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{self, WEIGHTS};
 use super::classify::RunOptions;
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
+use super::optim::{OptimizerConfig, Schedule, descend};
 use super::rng::Rng;
 use crate::data::binarised::Binarised;
 use crate::data::{ImageSet, Split, registry};
@@ -328,20 +327,8 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
             let beta = if t.kl_warmup > 0 { (state.step as f32 / t.kl_warmup as f32).min(1.0) } else { 1.0 };
             let bound_value: f32 = bound.total().mean().into_scalar();
             let loss = (bound.reconstruction + bound.kl.mul_scalar(beta)).mean();
-            let value: f32 = loss.clone().into_scalar();
-            if !value.is_finite() {
-                bail!(
-                    "non-finite bound ({value}) at step {}; weights are left as after step {} — lower the learning rate or set clip_norm",
-                    state.step + 1,
-                    state.step
-                );
-            }
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            if let Some(max) = t.clip_norm {
-                clip_global_norm(&model, &mut grads, max);
-            }
             let lr = t.schedule.lr(t.lr, state.step as usize);
-            model = optim.step(lr, model, grads);
+            (model, _) = descend(model, loss, &mut optim, lr, t.clip_norm, "bound", state.step)?;
             state.step += 1;
             state.batch_in_epoch = b + 1;
             window.0 += bound_value as f64 * idx.len() as f64;

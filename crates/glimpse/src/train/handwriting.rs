@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{self, WEIGHTS};
 use super::classify::RunOptions;
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
+use super::optim::{OptimizerConfig, Schedule, descend};
 use super::rng::Rng;
 use crate::data::handwriting::{Example, StrokeData, StrokeSet, encode};
 use crate::data::strokes::OffsetScale;
@@ -337,16 +336,9 @@ pub fn train_handwriting(cfg: &HandwritingRunConfig, opts: &RunOptions) -> Resul
         let per_sequence = model.nll(x, y, mask, text.as_ref());
         // The loss is nats per point, so the learning rate does not depend on line lengths.
         let loss = per_sequence.sum() / points.max(1) as f32;
-        let value: f32 = loss.clone().into_scalar();
-        if !value.is_finite() {
-            bail!("non-finite loss ({value}) at step {}; weights are left as after step {step}", step + 1);
-        }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        if let Some(max) = t.clip_norm {
-            clip_global_norm(&model, &mut grads, max);
-        }
         let lr = t.schedule.lr(t.lr, step);
-        model = optim.step(lr, model, grads);
+        let value;
+        (model, value) = descend(model, loss, &mut optim, lr, t.clip_norm, "loss", state.step)?;
         state.step += 1;
         window.0 += value as f64 * points as f64;
         window.1 += points;
@@ -388,6 +380,7 @@ pub fn train_handwriting(cfg: &HandwritingRunConfig, opts: &RunOptions) -> Resul
 mod tests {
     use super::*;
     use crate::data::handwriting::ALPHABET;
+    use burn::optim::GradientsParams;
 
     /// Lines that write each of three characters as its own two-point stroke (`a` right then
     /// up, `b` up then left, `c` down-right then right), with a little pen noise so that no

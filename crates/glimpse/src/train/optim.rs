@@ -207,6 +207,32 @@ pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f32 {
     Tensor::cat(parts, 0).sum().into_scalar::<f32>().sqrt()
 }
 
+/// One descent step on a scalar `loss`: a non-finite loss is refused before anything touches the
+/// weights (the error names `what` and step `step + 1`), then backward, clipping of the global
+/// gradient norm to `clip`, and the optimizer at rate `lr`. Returns the model and the loss value.
+pub fn descend<M: Module>(
+    model: M,
+    loss: Tensor<1>,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    clip: Option<f32>,
+    what: &str,
+    step: u64,
+) -> anyhow::Result<(M, f32)> {
+    let value: f32 = loss.clone().into_scalar();
+    if !value.is_finite() {
+        anyhow::bail!(
+            "non-finite {what} ({value}) at step {}; weights are left as after step {step} — lower the learning rate or set clip_norm",
+            step + 1
+        );
+    }
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    if let Some(max) = clip {
+        clip_global_norm(&model, &mut grads, max);
+    }
+    Ok((optim.step(lr, model, grads), value))
+}
+
 /// Scales all gradients together so that their global norm is at most `max_norm`.
 /// Returns the norm before clipping.
 pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f32) -> f32 {

@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{self, WEIGHTS};
 use super::classify::RunOptions;
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
+use super::optim::{OptimizerConfig, Schedule, descend};
 use super::rng::Rng;
 use crate::data::algorithmic::{Episode, Task, ngram_optimal_cost_bits};
 use crate::models::dnc::{Dnc, DncConfig};
@@ -421,21 +420,11 @@ pub fn train_sequence(cfg: &SequenceRunConfig, opts: &RunOptions) -> Result<Sequ
         let ep = episode_tensors(&e, &device);
         let logits = Tensor::cat(model.forward(ep.inputs.clone(), None), 0);
         let loss = sequence_cost(logits.clone(), &ep);
-        let value: f32 = loss.clone().into_scalar();
-        if !value.is_finite() {
-            bail!(
-                "non-finite loss ({value}) at step {}; weights are left as after step {} — lower the learning rate or set clip_norm",
-                state.step + 1,
-                state.step
-            );
-        }
-        window.1 += bit_errors(&logits, &ep) * e.batch as f64;
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        if let Some(max) = t.clip_norm {
-            clip_global_norm(&model, &mut grads, max);
-        }
+        let errors = bit_errors(&logits, &ep);
         let lr = t.schedule.lr(t.lr, state.step as usize);
-        model = optim.step(lr, model, grads);
+        let value;
+        (model, value) = descend(model, loss, &mut optim, lr, t.clip_norm, "loss", state.step)?;
+        window.1 += errors * e.batch as f64;
         state.step += 1;
         window.0 += value as f64 / std::f64::consts::LN_2 * e.batch as f64;
         window.2 += e.batch;

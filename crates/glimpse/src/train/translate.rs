@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -23,7 +22,7 @@ use super::bleu::{self, Bleu};
 use super::checkpoint::{self, WEIGHTS};
 use super::classify::RunOptions;
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
+use super::optim::{OptimizerConfig, Schedule, descend};
 use super::rng::Rng;
 use crate::data::dates::{DateSplit, DateTask, Pair};
 use crate::data::de_en;
@@ -691,16 +690,9 @@ pub fn train_translate(cfg: &TranslateRunConfig, opts: &RunOptions) -> Result<Tr
             }
         };
         let (loss, tokens) = batch_loss(&model, &batch, &device);
-        let value: f32 = loss.clone().into_scalar();
-        if !value.is_finite() {
-            bail!("non-finite loss ({value}) at step {}; weights are left as after step {step}", step + 1);
-        }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        if let Some(max) = t.clip_norm {
-            clip_global_norm(&model, &mut grads, max);
-        }
         let lr = t.schedule.lr(t.lr, step);
-        model = optim.step(lr, model, grads);
+        let value;
+        (model, value) = descend(model, loss, &mut optim, lr, t.clip_norm, "loss", state.step)?;
         state.step += 1;
         window.0 += value as f64 * tokens as f64;
         window.1 += tokens;
@@ -742,6 +734,7 @@ pub fn train_translate(cfg: &TranslateRunConfig, opts: &RunOptions) -> Result<Tr
 mod tests {
     use super::*;
     use crate::attention::content::Score;
+    use burn::optim::GradientsParams;
 
     fn seq2seq(attention: Option<Score>, vocab: usize) -> TranslatorConfig {
         TranslatorConfig::Seq2seq(Seq2seqConfig {
