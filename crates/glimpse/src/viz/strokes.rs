@@ -165,10 +165,21 @@ pub fn window_svg(strokes: &[Vec<(f32, f32)>], text: &str, phi: &[Vec<f32>]) -> 
             escape(&c.to_string())
         );
     }
+    // The map's background is the ramp's 0; cells under 1% of their column's peak are left to it.
+    let [r0, g0, b0] = ramp(0.0);
+    out += &format!(
+        "<rect x=\"{:.1}\" y=\"{map_top:.1}\" width=\"{map_w:.1}\" height=\"{:.1}\" fill=\"rgb({r0},{g0},{b0})\"/>\n",
+        left + pad,
+        cell_h * u as f32
+    );
     for (t, col) in phi.iter().enumerate() {
         let top = col.iter().take(u).fold(0.0f32, |a, &v| a.max(v));
         for (j, &v) in col.iter().take(u).enumerate() {
-            let [r, g, b] = ramp(if top > 0.0 { v / top } else { 0.0 });
+            let level = if top > 0.0 { v / top } else { 0.0 };
+            if level < 0.01 {
+                continue;
+            }
+            let [r, g, b] = ramp(level);
             out += &format!(
                 "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{cell_w}\" height=\"{cell_h}\" fill=\"rgb({r},{g},{b})\"/>\n",
                 left + pad + cell_w * t as f32,
@@ -235,7 +246,8 @@ mod tests {
         assert_eq!(png.dimensions(), (6, 20));
         assert_eq!(png.get_pixel(0, 0).0, ramp(1.0));
         let svg = window_svg(&zigzag(), "abc", &phi);
-        assert_eq!(svg.matches("<rect").count(), 1 + 3 * 4);
+        // The page, the map's background, and the cells of at least 1% of their column's peak.
+        assert_eq!(svg.matches("<rect").count(), 2 + 2 + 2 + 3);
         assert!(svg.contains(">␣</text>"));
     }
 }
