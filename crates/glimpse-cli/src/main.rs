@@ -717,9 +717,9 @@ fn train_draw(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether a checkpoint holds a DRAW model (its metadata says so).
-fn is_draw_checkpoint(dir: &Path) -> bool {
-    checkpoint::read_meta::<serde_json::Value>(dir).is_ok_and(|m| m["model"] == "draw")
+/// Whether a checkpoint's metadata names `model` (`draw`, `handwriting`).
+fn checkpoint_holds(dir: &Path, model: &str) -> bool {
+    checkpoint::read_meta::<serde_json::Value>(dir).is_ok_and(|m| m["model"] == model)
 }
 
 fn eval_draw(dir: &Path, json: bool, split: &str, root: PathBuf, device: &str) -> Result<()> {
@@ -771,7 +771,7 @@ fn viz_draw(dir: &Path, n: usize, seed: u64, out: &Path, scale: u32, root: PathB
         let name = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         out.with_file_name(format!("{name}{suffix}.{ext}"))
     };
-    if !is_draw_checkpoint(&dir) {
+    if !checkpoint_holds(&dir, "draw") {
         // A DRAW classifier: its read windows over test images.
         let (cfg, model) = classify::load_classifier(&dir, &dev)?;
         let glimpse::models::Classifier::DrawClassifier(m) = model else {
@@ -1168,14 +1168,14 @@ fn main() -> ExitCode {
         Command::Train(a) => train(&a, root, &cli.device).map(|_| ExitCode::SUCCESS),
         Command::Eval { checkpoint, json, split, len, sequences, beam, examples, bias } => {
             match checkpoint::find_dir(&checkpoint) {
-                Some(dir) if is_handwriting_checkpoint(&dir) => {
+                Some(dir) if checkpoint_holds(&dir, "handwriting") => {
                     eval_handwriting(&dir, json, &split, sequences, bias, root, &cli.device)
                 }
                 Some(dir) if is_translate_checkpoint(&dir) => {
                     eval_translate(&dir, json, &split, beam, examples, &cli.device)
                 }
                 Some(dir) if is_sequence_checkpoint(&dir) => eval_sequence(&dir, json, len, sequences, &cli.device),
-                Some(dir) if is_draw_checkpoint(&dir) => eval_draw(&dir, json, &split, root, &cli.device),
+                Some(dir) if checkpoint_holds(&dir, "draw") => eval_draw(&dir, json, &split, root, &cli.device),
                 _ => eval(&checkpoint, json, &split, root, &cli.device),
             }
             .map(|_| ExitCode::SUCCESS)
@@ -1196,7 +1196,7 @@ fn main() -> ExitCode {
         }
         Command::Write { checkpoint, text, bias, out, samples, seed, max_steps, prime, window, held_out } => {
             let w = WriteArgs { text, bias, samples, seed, max_steps, prime, window, held_out };
-            write(&checkpoint, &w, &out, root, &cli.device).map(|_| ExitCode::SUCCESS)
+            write(&checkpoint, w, &out, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }
         Command::Saliency { checkpoint, index, class, out, scale } => {
             saliency(&checkpoint, index, class, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
@@ -1555,11 +1555,6 @@ fn train_handwriting(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether a checkpoint holds a handwriting network.
-fn is_handwriting_checkpoint(dir: &Path) -> bool {
-    checkpoint::read_meta::<serde_json::Value>(dir).is_ok_and(|m| m["model"] == "handwriting")
-}
-
 fn eval_handwriting(
     dir: &Path,
     json: bool,
@@ -1574,7 +1569,7 @@ fn eval_handwriting(
     let (cfg, meta, model) = handwriting::load_handwriting(dir, &dev)?;
     let data = cfg.data.load(&root, cfg.seed)?;
     let set = if split == "valid" { &data.valid } else { &data.test };
-    let m = handwriting::evaluate(&model, &cfg.model, set, &dev);
+    let m = handwriting::evaluate(&model, set, &dev);
     let window = if model.is_synthesis() {
         Some(handwriting::window_metrics(&model, set, sequences, bias, cfg.seed, &dev)?)
     } else {
@@ -1630,18 +1625,17 @@ struct WriteArgs {
     held_out: Option<usize>,
 }
 
-fn write(ckpt: &Path, w: &WriteArgs, out: &Path, root: PathBuf, device: &str) -> Result<()> {
+fn write(ckpt: &Path, mut w: WriteArgs, out: &Path, root: PathBuf, device: &str) -> Result<()> {
     use glimpse::data::handwriting::encode;
     use glimpse::data::strokes::strokes_of;
     use glimpse::models::handwriting::Sampling;
     use glimpse::viz::strokes as draw;
     let dir = checkpoint::find_dir(ckpt).with_context(|| format!("{}: no checkpoint", ckpt.display()))?;
-    if !is_handwriting_checkpoint(&dir) {
+    if !checkpoint_holds(&dir, "handwriting") {
         bail!("{}: not a handwriting checkpoint", dir.display());
     }
     let dev = glimpse::device::by_name(device)?;
     let (cfg, meta, model) = handwriting::load_handwriting(&dir, &dev)?;
-    let mut w = WriteArgs { text: w.text.clone(), window: w.window.clone(), ..*w };
     let mut sentences: Vec<String> = vec![];
     if let Some(n) = w.held_out {
         if w.text.is_some() || w.prime.is_some() || !model.is_synthesis() {
@@ -1651,7 +1645,6 @@ fn write(ckpt: &Path, w: &WriteArgs, out: &Path, root: PathBuf, device: &str) ->
         sentences = data.test.iter().take(n).filter_map(|e| e.text.clone()).collect();
         w.text = sentences.iter().max_by_key(|t| t.len()).cloned();
     }
-    let w = &w;
     let texts = match (&w.text, model.is_synthesis()) {
         (Some(_), true) if !sentences.is_empty() => {
             Some(sentences.iter().map(|t| encode(t)).collect::<Result<Vec<_>>>()?)

@@ -183,8 +183,13 @@ impl FusedBackward for Flex {
         let [b, h4] = z.shape().dims();
         let h = h4 / 4;
         let mut out = vec![0.0f32; b * 5 * h];
-        let s = |t: &FlexTensor| -> Vec<f32> { t.as_slice::<f32>().expect("f32").to_vec() };
-        lstm_gates_backward_kernel(&s(&z), &s(&c), &s(&g), &mut out, h);
+        lstm_gates_backward_kernel(
+            z.as_slice().expect("f32"),
+            c.as_slice().expect("f32"),
+            g.as_slice().expect("f32"),
+            &mut out,
+            h,
+        );
         flex_f32(out, [b, 5 * h])
     }
 }

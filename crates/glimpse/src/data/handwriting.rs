@@ -142,7 +142,7 @@ impl StrokeData {
                 let sample: Vec<Vec<[f32; 3]>> = (0..500.min(lines.train.len() * 4))
                     .map(|_| {
                         let t = rng.below(lines.train.len());
-                        lines.render(&lines.train[t].clone(), &mut rng).offsets
+                        lines.render(&lines.train[t], &mut rng).offsets
                     })
                     .collect();
                 lines.scale = OffsetScale::fit(&sample);

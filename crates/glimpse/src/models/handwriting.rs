@@ -185,6 +185,11 @@ impl Handwriting {
         self.window.is_some()
     }
 
+    /// The width of the one-hot characters it reads (synthesis), or `None` (prediction).
+    pub fn alphabet(&self) -> Option<usize> {
+        self.is_synthesis().then_some(self.chars)
+    }
+
     /// Mixture components `M`.
     pub fn mixtures(&self) -> usize {
         (self.output.weight.dims()[1] - 1) / 6

@@ -6,11 +6,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use super::optim::{OptimizerConfig, clip_global_norm};
+use super::optim::{OptimizerConfig, apply_loss};
 use super::rng::Rng;
 use super::sequence::{SequenceModelConfig, episode_tensors, sequence_cost};
 use super::translate::{IdPair, TranslatorConfig, batch_loss};
@@ -62,6 +61,36 @@ pub struct BenchReport {
     pub torch: Option<String>,
 }
 
+impl BenchReport {
+    /// The report of our figure `ours_per_s` beside the PyTorch baseline `script` run with `args`
+    /// (or why it could not run).
+    pub fn against_baseline(
+        model: impl Into<String>,
+        unit: impl Into<String>,
+        ours_per_s: f64,
+        script: &str,
+        args: &[String],
+        threads: usize,
+        batch: usize,
+    ) -> Self {
+        let (baseline_per_s, torch, baseline_error) = match run_python_baseline(script, args) {
+            Ok((v, t)) => (Some(v), Some(t), None),
+            Err(e) => (None, None, Some(e)),
+        };
+        Self {
+            model: model.into(),
+            unit: unit.into(),
+            ours_per_s,
+            baseline_per_s,
+            baseline_error,
+            ratio: baseline_per_s.map(|b| ours_per_s / b),
+            threads,
+            batch,
+            torch,
+        }
+    }
+}
+
 /// Median of `v` (sorted in place).
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -102,8 +131,7 @@ pub fn classifier_samples_per_s(cfg: &ClassifierConfig, batch: usize, steps: usi
     let labels = Tensor::<1, Int>::from_data(TensorData::new(y, [batch]), &device);
     let secs = median_step_seconds(5, steps, model, |model| {
         let (loss, _) = model.train_loss(images.clone(), labels.clone(), &mut draws);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let model = optim.step(1e-3, model, grads);
+        let model = apply_loss(model, &loss, &mut optim, 1e-3, None);
         let _: f32 = loss.into_scalar();
         model
     });
@@ -188,22 +216,7 @@ pub fn bench_classifier(
             DRAW_PY
         }
     };
-    let baseline = run_python_baseline(script, &args);
-    let (baseline_per_s, torch, baseline_error) = match baseline {
-        Ok((v, t)) => (Some(v), Some(t), None),
-        Err(e) => (None, None, Some(e)),
-    };
-    Ok(BenchReport {
-        model: cfg.kind().into(),
-        unit: "training samples/s".into(),
-        ours_per_s: ours,
-        baseline_per_s,
-        baseline_error,
-        ratio: baseline_per_s.map(|b| ours / b),
-        threads,
-        batch,
-        torch,
-    })
+    Ok(BenchReport::against_baseline(cfg.kind(), "training samples/s", ours, script, &args, threads, batch))
 }
 
 /// Training sequences/s of a sequence model (forward, backward, global-norm clipping, RMSProp
@@ -225,9 +238,7 @@ pub fn sequence_per_s(
     let secs = median_step_seconds(5, steps, model, |model| {
         let logits = Tensor::cat(model.forward(ep.inputs.clone(), None), 0);
         let loss = sequence_cost(logits, &ep);
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        clip_global_norm(&model, &mut grads, 10.0);
-        let model = optim.step(1e-4, model, grads);
+        let model = apply_loss(model, &loss, &mut optim, 1e-4, Some(10.0));
         let _: f32 = loss.into_scalar();
         model
     });
@@ -245,21 +256,15 @@ pub fn bench_ntm(batch: usize, len: usize, steps: usize, threads: usize, device:
         .chain(["--threads", &threads.to_string()])
         .map(String::from)
         .collect();
-    let (baseline_per_s, torch, baseline_error) = match run_python_baseline(NTM_PY, &args) {
-        Ok((v, t)) => (Some(v), Some(t), None),
-        Err(e) => (None, None, Some(e)),
-    };
-    Ok(BenchReport {
-        model: "ntm".into(),
-        unit: format!("training sequences/s (copy, length {len})"),
-        ours_per_s: ours,
-        baseline_per_s,
-        baseline_error,
-        ratio: baseline_per_s.map(|b| ours / b),
+    Ok(BenchReport::against_baseline(
+        "ntm",
+        format!("training sequences/s (copy, length {len})"),
+        ours,
+        NTM_PY,
+        &args,
         threads,
         batch,
-        torch,
-    })
+    ))
 }
 
 /// Training images/s of DRAW (forward, backward, clipping, Adam) on one fixed binary batch,
@@ -276,9 +281,7 @@ pub fn draw_per_s(cfg: &DrawConfig, batch: usize, steps: usize, device: &Device)
     let secs = median_step_seconds(2, steps, model, |model| {
         let eps = super::generative::noise(cfg.steps, batch, cfg.latent, &mut rng, &device);
         let loss = model.bound(images.clone(), eps, None).total().mean();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        clip_global_norm(&model, &mut grads, 10.0);
-        let model = optim.step(1e-3, model, grads);
+        let model = apply_loss(model, &loss, &mut optim, 1e-3, Some(10.0));
         let _: f32 = loss.into_scalar();
         model
     });
@@ -310,26 +313,20 @@ pub fn bench_draw(
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v])
     .collect();
-    let (baseline_per_s, torch, baseline_error) = match run_python_baseline(DRAW_PY, &args) {
-        Ok((v, t)) => (Some(v), Some(t), None),
-        Err(e) => (None, None, Some(e)),
-    };
     let attention = if cfg.read > 0 {
         format!("read {0}×{0}, write {1}×{1}", cfg.read, cfg.write)
     } else {
         "no attention".into()
     };
-    Ok(BenchReport {
-        model: "draw".into(),
-        unit: format!("training images/s (T = {}, {attention})", cfg.steps),
-        ours_per_s: ours,
-        baseline_per_s,
-        baseline_error,
-        ratio: baseline_per_s.map(|b| ours / b),
+    Ok(BenchReport::against_baseline(
+        "draw",
+        format!("training images/s (T = {}, {attention})", cfg.steps),
+        ours,
+        DRAW_PY,
+        &args,
         threads,
         batch,
-        torch,
-    })
+    ))
 }
 
 /// Training target tokens/s of a sequence-to-sequence model (teacher forcing, backward,
@@ -360,9 +357,7 @@ pub fn translator_tokens_per_s(
     let secs = median_step_seconds(3, steps, model, |model| {
         let (loss, tokens) = batch_loss(&model, &pairs, &device);
         debug_assert_eq!(tokens, batch * (tgt_len + 1));
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        clip_global_norm(&model, &mut grads, 5.0);
-        let model = optim.step(1e-3, model, grads);
+        let model = apply_loss(model, &loss, &mut optim, 1e-3, Some(5.0));
         let _: f32 = loss.into_scalar();
         model
     });
@@ -422,21 +417,15 @@ pub fn bench_translator(
         }
     }
     let args: Vec<String> = args.into_iter().flat_map(|(k, v)| [k.to_string(), v]).filter(|s| !s.is_empty()).collect();
-    let (baseline_per_s, torch, baseline_error) = match run_python_baseline(SEQ2SEQ_PY, &args) {
-        Ok((v, t)) => (Some(v), Some(t), None),
-        Err(e) => (None, None, Some(e)),
-    };
-    Ok(BenchReport {
-        model: cfg.name().into(),
-        unit: format!("training target tokens/s (source and target {len} tokens)"),
-        ours_per_s: ours,
-        baseline_per_s,
-        baseline_error,
-        ratio: baseline_per_s.map(|b| ours / b),
+    Ok(BenchReport::against_baseline(
+        cfg.name(),
+        format!("training target tokens/s (source and target {len} tokens)"),
+        ours,
+        SEQ2SEQ_PY,
+        &args,
         threads,
         batch,
-        torch,
-    })
+    ))
 }
 
 /// Training points/s of the handwriting synthesis network (teacher forcing, backward,
@@ -466,9 +455,7 @@ pub fn handwriting_points_per_s(
     let (x, y, mask, text, points) = super::handwriting::batch_tensors(&examples, alphabet, &device);
     let secs = median_step_seconds(2, steps, model, |model| {
         let loss = model.nll(x.clone(), y.clone(), mask.clone(), text.as_ref()).sum() / points as f32;
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        clip_global_norm(&model, &mut grads, 10.0);
-        let model = optim.step(1e-3, model, grads);
+        let model = apply_loss(model, &loss, &mut optim, 1e-3, Some(10.0));
         let _: f32 = loss.into_scalar();
         model
     });
@@ -502,21 +489,15 @@ pub fn bench_handwriting(
     .into_iter()
     .flat_map(|(k, v)| [k.to_string(), v.to_string()])
     .collect();
-    let (baseline_per_s, torch, baseline_error) = match run_python_baseline(HANDWRITING_PY, &args) {
-        Ok((v, t)) => (Some(v), Some(t), None),
-        Err(e) => (None, None, Some(e)),
-    };
-    Ok(BenchReport {
-        model: "handwriting".into(),
-        unit: format!("training points/s ({} × {} LSTM, {len} points, {chars} characters)", cfg.layers, cfg.hidden),
-        ours_per_s: ours,
-        baseline_per_s,
-        baseline_error,
-        ratio: baseline_per_s.map(|b| ours / b),
+    Ok(BenchReport::against_baseline(
+        "handwriting",
+        format!("training points/s ({} × {} LSTM, {len} points, {chars} characters)", cfg.layers, cfg.hidden),
+        ours,
+        HANDWRITING_PY,
+        &args,
         threads,
         batch,
-        torch,
-    })
+    ))
 }
 
 #[cfg(test)]

@@ -170,19 +170,14 @@ pub fn batch_tensors(
     )
 }
 
-/// The alphabet width the model reads, if it is the synthesis network.
-fn alphabet_of(cfg: &HandwritingConfig) -> Option<usize> {
-    cfg.window.map(|_| cfg.alphabet)
-}
-
 /// NLL of `model` on `examples`, in length-sorted batches of 64.
-pub fn evaluate(model: &Handwriting, cfg: &HandwritingConfig, examples: &[Example], device: &Device) -> NllMetrics {
+pub fn evaluate(model: &Handwriting, examples: &[Example], device: &Device) -> NllMetrics {
     let mut order: Vec<usize> = (0..examples.len()).collect();
     order.sort_by_key(|&i| examples[i].offsets.len());
     let (mut total, mut points) = (0.0f64, 0usize);
     for chunk in order.chunks(64) {
         let batch: Vec<Example> = chunk.iter().map(|&i| examples[i].clone()).collect();
-        let (x, y, mask, text, n) = batch_tensors(&batch, alphabet_of(cfg), device);
+        let (x, y, mask, text, n) = batch_tensors(&batch, model.alphabet(), device);
         let v: Vec<f32> = model.nll(x, y, mask, text.as_ref()).into_data().try_to_vec().expect("f32");
         total += v.iter().map(|&a| a as f64).sum::<f64>();
         points += n;
@@ -305,7 +300,7 @@ pub fn train_handwriting(cfg: &HandwritingRunConfig, opts: &RunOptions) -> Resul
 
     let validate =
         |model: &Handwriting, state: &mut HandwritingRunState, log: &mut MetricsLog, bar: &ProgressBar| -> Result<()> {
-            let m = evaluate(&model.valid(), &cfg.model, &data.valid, &eval_device);
+            let m = evaluate(&model.valid(), &data.valid, &eval_device);
             let epoch = state.step as usize / per_epoch;
             log.log("valid", state.step, epoch, &[("nll_nats", m.nll_nats), ("nll_per_point", m.nll_per_point)])?;
             bar.println(format!(
@@ -332,7 +327,7 @@ pub fn train_handwriting(cfg: &HandwritingRunConfig, opts: &RunOptions) -> Resul
     while (state.step as usize) < t.steps {
         let step = state.step as usize;
         let batch = data.train_batch(cfg.seed, step, t.batch_size);
-        let (x, y, mask, text, points) = batch_tensors(&batch, alphabet_of(&cfg.model), &device);
+        let (x, y, mask, text, points) = batch_tensors(&batch, model.alphabet(), &device);
         let per_sequence = model.nll(x, y, mask, text.as_ref());
         // The loss is nats per point, so the learning rate does not depend on line lengths.
         let loss = per_sequence.sum() / points.max(1) as f32;

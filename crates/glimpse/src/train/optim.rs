@@ -226,11 +226,17 @@ pub fn descend<M: Module>(
             step + 1
         );
     }
+    Ok((apply_loss(model, &loss, optim, lr, clip), value))
+}
+
+/// Backward from `loss`, clipping of the global gradient norm to `clip`, and one optimizer step at
+/// rate `lr` (no check of the loss: [`descend`] is the training step; benchmarks time this).
+pub fn apply_loss<M: Module>(model: M, loss: &Tensor<1>, optim: &mut ModuleOptimizer, lr: f64, clip: Option<f32>) -> M {
     let mut grads = GradientsParams::from_grads(loss.backward(), &model);
     if let Some(max) = clip {
         clip_global_norm(&model, &mut grads, max);
     }
-    Ok((optim.step(lr, model, grads), value))
+    optim.step(lr, model, grads)
 }
 
 /// Scales all gradients together so that their global norm is at most `max_norm`.
