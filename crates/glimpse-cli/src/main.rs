@@ -462,6 +462,11 @@ struct BenchArgs {
     /// without attention.
     #[arg(long)]
     no_attention: bool,
+    /// seq2seq / Transformer / DRAW: data-parallel shards of our training step, each on its own
+    /// thread (the trainers' `shards` setting; default: the thread count). The PyTorch baseline
+    /// uses its own intra-op threads.
+    #[arg(long)]
+    shards: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -1259,7 +1264,16 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
             let mut cfg = default_translator(b.model, &task, !b.no_attention);
             cfg.set_vocab(2000, 2000);
             let len = if b.len == 20 { 16 } else { b.len };
-            vec![glimpse::train::bench::bench_translator(&cfg, b.batch.unwrap_or(64), len, b.steps, threads, &dev)?]
+            let shards = b.shards.unwrap_or(threads);
+            vec![glimpse::train::bench::bench_translator(
+                &cfg,
+                b.batch.unwrap_or(64),
+                len,
+                b.steps,
+                threads,
+                shards,
+                &dev,
+            )?]
         }
         ModelKind::Handwriting => {
             // The sizes of configs/handwriting-synthesis.toml.
@@ -1282,7 +1296,10 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
                 runs = vec![DrawConfig { read: 0, write: 0, ..cfg }];
             }
             runs.iter()
-                .map(|c| glimpse::train::bench::bench_draw(c, b.batch.unwrap_or(64), b.steps, threads, &dev))
+                .map(|c| {
+                    let shards = b.shards.unwrap_or(threads);
+                    glimpse::train::bench::bench_draw(c, b.batch.unwrap_or(64), b.steps, threads, shards, &dev)
+                })
                 .collect::<Result<Vec<_>>>()?
         }
         kind => {

@@ -50,6 +50,74 @@ fn tanh_fast(x: f32) -> f32 {
     2.0 * sigmoid_fast(2.0 * x) - 1.0
 }
 
+/// Elementwise functions with fused kernels: each one pass with the vectorisable [`exp_fast`]
+/// (burn-flex calls libm's scalar `expf` per element), and a backward pass computed from the
+/// output alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unary {
+    /// `tanh x`; `dy/dx = 1 − y²`.
+    Tanh,
+    /// `σ(x) = 1 / (1 + e^−x)`; `dy/dx = y (1 − y)`.
+    Sigmoid,
+    /// `e^x`, saturating at `e^−87` and `e^88` ([`exp_fast`]); `dy/dx = y`.
+    Exp,
+}
+
+impl Unary {
+    #[inline(always)]
+    fn apply(self, x: f32) -> f32 {
+        match self {
+            Unary::Tanh => tanh_fast(x),
+            Unary::Sigmoid => sigmoid_fast(x),
+            Unary::Exp => exp_fast(x),
+        }
+    }
+
+    #[inline(always)]
+    fn slope(self, y: f32) -> f32 {
+        match self {
+            Unary::Tanh => 1.0 - y * y,
+            Unary::Sigmoid => y * (1.0 - y),
+            Unary::Exp => y,
+        }
+    }
+}
+
+/// Elements per task when an elementwise kernel splits across threads.
+const ELEMENTWISE_GRAIN: usize = 1 << 15;
+
+/// `out = f(x)` elementwise, split across threads for large tensors.
+pub fn unary_kernel(kind: Unary, x: &[f32], out: &mut [f32]) {
+    use rayon::prelude::*;
+    let run = |(x, out): (&[f32], &mut [f32])| match kind {
+        // One loop per kind, so each vectorises without a branch inside.
+        Unary::Tanh => out.iter_mut().zip(x).for_each(|(o, &x)| *o = Unary::Tanh.apply(x)),
+        Unary::Sigmoid => out.iter_mut().zip(x).for_each(|(o, &x)| *o = Unary::Sigmoid.apply(x)),
+        Unary::Exp => out.iter_mut().zip(x).for_each(|(o, &x)| *o = Unary::Exp.apply(x)),
+    };
+    if x.len() > 2 * ELEMENTWISE_GRAIN {
+        x.par_chunks(ELEMENTWISE_GRAIN).zip(out.par_chunks_mut(ELEMENTWISE_GRAIN)).for_each(run);
+    } else {
+        run((x, out));
+    }
+}
+
+/// `dx = g · f'(x)` from the output `y = f(x)`.
+pub fn unary_backward_kernel(kind: Unary, y: &[f32], g: &[f32], dx: &mut [f32]) {
+    use rayon::prelude::*;
+    let run = |((y, g), dx): ((&[f32], &[f32]), &mut [f32])| {
+        dx.iter_mut().zip(y).zip(g).for_each(|((d, &y), &g)| *d = g * kind.slope(y));
+    };
+    if y.len() > 2 * ELEMENTWISE_GRAIN {
+        y.par_chunks(ELEMENTWISE_GRAIN)
+            .zip(g.par_chunks(ELEMENTWISE_GRAIN))
+            .zip(dx.par_chunks_mut(ELEMENTWISE_GRAIN))
+            .for_each(run);
+    } else {
+        run(((y, g), dx));
+    }
+}
+
 /// The forward kernel on slices: `z (B, 4H)`, `c (B, H)` → `out (B, 2H)` = `[h', c']`.
 pub fn lstm_gates_kernel(z: &[f32], c: &[f32], out: &mut [f32], h: usize) {
     for ((z, c), out) in z.chunks_exact(4 * h).zip(c.chunks_exact(h)).zip(out.chunks_exact_mut(2 * h)) {
@@ -94,6 +162,249 @@ pub fn lstm_gates_backward_kernel(z: &[f32], c: &[f32], g: &[f32], out: &mut [f3
     }
 }
 
+/// `dst (m, n) = [dst +] lhs (m, k) · rhs (k, n)` on strided row-major slices (`*_rs` row
+/// strides, `*_cs` column strides), through the `gemm` crate burn-flex itself uses.
+#[allow(clippy::too_many_arguments)]
+fn gemm_strided(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
+    (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let span = |rows: usize, rs: usize, cols: usize, cs: usize| (rows - 1) * rs + (cols.max(1) - 1) * cs + 1;
+    assert!(span(m, dst_rs, n, 1) <= dst.len(), "gemm: destination out of bounds");
+    if k > 0 {
+        assert!(span(m, lhs_rs, k, lhs_cs) <= lhs.len(), "gemm: left operand out of bounds");
+        assert!(span(k, rhs_rs, n, rhs_cs) <= rhs.len(), "gemm: right operand out of bounds");
+    }
+    let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // SAFETY: the asserts above keep every element gemm reads or writes inside its slice; the
+    // destination does not alias the operands (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// How many rows each thread takes in the sequence kernels: the batch split across the pool,
+/// at least 8 rows a piece (smaller products lose more to the split than they gain).
+fn rows_per_thread(b: usize) -> usize {
+    let threads = rayon::current_num_threads().clamp(1, (b / 8).max(1));
+    b.div_ceil(threads).max(1)
+}
+
+/// The sizes of one LSTM sequence: batch `b`, steps `t`, hidden `h`.
+#[derive(Clone, Copy, Debug)]
+pub struct SeqDims {
+    /// Batch rows.
+    pub b: usize,
+    /// Steps.
+    pub t: usize,
+    /// Hidden units.
+    pub h: usize,
+}
+
+/// Forward of an LSTM layer over a whole sequence: `z_t = zx_t + h_{t−1} W_h`, then the gates.
+/// `zx (B, T, 4H)` the projected inputs, `w_h (H, 4H)`, `h0, c0 (B, H)`, `keep (B, T)` 1 where
+/// a step is padding (the state passes through unchanged). Writes `out (B, T, 2H)` = `[h_t, c_t]`
+/// and the pre-activations `z (B, T, 4H)` the backward pass needs. Rows are independent, so the
+/// batch is split across the thread pool with no synchronisation between steps.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_sequence_kernel(
+    d: SeqDims,
+    zx: &[f32],
+    w_h: &[f32],
+    h0: &[f32],
+    c0: &[f32],
+    keep: &[f32],
+    out: &mut [f32],
+    z: &mut [f32],
+) {
+    use rayon::prelude::*;
+    let SeqDims { t: steps, h, .. } = d;
+    let rows = rows_per_thread(d.b);
+    out.par_chunks_mut(rows * steps * 2 * h).zip(z.par_chunks_mut(rows * steps * 4 * h)).enumerate().for_each(
+        |(chunk, (out, z))| {
+            let r0 = chunk * rows;
+            let n = out.len() / (steps * 2 * h);
+            let (zx, keep) = (&zx[r0 * steps * 4 * h..], &keep[r0 * steps..]);
+            let (h0, c0) = (&h0[r0 * h..(r0 + n) * h], &c0[r0 * h..(r0 + n) * h]);
+            for s in 0..steps {
+                for r in 0..n {
+                    let at = (r * steps + s) * 4 * h;
+                    z[at..at + 4 * h].copy_from_slice(&zx[at..at + 4 * h]);
+                }
+                // z_t += h_{t−1} W_h for this chunk's rows.
+                let (prev, prev_rs): (&[f32], usize) =
+                    if s == 0 { (h0, h) } else { (&out[(s - 1) * 2 * h..], steps * 2 * h) };
+                let dst = &mut z[s * 4 * h..];
+                gemm_strided((n, 4 * h, h), dst, steps * 4 * h, true, (prev, prev_rs, 1), (w_h, 4 * h, 1), false);
+                for r in 0..n {
+                    let at = (r * steps + s) * 2 * h;
+                    let (before, after) = out.split_at_mut(at);
+                    let c_prev = if s == 0 { &c0[r * h..(r + 1) * h] } else { &before[at - h..at] };
+                    if keep[r * steps + s] != 0.0 {
+                        let h_prev = if s == 0 { &h0[r * h..(r + 1) * h] } else { &before[at - 2 * h..at - h] };
+                        after[..h].copy_from_slice(h_prev);
+                        after[h..2 * h].copy_from_slice(c_prev);
+                    } else {
+                        let zr = &z[(r * steps + s) * 4 * h..(r * steps + s + 1) * 4 * h];
+                        lstm_gates_kernel(zr, c_prev, &mut after[..2 * h], h);
+                    }
+                }
+            }
+        },
+    );
+}
+
+/// Backward of [`lstm_sequence_kernel`]: from its `z` and `out`, and the gradient `g (B, T, 2H)`
+/// of `out`, writes `dz (B, T, 4H)` (the gradient of `zx`), `dh0, dc0 (B, H)` and
+/// `dw_h (H, 4H)`. Back-propagation through time runs per chunk of rows as the forward did;
+/// the weight gradient is one product over all `B·T` steps afterwards.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_sequence_backward_kernel(
+    d: SeqDims,
+    (z, out, g): (&[f32], &[f32], &[f32]),
+    w_h: &[f32],
+    h0: &[f32],
+    c0: &[f32],
+    keep: &[f32],
+    (dz, dh0, dc0): (&mut [f32], &mut [f32], &mut [f32]),
+    dw_h: &mut [f32],
+) {
+    use rayon::prelude::*;
+    let SeqDims { b, t: steps, h } = d;
+    let rows = rows_per_thread(b);
+    let chunks =
+        dz.par_chunks_mut(rows * steps * 4 * h).zip(dh0.par_chunks_mut(rows * h)).zip(dc0.par_chunks_mut(rows * h));
+    chunks.enumerate().for_each(|(chunk, ((dz, dh), dc))| {
+        let r0 = chunk * rows;
+        let n = dh.len() / h;
+        let (z, out, g) = (&z[r0 * steps * 4 * h..], &out[r0 * steps * 2 * h..], &g[r0 * steps * 2 * h..]);
+        let (c0, keep) = (&c0[r0 * h..], &keep[r0 * steps..]);
+        // dh, dc: the gradients flowing into step s from step s + 1.
+        dh.fill(0.0);
+        dc.fill(0.0);
+        let (mut g_row, mut d_row) = (vec![0.0f32; 2 * h], vec![0.0f32; 5 * h]);
+        for s in (0..steps).rev() {
+            for r in 0..n {
+                let (dh, dc) = (&mut dh[r * h..(r + 1) * h], &mut dc[r * h..(r + 1) * h]);
+                let gs = &g[(r * steps + s) * 2 * h..(r * steps + s + 1) * 2 * h];
+                let dzr = &mut dz[(r * steps + s) * 4 * h..(r * steps + s + 1) * 4 * h];
+                if keep[r * steps + s] != 0.0 {
+                    // A padding step passes the state through: its gradient goes straight back.
+                    dh.iter_mut().zip(&gs[..h]).for_each(|(a, g)| *a += g);
+                    dc.iter_mut().zip(&gs[h..]).for_each(|(a, g)| *a += g);
+                    dzr.fill(0.0);
+                    continue;
+                }
+                for j in 0..h {
+                    g_row[j] = gs[j] + dh[j];
+                    g_row[h + j] = gs[h + j] + dc[j];
+                }
+                let at = (r * steps + s) * 2 * h;
+                let c_prev = if s == 0 { &c0[r * h..(r + 1) * h] } else { &out[at - h..at] };
+                let zr = &z[(r * steps + s) * 4 * h..(r * steps + s + 1) * 4 * h];
+                lstm_gates_backward_kernel(zr, c_prev, &g_row, &mut d_row, h);
+                dzr.copy_from_slice(&d_row[..4 * h]);
+                dc.copy_from_slice(&d_row[4 * h..]);
+                // The recurrent product below adds this step's dh_{t−1}; padding rows keep theirs.
+                dh.fill(0.0);
+            }
+            // dh_{t−1} += dz_t W_hᵀ (W_hᵀ read in place: rows of W_h are its columns).
+            let (lhs, dst) = (&dz[s * 4 * h..], &mut dh[..]);
+            gemm_strided((n, h, 4 * h), dst, h, true, (lhs, steps * 4 * h, 1), (w_h, 1, 4 * h), false);
+        }
+    });
+    // dW_h = Σ_{b,t} h_{t−1}ᵀ dz_t: h_{t−1} gathered into (B·T, H) rows, then one product.
+    let mut prev = vec![0.0f32; b * steps * h];
+    for r in 0..b {
+        prev[r * steps * h..(r * steps + 1) * h].copy_from_slice(&h0[r * h..(r + 1) * h]);
+        for s in 1..steps {
+            let from = (r * steps + s - 1) * 2 * h;
+            prev[(r * steps + s) * h..(r * steps + s + 1) * h].copy_from_slice(&out[from..from + h]);
+        }
+    }
+    let big = b * steps * h * 4 * h >= 192 * 192 * 192;
+    gemm_strided((h, 4 * h, b * steps), dw_h, 4 * h, false, (&prev, 1, h), (dz, 4 * h, 1), big);
+}
+
+/// Forward of [`additive_scores`]: `keys (B, S, A)`, `wq (B, A)`, `v (A)` → `out (B, S)`,
+/// `out[b, s] = Σ_a v_a tanh(keys[b, s, a] + wq[b, a])`.
+pub fn additive_scores_kernel(keys: &[f32], wq: &[f32], v: &[f32], out: &mut [f32]) {
+    let a = v.len();
+    let s = out.len() / (wq.len() / a).max(1);
+    let mut e = vec![0.0f32; a];
+    for ((keys, wq), out) in keys.chunks_exact(s * a).zip(wq.chunks_exact(a)).zip(out.chunks_exact_mut(s)) {
+        for (k, o) in keys.chunks_exact(a).zip(out.iter_mut()) {
+            e.iter_mut().zip(k).zip(wq).for_each(|((e, &k), &q)| *e = tanh_fast(k + q));
+            *o = dot(&e, v);
+        }
+    }
+}
+
+/// `Σ_j x_j y_j` with eight partial sums (so the loop vectorises).
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail: f32 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| a * b).sum();
+    for (x, y) in xc.zip(yc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Backward of [`additive_scores`] from `g (B, S)` (the `tanh` recomputed): writes `dkeys
+/// (B, S, A)` and adds into `dwq (B, A)` and `dv (A)`.
+pub fn additive_scores_backward_kernel(
+    (keys, wq, v): (&[f32], &[f32], &[f32]),
+    g: &[f32],
+    (dkeys, dwq, dv): (&mut [f32], &mut [f32], &mut [f32]),
+) {
+    let a = v.len();
+    let s = g.len() / (wq.len() / a).max(1);
+    let rows = keys.chunks_exact(s * a).zip(wq.chunks_exact(a)).zip(g.chunks_exact(s));
+    for (((keys, wq), g), (dkeys, dwq)) in rows.zip(dkeys.chunks_exact_mut(s * a).zip(dwq.chunks_exact_mut(a))) {
+        for ((k, &g), dk) in keys.chunks_exact(a).zip(g).zip(dkeys.chunks_exact_mut(a)) {
+            let lanes = k.iter().zip(wq.iter()).zip(v.iter()).zip(dk.iter_mut()).zip(dwq.iter_mut()).zip(dv.iter_mut());
+            for (((((&k, &q), &v), dk), dq), dv) in lanes {
+                let e = tanh_fast(k + q);
+                let de = g * v * (1.0 - e * e);
+                *dk = de;
+                *dq += de;
+                *dv += g * e;
+            }
+        }
+    }
+}
+
 /// Row-wise `log Σ_v exp(x_v)`, stable (the row's maximum taken out first).
 fn log_sum_exp(row: &[f32]) -> f32 {
     let m = row.iter().fold(f32::MIN, |a, &v| a.max(v));
@@ -125,6 +436,23 @@ pub trait FusedOps: Backend {
     fn lstm_gates(z: FloatTensor<Self>, c: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `x (N, V)`, `t (N)` class indices as floats (not differentiated) → `(N)`.
     fn log_softmax_pick(x: FloatTensor<Self>, t: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Additive attention scores: `keys (B, S, A)`, `wq (B, A)`, `v (A)` → `(B, S)`.
+    fn additive_scores(keys: FloatTensor<Self>, wq: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `tanh x` elementwise.
+    fn unary_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `σ(x)` elementwise.
+    fn unary_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `e^x` elementwise.
+    fn unary_exp(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// An LSTM layer over a sequence: `zx (B, T, 4H)`, `w_h (H, 4H)`, `h0, c0 (B, H)`, `keep
+    /// (B, T)` (1 at padding; not differentiated) → `[h_t, c_t] (B, T, 2H)`.
+    fn lstm_sequence(
+        zx: FloatTensor<Self>,
+        w_h: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 /// The backward kernels an inner (non-autodiff) backend provides.
@@ -134,13 +462,45 @@ pub trait FusedBackward: Backend {
     /// `x (N, V)`, `t (N)`, `g (N)` → `dx (N, V)`.
     fn log_softmax_pick_backward(x: FloatTensor<Self>, t: FloatTensor<Self>, g: FloatTensor<Self>)
     -> FloatTensor<Self>;
+    /// From `keys`, `wq`, `v` and `g (B, S)` → `[dkeys, dwq, dv]`.
+    fn additive_scores_backward(
+        keys: FloatTensor<Self>,
+        wq: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3];
+    /// `f(x)` for one of the [`Unary`] functions.
+    fn unary_forward(x: FloatTensor<Self>, kind: Unary) -> FloatTensor<Self>;
+    /// `g · f'(x)` from `y = f(x)`.
+    fn unary_backward(y: FloatTensor<Self>, g: FloatTensor<Self>, kind: Unary) -> FloatTensor<Self>;
+    /// [`FusedOps::lstm_sequence`] that also returns the pre-activations `z (B, T, 4H)`.
+    fn lstm_sequence_forward(
+        zx: FloatTensor<Self>,
+        w_h: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+    /// From `z`, `out`, the inputs and `g (B, T, 2H)` → `[dzx, dw_h, dh0, dc0]`.
+    fn lstm_sequence_backward(state: SequenceState<Self>, g: FloatTensor<Self>) -> [FloatTensor<Self>; 4];
+}
+
+/// What the backward pass of [`FusedOps::lstm_sequence`] keeps from its forward pass.
+#[derive(Debug, Clone)]
+pub struct SequenceState<B: Backend> {
+    z: FloatTensor<B>,
+    out: FloatTensor<B>,
+    w_h: FloatTensor<B>,
+    h0: FloatTensor<B>,
+    c0: FloatTensor<B>,
+    keep: FloatTensor<B>,
 }
 
 fn contiguous(t: FlexTensor) -> FlexTensor {
     if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() }
 }
 
-fn flex_f32(data: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
+fn flex_f32<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, Shape::new(shape)))
 }
 
@@ -161,9 +521,96 @@ impl FusedOps for Flex {
         log_softmax_pick_kernel(x.as_slice().expect("f32"), t.as_slice().expect("f32"), &mut out, v);
         FlexTensor::from_data(TensorData::new(out, Shape::new([n])))
     }
+
+    fn additive_scores(keys: FlexTensor, wq: FlexTensor, v: FlexTensor) -> FlexTensor {
+        let [keys, wq, v] = [keys, wq, v].map(contiguous);
+        let [b, s, _] = keys.shape().dims();
+        let mut out = vec![0.0f32; b * s];
+        additive_scores_kernel(f32s(&keys), f32s(&wq), f32s(&v), &mut out);
+        flex_f32(out, [b, s])
+    }
+
+    fn unary_tanh(x: FlexTensor) -> FlexTensor {
+        Self::unary_forward(x, Unary::Tanh)
+    }
+
+    fn unary_sigmoid(x: FlexTensor) -> FlexTensor {
+        Self::unary_forward(x, Unary::Sigmoid)
+    }
+
+    fn unary_exp(x: FlexTensor) -> FlexTensor {
+        Self::unary_forward(x, Unary::Exp)
+    }
+
+    fn lstm_sequence(zx: FlexTensor, w_h: FlexTensor, h0: FlexTensor, c0: FlexTensor, keep: FlexTensor) -> FlexTensor {
+        Self::lstm_sequence_forward(zx, w_h, h0, c0, keep).0
+    }
+}
+
+fn f32s(t: &FlexTensor) -> &[f32] {
+    t.as_slice().expect("contiguous f32 tensor")
 }
 
 impl FusedBackward for Flex {
+    fn additive_scores_backward(keys: FlexTensor, wq: FlexTensor, v: FlexTensor, g: FlexTensor) -> [FlexTensor; 3] {
+        let [keys, wq, v, g] = [keys, wq, v, g].map(contiguous);
+        let [b, s, a] = keys.shape().dims();
+        let (mut dkeys, mut dwq, mut dv) = (vec![0.0f32; b * s * a], vec![0.0f32; b * a], vec![0.0f32; a]);
+        additive_scores_backward_kernel((f32s(&keys), f32s(&wq), f32s(&v)), f32s(&g), (&mut dkeys, &mut dwq, &mut dv));
+        [flex_f32(dkeys, [b, s, a]), flex_f32(dwq, [b, a]), flex_f32(dv, [a])]
+    }
+
+    fn unary_forward(x: FlexTensor, kind: Unary) -> FlexTensor {
+        let x = contiguous(x);
+        let shape = x.shape();
+        let mut out = vec![0.0f32; shape.num_elements()];
+        unary_kernel(kind, f32s(&x), &mut out);
+        FlexTensor::from_data(TensorData::new(out, shape))
+    }
+
+    fn unary_backward(y: FlexTensor, g: FlexTensor, kind: Unary) -> FlexTensor {
+        let (y, g) = (contiguous(y), contiguous(g));
+        let shape = y.shape();
+        let mut dx = vec![0.0f32; shape.num_elements()];
+        unary_backward_kernel(kind, f32s(&y), f32s(&g), &mut dx);
+        FlexTensor::from_data(TensorData::new(dx, shape))
+    }
+
+    fn lstm_sequence_forward(
+        zx: FlexTensor,
+        w_h: FlexTensor,
+        h0: FlexTensor,
+        c0: FlexTensor,
+        keep: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        let [zx, w_h, h0, c0, keep] = [zx, w_h, h0, c0, keep].map(contiguous);
+        let [b, t, h4] = zx.shape().dims();
+        let d = SeqDims { b, t, h: h4 / 4 };
+        let (mut out, mut z) = (vec![0.0f32; b * t * 2 * d.h], vec![0.0f32; b * t * h4]);
+        lstm_sequence_kernel(d, f32s(&zx), f32s(&w_h), f32s(&h0), f32s(&c0), f32s(&keep), &mut out, &mut z);
+        (flex_f32(out, [b, t, 2 * d.h]), flex_f32(z, [b, t, h4]))
+    }
+
+    fn lstm_sequence_backward(state: SequenceState<Self>, g: FlexTensor) -> [FlexTensor; 4] {
+        let SequenceState { z, out, w_h, h0, c0, keep } = state;
+        let [z, out, w_h, h0, c0, keep, g] = [z, out, w_h, h0, c0, keep, g].map(contiguous);
+        let [b, t, h4] = z.shape().dims();
+        let d = SeqDims { b, t, h: h4 / 4 };
+        let (mut dz, mut dh0, mut dc0) = (vec![0.0f32; b * t * h4], vec![0.0f32; b * d.h], vec![0.0f32; b * d.h]);
+        let mut dw_h = vec![0.0f32; d.h * h4];
+        lstm_sequence_backward_kernel(
+            d,
+            (f32s(&z), f32s(&out), f32s(&g)),
+            f32s(&w_h),
+            f32s(&h0),
+            f32s(&c0),
+            f32s(&keep),
+            (&mut dz, &mut dh0, &mut dc0),
+            &mut dw_h,
+        );
+        [flex_f32(dz, [b, t, h4]), flex_f32(dw_h, [d.h, h4]), flex_f32(dh0, [b, d.h]), flex_f32(dc0, [b, d.h])]
+    }
+
     fn log_softmax_pick_backward(x: FlexTensor, t: FlexTensor, g: FlexTensor) -> FlexTensor {
         let (x, t, g) = (contiguous(x), contiguous(t), contiguous(g));
         let [n, v] = x.shape().dims();
@@ -194,7 +641,77 @@ impl FusedBackward for Flex {
     }
 }
 
+/// A [`Unary`] function under autodiff: its backward pass keeps only the output.
+fn unary_autodiff<B: Backend + FusedBackward, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    kind: Unary,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct Elementwise(Unary);
+
+    impl<B: Backend + FusedBackward> Backward<B, 1> for Elementwise {
+        type State = B::FloatTensorPrimitive;
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let g = grads.consume::<B>(&ops.node);
+            if let [Some(node)] = ops.parents {
+                grads.register::<B>(node.id, B::unary_backward(ops.state, g, self.0));
+            }
+        }
+    }
+
+    match Elementwise(kind).prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let y = B::unary_forward(x.into_primitive(), kind);
+            prep.finish(y.clone(), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(B::unary_forward(x.into_primitive(), kind)),
+    }
+}
+
 impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn unary_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        unary_autodiff::<B, C>(x, Unary::Tanh)
+    }
+
+    fn additive_scores(keys: FloatTensor<Self>, wq: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Scores;
+
+        impl<B: Backend + FusedBackward> Backward<B, 3> for Scores {
+            type State = [B::FloatTensorPrimitive; 3];
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                let [keys, wq, v] = ops.state;
+                let all = B::additive_scores_backward(keys, wq, v, g);
+                for (node, grad) in ops.parents.into_iter().zip(all) {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+
+        let parents = [keys.node(), wq.node(), v.node()];
+        let [keys, wq, v] = [keys, wq, v].map(|t| t.into_primitive());
+        match Scores.prepare::<C>(parents).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = B::additive_scores(keys.clone(), wq.clone(), v.clone());
+                prep.finish([keys, wq, v], out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::additive_scores(keys, wq, v)),
+        }
+    }
+
+    fn unary_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        unary_autodiff::<B, C>(x, Unary::Sigmoid)
+    }
+
+    fn unary_exp(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        unary_autodiff::<B, C>(x, Unary::Exp)
+    }
+
     fn lstm_gates(z: FloatTensor<Self>, c: FloatTensor<Self>) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct Gates;
@@ -255,6 +772,74 @@ impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for 
             OpsKind::UnTracked(prep) => prep.finish(B::log_softmax_pick(x.into_primitive(), t)),
         }
     }
+
+    fn lstm_sequence(
+        zx: FloatTensor<Self>,
+        w_h: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Sequence;
+
+        impl<B: Backend + FusedBackward> Backward<B, 4> for Sequence {
+            type State = SequenceState<B>;
+
+            fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                let all = B::lstm_sequence_backward(ops.state, g);
+                for (node, grad) in ops.parents.into_iter().zip(all) {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+
+        let keep = keep.into_primitive();
+        let parents = [zx.node(), w_h.node(), h0.node(), c0.node()];
+        let [zx, w_h, h0, c0] = [zx, w_h, h0, c0].map(|t| t.into_primitive());
+        match Sequence.prepare::<C>(parents).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (out, z) = B::lstm_sequence_forward(zx, w_h.clone(), h0.clone(), c0.clone(), keep.clone());
+                prep.finish(SequenceState { z, out: out.clone(), w_h, h0, c0, keep }, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::lstm_sequence(zx, w_h, h0, c0, keep)),
+        }
+    }
+}
+
+/// `f(x)` elementwise for one of the [`Unary`] functions: one fused pass on the CPU, burn's own
+/// operation elsewhere.
+pub fn unary<const D: usize>(x: Tensor<D>, kind: Unary) -> Tensor<D> {
+    if !is_flex(&x.device()) {
+        return match kind {
+            Unary::Tanh => x.tanh(),
+            Unary::Sigmoid => sigmoid(x),
+            Unary::Exp => x.exp(),
+        };
+    }
+    let x = x.into_dispatch();
+    Tensor::from_dispatch(match kind {
+        Unary::Tanh => <Dispatch as FusedOps>::unary_tanh(x),
+        Unary::Sigmoid => <Dispatch as FusedOps>::unary_sigmoid(x),
+        Unary::Exp => <Dispatch as FusedOps>::unary_exp(x),
+    })
+}
+
+/// Additive (Bahdanau) attention scores `e_{b,s} = vᵀ tanh(keys_{b,s} + wq_b)`: `keys (B, S, A)`
+/// (the projected memory), `wq (B, A)` (the projected query), `v (A)` → `(B, S)`. On the CPU one
+/// pass forward and one backward, instead of a broadcast sum, a `tanh` and a product each with
+/// its own `(B, S, A)` buffers and gradients at every decoder step.
+pub fn additive_scores(keys: Tensor<3>, wq: Tensor<2>, v: Tensor<1>) -> Tensor<2> {
+    let [b, s, a] = keys.dims();
+    if !is_flex(&keys.device()) {
+        let e = (keys + wq.unsqueeze_dim::<3>(1)).tanh(); // (B, S, A)
+        return e.reshape([b * s, a]).matmul(v.reshape([a, 1])).reshape([b, s]);
+    }
+    let out = <Dispatch as FusedOps>::additive_scores(keys.into_dispatch(), wq.into_dispatch(), v.into_dispatch());
+    Tensor::from_dispatch(out)
 }
 
 /// Whether `device` (or the device under its autodiff) is the `flex` CPU backend.
@@ -276,6 +861,69 @@ pub fn lstm_gates(z: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
     }
     let out = Tensor::<2>::from_dispatch(<Dispatch as FusedOps>::lstm_gates(z.into_dispatch(), c.into_dispatch()));
     (out.clone().narrow(1, 0, n), out.narrow(1, n, n))
+}
+
+/// An LSTM layer over a whole sequence: `zx (B, T, 4H)` its projected inputs (bias included,
+/// [`crate::models::lstm::LstmCell::project_inputs`]), `w_h (H, 4H)` its recurrent weights,
+/// the first state `h0, c0 (B, H)`, and `keep (B, T)`, 1 where a step is padding and the state
+/// passes through unchanged. Returns `[h_t, c_t]` `(B, T, 2H)`. On the CPU one fused op with its
+/// own back-propagation through time, the batch split across threads; elsewhere the same steps
+/// composed of tensor operations.
+pub fn lstm_sequence(
+    zx: Tensor<3>,
+    w_h: Tensor<2>,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
+    keep: Option<Tensor<2>>,
+) -> Tensor<3> {
+    let [b, t, _] = zx.dims();
+    let device = zx.device();
+    if !is_flex(&device) {
+        return lstm_sequence_composed(zx, w_h, h0, c0, keep);
+    }
+    let keep = keep.map_or_else(|| Tensor::<2>::zeros([b, t], &device), |k| k.detach());
+    let out = <Dispatch as FusedOps>::lstm_sequence(
+        zx.into_dispatch(),
+        w_h.into_dispatch(),
+        h0.into_dispatch(),
+        c0.into_dispatch(),
+        keep.into_dispatch(),
+    );
+    Tensor::<3>::from_dispatch(out)
+}
+
+/// [`lstm_sequence`] as a loop of tensor operations (other devices; the tests' reference).
+fn lstm_sequence_composed(
+    zx: Tensor<3>,
+    w_h: Tensor<2>,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
+    keep: Option<Tensor<2>>,
+) -> Tensor<3> {
+    let [b, t, h4] = zx.dims();
+    let n = h4 / 4;
+    {
+        let (mut h, mut c) = (h0, c0);
+        let mut out = Vec::with_capacity(t);
+        for s in 0..t {
+            let z = zx.clone().narrow(1, s, 1).reshape([b, h4]) + h.clone().matmul(w_h.clone());
+            let i = sigmoid(z.clone().narrow(1, 0, n));
+            let f = sigmoid(z.clone().narrow(1, n, n));
+            let u = crate::ops::tanh(z.clone().narrow(1, 2 * n, n));
+            let o = sigmoid(z.narrow(1, 3 * n, n));
+            let c2 = f * c.clone() + i * u;
+            let h2 = o * crate::ops::tanh(c2.clone());
+            (h, c) = match &keep {
+                Some(k) => {
+                    let k = k.clone().narrow(1, s, 1); // (B, 1)
+                    (h2.clone() + (h - h2) * k.clone(), c2.clone() + (c - c2) * k)
+                }
+                None => (h2, c2),
+            };
+            out.push(Tensor::cat(vec![h.clone(), c.clone()], 1));
+        }
+        Tensor::stack(out, 1)
+    }
 }
 
 /// `log softmax(x)` at one class per row: `x (N, V)`, `classes (N)` → `(N)`; fused on the CPU
@@ -350,6 +998,95 @@ mod tests {
             let (h2, c2) = lstm_gates(z.reshape([b, 4 * h]), c.reshape([b, h]));
             // Both outputs, and h' alone (a gradient for c' that is absent).
             Tensor::cat(vec![h2.clone().reshape([b * h]), c2.reshape([b * h]), (h2 * 2.0).reshape([b * h])], 0)
+        });
+    }
+
+    /// Random `(zx, w_h, h0, c0)` as flat vectors and a padding mask for an LSTM sequence.
+    fn sequence_inputs(b: usize, t: usize, h: usize, seed: u64) -> ([Vec<f32>; 4], Vec<f32>) {
+        let keep = uniform(b * t, 0.0, 1.0, seed).iter().map(|&u| f32::from(u < 0.3)).collect();
+        let inputs = [
+            uniform(b * t * 4 * h, -2.0, 2.0, seed + 1),
+            uniform(h * 4 * h, -0.8, 0.8, seed + 2),
+            uniform(b * h, -1.0, 1.0, seed + 3),
+            uniform(b * h, -1.5, 1.5, seed + 4),
+        ];
+        (inputs, keep)
+    }
+
+    fn sequence_tensors(x: &[Tensor<1>], b: usize, t: usize, h: usize) -> (Tensor<3>, Tensor<2>, Tensor<2>, Tensor<2>) {
+        let zx = x[0].clone().reshape([b, t, 4 * h]);
+        (zx, x[1].clone().reshape([h, 4 * h]), x[2].clone().reshape([b, h]), x[3].clone().reshape([b, h]))
+    }
+
+    #[test]
+    fn fused_sequence_matches_the_step_loop_forward_and_backward() {
+        // 17 rows: split unevenly across two threads (9 + 8) where two are available.
+        let (b, t, h) = (17, 6, 5);
+        let dev = Device::flex().autodiff();
+        let (inputs, keep) = sequence_inputs(b, t, h, 10);
+        let keep = Tensor::<2>::from_data(TensorData::new(keep, [b, t]), &dev);
+        let weights =
+            Tensor::<3>::from_data(TensorData::new(uniform(b * t * 2 * h, -1.0, 1.0, 20), [b, t, 2 * h]), &dev);
+        let run = |fused: bool| {
+            let x: Vec<Tensor<1>> =
+                inputs.iter().map(|v| Tensor::<1>::from_floats(v.as_slice(), &dev).require_grad()).collect();
+            let (zx, w_h, h0, c0) = sequence_tensors(&x, b, t, h);
+            let out = if fused {
+                lstm_sequence(zx, w_h, h0, c0, Some(keep.clone()))
+            } else {
+                lstm_sequence_composed(zx, w_h, h0, c0, Some(keep.clone()))
+            };
+            let vals: Vec<f32> = out.clone().inner().into_data().try_to_vec().unwrap();
+            let grads = (out * weights.clone()).sum().backward();
+            let g: Vec<Vec<f32>> =
+                x.iter().map(|x| x.grad(&grads).unwrap().into_data().try_to_vec().unwrap()).collect();
+            (vals, g)
+        };
+        let ((fv, fg), (rv, rg)) = (run(true), run(false));
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4 * y.abs().max(1.0));
+        assert!(close(&fv, &rv), "outputs differ");
+        for (k, (a, w)) in fg.iter().zip(&rg).enumerate() {
+            assert_eq!(a.len(), w.len());
+            assert!(close(a, w), "gradient of input {k} differs: {a:?} vs {w:?}");
+        }
+        // Padding steps hold the state: a row padded throughout ends where it began.
+        let (inputs, _) = sequence_inputs(2, 3, 4, 30);
+        let x: Vec<Tensor<1>> = inputs.iter().map(|v| Tensor::<1>::from_floats(v.as_slice(), &dev)).collect();
+        let (zx, w_h, h0, c0) = sequence_tensors(&x, 2, 3, 4);
+        let all = Tensor::<2>::ones([2, 3], &dev);
+        let out = lstm_sequence(zx, w_h, h0.clone(), c0.clone(), Some(all));
+        let last: Vec<f32> = out.narrow(1, 2, 1).reshape([2, 8]).into_data().try_to_vec().unwrap();
+        let first: Vec<f32> = Tensor::cat(vec![h0, c0], 1).into_data().try_to_vec().unwrap();
+        assert_eq!(last, first);
+    }
+
+    #[test]
+    fn fused_sequence_gradients_match_finite_differences() {
+        let (b, t, h) = (3, 4, 3);
+        let (inputs, keep) = sequence_inputs(b, t, h, 40);
+        grad_check(&inputs, 1e-3, 2e-2, |x| {
+            let (zx, w_h, h0, c0) = sequence_tensors(&x, b, t, h);
+            let keep = Tensor::<2>::from_data(TensorData::new(keep.clone(), [b, t]), &zx.device());
+            lstm_sequence(zx, w_h, h0, c0, Some(keep)).reshape([b * t * 2 * h])
+        });
+    }
+
+    #[test]
+    fn fused_additive_scores_match_the_composed_ones_and_their_gradients() {
+        let (b, s, a) = (3, 4, 5);
+        let inputs = [uniform(b * s * a, -1.5, 1.5, 50), uniform(b * a, -1.0, 1.0, 51), uniform(a, -1.0, 1.0, 52)];
+        let dev = Device::flex();
+        let t = |v: &[f32]| Tensor::<1>::from_floats(v, &dev);
+        let keys = t(&inputs[0]).reshape([b, s, a]);
+        let wq = t(&inputs[1]).reshape([b, a]);
+        let fused: Vec<f32> =
+            additive_scores(keys.clone(), wq.clone(), t(&inputs[2])).into_data().try_to_vec().unwrap();
+        let e = (keys + wq.unsqueeze_dim::<3>(1)).tanh().reshape([b * s, a]);
+        let want: Vec<f32> = e.matmul(t(&inputs[2]).reshape([a, 1])).into_data().try_to_vec().unwrap();
+        assert!(fused.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5), "{fused:?} vs {want:?}");
+        grad_check(&inputs, 1e-3, 1e-2, |x| {
+            let [k, q, v]: [Tensor<1>; 3] = x.try_into().unwrap();
+            additive_scores(k.reshape([b, s, a]), q.reshape([b, a]), v).reshape([b * s])
         });
     }
 }

@@ -115,8 +115,10 @@ impl ContentAttention {
         match self.score {
             Score::Additive => {
                 let wq = self.w_query.as_ref().expect("additive query layer").forward(query); // (B, A)
-                let e = crate::ops::tanh(keys.keys.clone() + wq.unsqueeze_dim::<3>(1)); // (B, S, A)
-                self.v.as_ref().expect("additive v").forward(e).reshape([b, s])
+                let v = self.v.as_ref().expect("additive v").weight.val(); // (A, 1)
+                let a = v.dims()[0];
+                // vᵀ tanh(U k_s + W q), fused on the CPU.
+                crate::fused::additive_scores(keys.keys.clone(), wq, v.reshape([a])) // (B, S)
             }
             Score::Dot | Score::General | Score::ScaledDot => {
                 let dot = keys.keys.clone().matmul(query.unsqueeze_dim::<3>(2)).reshape([b, s]); // (B, S, D) · (B, D, 1)

@@ -9,6 +9,7 @@
 //!
 //! Padded characters (past each text's length) get `φ = 0`.
 
+use crate::ops;
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// The window parameters of one step.
@@ -25,9 +26,9 @@ pub struct WindowParams {
 /// Eq. 48–50: `raw (B, 3K)` = `(α̂, β̂, κ̂)` and the previous `κ_{t−1} (B, K)`.
 pub fn window_params(raw: Tensor<2>, kappa_prev: Tensor<2>) -> WindowParams {
     let k = raw.dims()[1] / 3;
-    let alpha = raw.clone().narrow(1, 0, k).exp();
-    let beta = raw.clone().narrow(1, k, k).exp();
-    let kappa = kappa_prev + raw.narrow(1, 2 * k, k).exp();
+    let alpha = ops::exp(raw.clone().narrow(1, 0, k));
+    let beta = ops::exp(raw.clone().narrow(1, k, k));
+    let kappa = kappa_prev + ops::exp(raw.narrow(1, 2 * k, k));
     WindowParams { alpha, beta, kappa }
 }
 
@@ -43,7 +44,7 @@ pub fn phi(p: &WindowParams, u: usize, mask: Tensor<2>) -> Tensor<2> {
     let [b, k] = p.alpha.dims();
     let device = p.alpha.device();
     let d = p.kappa.clone().reshape([b, k, 1]) - positions(u, &device); // (B, K, U)
-    let bumps = (d.square() * p.beta.clone().reshape([b, k, 1]).neg()).exp() * p.alpha.clone().reshape([b, k, 1]);
+    let bumps = ops::exp(d.square() * p.beta.clone().reshape([b, k, 1]).neg()) * p.alpha.clone().reshape([b, k, 1]);
     bumps.sum_dim(1).reshape([b, u]) * mask
 }
 

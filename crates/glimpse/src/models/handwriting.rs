@@ -229,19 +229,15 @@ impl Handwriting {
             }
             below.push(h.clone());
         }
-        let mut layers = vec![Tensor::stack::<3>(below.clone(), 1)]; // (B, T, H)
-        // Upper layers read [x_t, hⁿ⁻¹_t, w_t] (eq. 53).
+        let mut layers = vec![Tensor::stack::<3>(below, 1)]; // (B, T, H)
+        let w_all = (!ws.is_empty()).then(|| Tensor::stack::<3>(ws, 1)); // (B, T, C)
+        // Upper layers read [x_t, hⁿ⁻¹_t, w_t] (eq. 53): known for every step once the layer
+        // below has run, so each upper layer runs as one sequence.
         for cell in &self.cells[1..] {
-            let (mut h, mut c) = (zeros(hd), zeros(hd));
-            let mut hs = Vec::with_capacity(t);
-            for (s, x_s) in xs.iter().enumerate() {
-                let mut input = vec![x_s.clone(), below[s].clone()];
-                input.extend(ws.get(s).cloned());
-                (h, c) = cell.step(Tensor::cat(input, 1), h, c);
-                hs.push(h.clone());
-            }
-            layers.push(Tensor::stack::<3>(hs.clone(), 1));
-            below = hs;
+            let mut input = vec![x.clone(), layers.last().expect("the first layer ran").clone()];
+            input.extend(w_all.clone());
+            let (hs, _) = cell.sequence(Tensor::cat(input, 2), zeros(hd), zeros(hd), None);
+            layers.push(hs);
         }
         let all = Tensor::cat(layers, 2); // (B, T, L·H)
         let l = all.dims()[2];

@@ -40,11 +40,14 @@ impl LstmCell {
         self.gate(z, c)
     }
 
-    /// The input half of the gate pre-activations for a whole sequence at once:
-    /// `x (B, S, I)` → `W_x x + b` `(B, S, 4H)`, one matrix product instead of one per step.
+    /// The input part of the gate pre-activations for a whole sequence at once: `x (B, S, I')`,
+    /// the first `I' ≤ I` input features → `W_x' x + b` `(B, S, 4H)`, one matrix product
+    /// instead of one per step. With `I' < I` the remaining inputs are given per step to
+    /// [`Self::step_projected`] (a decoder's input feeding).
     pub fn project_inputs(&self, x: Tensor<3>) -> Tensor<3> {
         let w = self.gates.weight.val(); // (I + H, 4H)
         let [b, s, i] = x.dims();
+        assert!(i + self.hidden <= w.dims()[0], "more inputs than the cell reads");
         let xw = x.reshape([b * s, i]).matmul(w.narrow(0, 0, i)); // (B·S, 4H)
         let xw = match &self.gates.bias {
             Some(bias) => xw + bias.val().unsqueeze_dim::<2>(0),
@@ -53,17 +56,48 @@ impl LstmCell {
         xw.reshape([b, s, 4 * self.hidden])
     }
 
-    /// The recurrent weights `W_h (H, 4H)`; take them once per sequence for [`Self::step_projected`].
+    /// The recurrent weights `W_h (H, 4H)`.
     pub fn recurrent_weights(&self) -> Tensor<2> {
         let w = self.gates.weight.val();
         let i = w.dims()[0] - self.hidden;
         w.narrow(0, i, self.hidden)
     }
 
-    /// One step from projected inputs `xw (B, 4H)` (a row of [`Self::project_inputs`]) and
-    /// the recurrent weights: the same result as [`Self::step`].
-    pub fn step_projected(&self, xw: Tensor<2>, w_h: &Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        self.gate(xw + h.matmul(w_h.clone()), c)
+    /// One step from projected leading inputs `xw (B, 4H)` (a row of [`Self::project_inputs`]),
+    /// the rest of the inputs `rest (B, I − I')` if any, and the state: the same result as
+    /// [`Self::step`] on the whole input.
+    pub fn step_projected(
+        &self,
+        xw: Tensor<2>,
+        rest: Option<Tensor<2>>,
+        h: Tensor<2>,
+        c: Tensor<2>,
+    ) -> (Tensor<2>, Tensor<2>) {
+        let w = self.gates.weight.val();
+        let tail = rest.as_ref().map_or(0, |r| r.dims()[1]) + self.hidden;
+        let from = w.dims()[0] - tail;
+        let mut input: Vec<Tensor<2>> = rest.into_iter().collect();
+        input.push(h);
+        self.gate(xw + Tensor::cat(input, 1).matmul(w.narrow(0, from, tail)), c)
+    }
+
+    /// The whole sequence at once: `x (B, T, I)` with `T ≥ 1`, the first state `(h0, c0)`
+    /// `(B, H)`, and `keep (B, T)`, 1 at padding steps (the state is held through them) →
+    /// `(h_t (B, T, H), (h_T, c_T))`. The inputs' products are one matrix product; the
+    /// recurrence is one fused op on the CPU ([`crate::fused::lstm_sequence`]).
+    pub fn sequence(
+        &self,
+        x: Tensor<3>,
+        h0: Tensor<2>,
+        c0: Tensor<2>,
+        keep: Option<Tensor<2>>,
+    ) -> (Tensor<3>, (Tensor<2>, Tensor<2>)) {
+        let [b, t, _] = x.dims();
+        assert!(t > 0, "an LSTM sequence needs at least one step");
+        let hd = self.hidden;
+        let out = crate::fused::lstm_sequence(self.project_inputs(x), self.recurrent_weights(), h0, c0, keep); // (B, T, 2H)
+        let last = out.clone().narrow(1, t - 1, 1).reshape([b, 2 * hd]);
+        (out.narrow(2, 0, hd), (last.clone().narrow(1, 0, hd), last.narrow(1, hd, hd)))
     }
 
     /// The gates from pre-activations `z (B, 4H)` (i, f, u, o) and the cell `c`: one fused
@@ -149,17 +183,24 @@ mod tests {
         let (b, s) = (2, 4);
         let x =
             Tensor::<3>::from_data(burn::tensor::TensorData::new(uniform(b * s * 3, -1.0, 1.0, 4), [b, s, 3]), &dev);
+        // All three inputs projected up front, and only the first (the rest given per step).
         let xw = cell.project_inputs(x.clone());
-        let w_h = cell.recurrent_weights();
+        let xw1 = cell.project_inputs(x.clone().narrow(2, 0, 1));
         let (mut h1, mut c1) = (Tensor::<2>::zeros([b, 5], &dev), Tensor::<2>::zeros([b, 5], &dev));
-        let (mut h2, mut c2) = (h1.clone(), c1.clone());
+        let (mut h2, mut c2, mut h3, mut c3) = (h1.clone(), c1.clone(), h1.clone(), c1.clone());
         for j in 0..s {
-            (h1, c1) = cell.step(x.clone().narrow(1, j, 1).reshape([b, 3]), h1, c1);
-            (h2, c2) = cell.step_projected(xw.clone().narrow(1, j, 1).reshape([b, 20]), &w_h, h2, c2);
+            let x_j = x.clone().narrow(1, j, 1).reshape([b, 3]);
+            (h1, c1) = cell.step(x_j.clone(), h1, c1);
+            (h2, c2) = cell.step_projected(xw.clone().narrow(1, j, 1).reshape([b, 20]), None, h2, c2);
+            let rest = Some(x_j.narrow(1, 1, 2));
+            (h3, c3) = cell.step_projected(xw1.clone().narrow(1, j, 1).reshape([b, 20]), rest, h3, c3);
         }
-        let (a, z): (Vec<f32>, Vec<f32>) = (h1.into_data().try_to_vec().unwrap(), h2.into_data().try_to_vec().unwrap());
-        for (p, q) in a.iter().zip(&z) {
-            assert!((p - q).abs() < 1e-5, "{p} vs {q}");
+        let a: Vec<f32> = h1.into_data().try_to_vec().unwrap();
+        for other in [h2, h3] {
+            let z: Vec<f32> = other.into_data().try_to_vec().unwrap();
+            for (p, q) in a.iter().zip(&z) {
+                assert!((p - q).abs() < 1e-5, "{p} vs {q}");
+            }
         }
     }
 

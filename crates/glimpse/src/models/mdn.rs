@@ -50,8 +50,8 @@ pub fn nll(mix: &Mixture, x: Tensor<2>) -> Tensor<1> {
     let x1 = x.clone().narrow(1, 0, 1);
     let x2 = x.clone().narrow(1, 1, 1);
     let eos = x.narrow(1, 2, 1);
-    let z1 = (x1 - mix.mu[0].clone()) / mix.log_sigma[0].clone().exp(); // (B, M)
-    let z2 = (x2 - mix.mu[1].clone()) / mix.log_sigma[1].clone().exp();
+    let z1 = (x1 - mix.mu[0].clone()) / crate::ops::exp(mix.log_sigma[0].clone()); // (B, M)
+    let z2 = (x2 - mix.mu[1].clone()) / crate::ops::exp(mix.log_sigma[1].clone());
     let one_minus_rho2 = mix.rho.clone().square().neg().add_scalar(1.0);
     // Eq. 24–25: Z = z₁² + z₂² − 2ρ z₁ z₂; log N = −Z / (2(1−ρ²)) − log(2π σ₁ σ₂ √(1−ρ²)).
     let big_z = z1.clone().square() + z2.clone().square() - z1 * z2 * mix.rho.clone() * 2.0;

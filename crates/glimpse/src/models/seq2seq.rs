@@ -131,11 +131,6 @@ pub fn pad_batch(seqs: &[Vec<u32>], device: &Device) -> (Tensor<2, Int>, Vec<usi
     (Tensor::from_data(TensorData::new(ids, [seqs.len(), s]), device), seqs.iter().map(|q| q.len().max(1)).collect())
 }
 
-/// Keeps `old` where `keep (B, 1)` is 1 and takes `new` where it is 0.
-fn blend(new: Tensor<2>, old: Tensor<2>, keep: &Tensor<2>) -> Tensor<2> {
-    new.clone() + (old - new) * keep.clone()
-}
-
 impl Seq2seq {
     /// Whether the decoder attends.
     pub fn attends(&self) -> bool {
@@ -148,37 +143,17 @@ impl Seq2seq {
         let [b, s] = src.dims();
         let x = self.src_embed.forward(src); // (B, S, E_emb)
         let hidden = self.enc_fwd.hidden();
-        // pad[j] (B, 1): 1 where position j is padding.
-        let pad: Vec<Tensor<2>> = (0..s)
-            .map(|j| {
-                let v: Vec<f32> = lengths.iter().map(|&l| if j >= l { 1.0 } else { 0.0 }).collect();
-                Tensor::from_data(TensorData::new(v, [b, 1]), &device)
-            })
-            .collect();
-        // Each direction's input projections for all steps in one product; per step only the
-        // recurrent product remains.
-        let run = |cell: &LstmCell, order: &mut dyn Iterator<Item = usize>| {
-            let xw = cell.project_inputs(x.clone()); // (B, S, 4H)
-            let w_h = cell.recurrent_weights();
-            let zeros = || Tensor::<2>::zeros([b, hidden], &device);
-            let (mut h, mut c) = (zeros(), zeros());
-            let mut states = vec![None; s];
-            for j in order {
-                let (h2, c2) = cell.step_projected(
-                    xw.clone().narrow(1, j, 1).reshape([b, 4 * hidden]),
-                    &w_h,
-                    h.clone(),
-                    c.clone(),
-                );
-                (h, c) = (blend(h2, h, &pad[j]), blend(c2, c, &pad[j]));
-                states[j] = Some(h.clone());
-            }
-            (states.into_iter().map(|h| h.expect("every step ran")).collect::<Vec<_>>(), h)
-        };
-        let (fwd, fwd_last) = run(&self.enc_fwd, &mut (0..s));
-        let (bwd, h) = run(&self.enc_bwd, &mut (0..s).rev());
+        // pad (B, S): 1 where a position is padding; the state is held through it.
+        let pad: Vec<f32> = lengths.iter().flat_map(|&l| (0..s).map(move |j| if j >= l { 1.0 } else { 0.0 })).collect();
+        let pad = Tensor::<2>::from_data(TensorData::new(pad, [b, s]), &device);
+        let zeros = || Tensor::<2>::zeros([b, hidden], &device);
+        // Each direction as one sequence: the backward one reads the flipped source (its
+        // padding comes first then, and the state stays zero through it).
+        let (fwd, (fwd_last, _)) = self.enc_fwd.sequence(x.clone(), zeros(), zeros(), Some(pad.clone()));
+        let (bwd, (h, _)) = self.enc_bwd.sequence(x.flip([1]), zeros(), zeros(), Some(pad.flip([1])));
+        let bwd = bwd.flip([1]);
         let summary = Tensor::cat(vec![fwd_last, h], 1); // (B, 2E)
-        let memory = Tensor::cat(vec![Tensor::stack::<3>(fwd, 1), Tensor::stack::<3>(bwd, 1)], 2); // (B, S, 2E)
+        let memory = Tensor::cat(vec![fwd, bwd], 2); // (B, S, 2E)
         let keys = self.attention.as_ref().map(|a| a.keys(memory.clone()));
         Encoded { memory, keys, mask: length_mask(lengths, s, &device), summary }
     }
@@ -216,6 +191,9 @@ impl Seq2seq {
         let mut outs = Vec::with_capacity(t);
         let mut weights = Vec::new();
         for i in 0..t {
+            // Slices of the (B, T, E) embeddings: each slice's backward writes a full-size
+            // gradient, so slicing a wider tensor here (the embeddings already through the
+            // decoder's input weights, (B, T, 4D)) measured slower than the per-step product.
             let (next, w) = self.step_embedded(enc, y.clone().narrow(1, i, 1).reshape([b, e]), st);
             outs.push(next.feed.clone());
             weights.extend(w);

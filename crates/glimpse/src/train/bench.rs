@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use super::optim::{OptimizerConfig, apply_loss};
+use super::optim::{OptimizerConfig, apply_grads, apply_loss, shard, shard_range, sharded_gradients};
 use super::rng::Rng;
 use super::sequence::{SequenceModelConfig, episode_tensors, sequence_cost};
 use super::translate::{IdPair, TranslatorConfig, batch_loss};
@@ -268,8 +268,9 @@ pub fn bench_ntm(batch: usize, len: usize, steps: usize, threads: usize, device:
 }
 
 /// Training images/s of DRAW (forward, backward, clipping, Adam) on one fixed binary batch,
-/// fresh noise each step: median step.
-pub fn draw_per_s(cfg: &DrawConfig, batch: usize, steps: usize, device: &Device) -> f64 {
+/// fresh noise each step, split into `shards` data-parallel shards (as the trainer does):
+/// median step.
+pub fn draw_per_s(cfg: &DrawConfig, batch: usize, steps: usize, shards: usize, device: &Device) -> f64 {
     let device = device.clone().autodiff();
     device.seed(0);
     let model = cfg.init(&device);
@@ -280,8 +281,13 @@ pub fn draw_per_s(cfg: &DrawConfig, batch: usize, steps: usize, device: &Device)
     let images = Tensor::<3>::from_data(TensorData::new(x, [batch, h, w]), &device);
     let secs = median_step_seconds(2, steps, model, |model| {
         let eps = super::generative::noise(cfg.steps, batch, cfg.latent, &mut rng, &device);
-        let loss = model.bound(images.clone(), eps, None).total().mean();
-        let model = apply_loss(model, &loss, &mut optim, 1e-3, Some(10.0));
+        let (grads, loss) = sharded_gradients(&model, shards, |m, i| {
+            let rows = shard_range(batch, shards, i);
+            let x = images.clone().narrow(0, rows.start, rows.len());
+            let eps = eps.clone().narrow(1, rows.start, rows.len());
+            m.bound(x, eps, None).total().sum() / batch as f32
+        });
+        let model = apply_grads(model, grads, &mut optim, 1e-3, Some(10.0));
         let _: f32 = loss.into_scalar();
         model
     });
@@ -294,9 +300,11 @@ pub fn bench_draw(
     batch: usize,
     steps: usize,
     threads: usize,
+    shards: usize,
     device: &Device,
 ) -> Result<BenchReport> {
-    let ours = draw_per_s(cfg, batch, steps, device);
+    let shards = shards.clamp(1, batch.max(1));
+    let ours = draw_per_s(cfg, batch, steps, shards, device);
     let args: Vec<String> = [
         ("--model", "draw".to_string()),
         ("--batch", batch.to_string()),
@@ -320,7 +328,7 @@ pub fn bench_draw(
     };
     Ok(BenchReport::against_baseline(
         "draw",
-        format!("training images/s (T = {}, {attention})", cfg.steps),
+        format!("training images/s (T = {}, {attention}, {shards} shards)", cfg.steps),
         ours,
         DRAW_PY,
         &args,
@@ -331,13 +339,13 @@ pub fn bench_draw(
 
 /// Training target tokens/s of a sequence-to-sequence model (teacher forcing, backward,
 /// clipping, Adam) on one fixed random batch, every source `src_len` and every target
-/// `tgt_len` tokens long: median step.
+/// `tgt_len` tokens long, split into `shards` data-parallel shards: median step.
 pub fn translator_tokens_per_s(
     cfg: &TranslatorConfig,
     batch: usize,
-    src_len: usize,
-    tgt_len: usize,
+    (src_len, tgt_len): (usize, usize),
     steps: usize,
+    shards: usize,
     device: &Device,
 ) -> f64 {
     let device = device.clone().autodiff();
@@ -354,10 +362,14 @@ pub fn translator_tokens_per_s(
             tgt: (0..tgt_len).map(|_| 4 + rng.below(tv - 4) as u32).collect(),
         })
         .collect();
+    let tokens = batch * (tgt_len + 1);
     let secs = median_step_seconds(3, steps, model, |model| {
-        let (loss, tokens) = batch_loss(&model, &pairs, &device);
-        debug_assert_eq!(tokens, batch * (tgt_len + 1));
-        let model = apply_loss(model, &loss, &mut optim, 1e-3, Some(5.0));
+        // The trainer's step (`train::translate`): shards of the batch on their own threads.
+        let (grads, loss) = sharded_gradients(&model, shards, |m, i| {
+            let (loss, n) = batch_loss(m, shard(&pairs, shards, i), &device);
+            loss * (n as f32 / tokens as f32)
+        });
+        let model = apply_grads(model, grads, &mut optim, 1e-3, Some(5.0));
         let _: f32 = loss.into_scalar();
         model
     });
@@ -371,9 +383,11 @@ pub fn bench_translator(
     len: usize,
     steps: usize,
     threads: usize,
+    shards: usize,
     device: &Device,
 ) -> Result<BenchReport> {
-    let ours = translator_tokens_per_s(cfg, batch, len, len, steps, device);
+    let shards = shards.clamp(1, batch.max(1));
+    let ours = translator_tokens_per_s(cfg, batch, (len, len), steps, shards, device);
     let mut args: Vec<(&str, String)> = vec![
         ("--batch", batch.to_string()),
         ("--steps", steps.to_string()),
@@ -419,7 +433,7 @@ pub fn bench_translator(
     let args: Vec<String> = args.into_iter().flat_map(|(k, v)| [k.to_string(), v]).filter(|s| !s.is_empty()).collect();
     Ok(BenchReport::against_baseline(
         cfg.name(),
-        format!("training target tokens/s (source and target {len} tokens)"),
+        format!("training target tokens/s (source and target {len} tokens, {shards} shards)"),
         ours,
         SEQ2SEQ_PY,
         &args,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{self, WEIGHTS};
 use super::classify::RunOptions;
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, descend};
+use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard_range};
 use super::rng::Rng;
 use crate::data::binarised::Binarised;
 use crate::data::{ImageSet, Split, registry};
@@ -80,6 +80,10 @@ pub struct GenerativeTrainConfig {
     /// Not in the DRAW paper: a standard guard against posterior collapse (Bowman et al. 2016,
     /// Sønderby et al. 2016). Validation and evaluation always report the true bound.
     pub kl_warmup: usize,
+    /// Data parallelism: each step's batch is split into this many shards, whose forward and
+    /// backward passes run on their own threads (`train::optim::sharded_gradients`; 1: none).
+    /// The same value gives the same loss curve; another changes it in the last bits.
+    pub shards: usize,
 }
 
 impl Default for GenerativeTrainConfig {
@@ -98,6 +102,7 @@ impl Default for GenerativeTrainConfig {
             log_every: 20,
             limit_train: None,
             kl_warmup: 0,
+            shards: 1,
         }
     }
 }
@@ -240,8 +245,10 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
         Some(dir) => {
             let saved: DrawRunConfig = checkpoint::read_config(&dir)?;
             let mut saved_cfg = saved.clone();
-            // A resume may lengthen the run; everything else comes from the checkpoint.
+            // A resume may lengthen the run and change how each step is spread over threads;
+            // everything else comes from the checkpoint.
             saved_cfg.train.epochs = saved.train.epochs.max(cfg.train.epochs);
+            saved_cfg.train.shards = cfg.train.shards;
             if saved != *cfg {
                 tracing::warn!("resuming with the configuration saved in {}", dir.display());
             }
@@ -320,15 +327,26 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
         let order = Rng::derive(cfg.seed, "epoch", state.epoch as u64).permutation(n);
         for b in state.batch_in_epoch..batches {
             let idx = &order[b * t.batch_size..((b + 1) * t.batch_size).min(n)];
-            let x = images(&train, idx, &device);
             let eps = noise(cfg.model.steps, idx.len(), cfg.model.latent, &mut state.rng, &device);
-            let bound = model.bound(x, eps, None);
-            let kl: f32 = bound.kl.clone().mean().into_scalar();
             let beta = if t.kl_warmup > 0 { (state.step as f32 / t.kl_warmup as f32).min(1.0) } else { 1.0 };
-            let bound_value: f32 = bound.total().mean().into_scalar();
-            let loss = (bound.reconstruction + bound.kl.mul_scalar(beta)).mean();
+            let shards = t.shards.clamp(1, idx.len());
+            // Per shard: the sums of the bound and of the KL term over its images (for the log).
+            let sums = std::sync::Mutex::new(vec![(0.0f32, 0.0f32); shards]);
+            let loss_of = |m: &Draw, i: usize| {
+                let range = shard_range(idx.len(), shards, i);
+                let eps = eps.clone().narrow(1, range.start, range.len()); // (T, b, Z)
+                let part = &idx[range];
+                let bound = m.bound(images(&train, part, &device), eps, None);
+                let kl: f32 = bound.kl.clone().sum().into_scalar();
+                let total: f32 = bound.total().sum().into_scalar();
+                sums.lock().expect("no panics while held")[i] = (total, kl);
+                (bound.reconstruction + bound.kl.mul_scalar(beta)).sum() / idx.len() as f32
+            };
             let lr = t.schedule.lr(t.lr, state.step as usize);
-            (model, _) = descend(model, loss, &mut optim, lr, t.clip_norm, "bound", state.step)?;
+            (model, _) = descend_sharded(model, shards, loss_of, &mut optim, lr, t.clip_norm, "bound", state.step)?;
+            let (bound_sum, kl_sum) =
+                sums.into_inner().expect("no panics").iter().fold((0.0, 0.0), |a, s| (a.0 + s.0, a.1 + s.1));
+            let (bound_value, kl) = (bound_sum / idx.len() as f32, kl_sum / idx.len() as f32);
             state.step += 1;
             state.batch_in_epoch = b + 1;
             window.0 += bound_value as f64 * idx.len() as f64;

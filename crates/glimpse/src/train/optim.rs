@@ -4,7 +4,7 @@
 //! burn's `GradientClipping::Norm` clips each parameter's gradient on its own; the NTM, DRAW and
 //! handwriting papers clip the norm of *all* gradients together, which [`clip_global_norm`] does.
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig, momentum::MomentumConfig};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -219,20 +219,162 @@ pub fn descend<M: Module>(
     what: &str,
     step: u64,
 ) -> anyhow::Result<(M, f32)> {
-    let value: f32 = loss.clone().into_scalar();
+    let value = finite(loss.clone().into_scalar(), what, step)?;
+    Ok((apply_loss(model, &loss, optim, lr, clip), value))
+}
+
+/// The error of a training step whose loss is not finite.
+fn finite(value: f32, what: &str, step: u64) -> anyhow::Result<f32> {
     if !value.is_finite() {
         anyhow::bail!(
             "non-finite {what} ({value}) at step {}; weights are left as after step {step} — lower the learning rate or set clip_norm",
             step + 1
         );
     }
-    Ok((apply_loss(model, &loss, optim, lr, clip), value))
+    Ok(value)
+}
+
+/// [`descend`] on a batch split into `shards` run on their own threads
+/// ([`sharded_gradients`]; one shard is [`descend`] itself).
+#[allow(clippy::too_many_arguments)]
+pub fn descend_sharded<M, F>(
+    model: M,
+    shards: usize,
+    loss_of: F,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    clip: Option<f32>,
+    what: &str,
+    step: u64,
+) -> anyhow::Result<(M, f32)>
+where
+    M: Module + Sync,
+    F: Fn(&M, usize) -> Tensor<1> + Sync,
+{
+    if shards <= 1 {
+        let loss = loss_of(&model, 0);
+        return descend(model, loss, optim, lr, clip, what, step);
+    }
+    let (grads, loss) = sharded_gradients(&model, shards, loss_of);
+    let value = finite(loss.into_scalar(), what, step)?;
+    Ok((apply_grads(model, grads, optim, lr, clip), value))
+}
+
+/// The `i`-th of `shards` contiguous, nearly equal parts of `items` (empty past the end).
+pub fn shard<T>(items: &[T], shards: usize, i: usize) -> &[T] {
+    &items[shard_range(items.len(), shards, i)]
+}
+
+/// Where the `i`-th of `shards` parts of `n` items lies ([`shard`]).
+pub fn shard_range(n: usize, shards: usize, i: usize) -> std::ops::Range<usize> {
+    let per = n.div_ceil(shards.max(1));
+    (i * per).min(n)..((i + 1) * per).min(n)
 }
 
 /// Backward from `loss`, clipping of the global gradient norm to `clip`, and one optimizer step at
 /// rate `lr` (no check of the loss: [`descend`] is the training step; benchmarks time this).
 pub fn apply_loss<M: Module>(model: M, loss: &Tensor<1>, optim: &mut ModuleOptimizer, lr: f64, clip: Option<f32>) -> M {
-    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    apply_grads(model, grads, optim, lr, clip)
+}
+
+/// A copy of `model` whose parameters are fresh autodiff leaves: the same ids and the same
+/// data (nothing is copied), but a graph built from it is separate from any other copy's, so
+/// copies can run forward and backward on different threads at once.
+fn fresh_leaves<M: Module>(model: &M) -> M {
+    struct Fresh;
+    impl ModuleMapper for Fresh {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| t.detach().require_grad())
+        }
+    }
+    model.clone().map(&mut Fresh)
+}
+
+fn add_into<const D: usize>(sum: &mut GradientsParams, part: &mut GradientsParams, id: ParamId) {
+    if let Some(g) = part.remove::<D>(id) {
+        let total = match sum.remove::<D>(id) {
+            Some(s) => s + g,
+            None => g,
+        };
+        sum.register(id, total);
+    }
+}
+
+/// Data parallelism over the cores of one machine: the gradients of `Σ_i loss_of(model, i)`
+/// for shards `i = 0…shards−1` of a batch, each shard's forward and backward pass on its own
+/// thread, summed in shard order (so a run is reproducible). `loss_of` must weight its shard's
+/// loss so that the shards' losses add up to the batch's (a mean over the batch: each shard's
+/// sum divided by the whole batch's count). Returns the gradients and the summed loss.
+///
+/// Per-step models (LSTM decoders, memory networks) issue many small operations one after
+/// another, which one core runs no faster with two threads in each kernel; two halves of the
+/// batch on two cores do run in half the time.
+pub fn sharded_gradients<M, F>(model: &M, shards: usize, loss_of: F) -> (GradientsParams, Tensor<1>)
+where
+    M: Module + Sync,
+    F: Fn(&M, usize) -> Tensor<1> + Sync,
+{
+    use rayon::prelude::*;
+    if shards <= 1 {
+        let loss = loss_of(model, 0);
+        return (GradientsParams::from_grads(loss.backward(), model), loss.detach());
+    }
+    let parts: Vec<(GradientsParams, Tensor<1>)> = (0..shards)
+        .into_par_iter()
+        .map(|i| {
+            let copy = fresh_leaves(model);
+            let loss = loss_of(&copy, i);
+            (GradientsParams::from_grads(loss.backward(), &copy), loss.detach())
+        })
+        .collect();
+    let mut ids = Ids(vec![]);
+    model.visit(&mut ids);
+    let mut parts = parts.into_iter();
+    let (mut grads, mut loss) = parts.next().expect("at least one shard");
+    for (mut g, l) in parts {
+        loss = loss + l;
+        for &(id, rank) in &ids.0 {
+            match rank {
+                1 => add_into::<1>(&mut grads, &mut g, id),
+                2 => add_into::<2>(&mut grads, &mut g, id),
+                3 => add_into::<3>(&mut grads, &mut g, id),
+                4 => add_into::<4>(&mut grads, &mut g, id),
+                5 => add_into::<5>(&mut grads, &mut g, id),
+                r => panic!("parameter of rank {r} not supported by sharded_gradients"),
+            }
+        }
+    }
+    (grads, loss)
+}
+
+/// Every parameter's gradient (zeros where it has none), flattened in the module's visiting
+/// order: for comparing gradients in tests and diagnostics.
+pub fn flat_gradients<M: Module>(module: &M, grads: &GradientsParams) -> Vec<f32> {
+    struct Flat<'a>(&'a GradientsParams, Vec<f32>);
+    impl ModuleVisitor for Flat<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let values: Vec<f32> = match self.0.get::<D>(param.id) {
+                Some(g) => g.into_data().convert::<f32>().try_to_vec().expect("f32 gradient"),
+                None => vec![0.0; param.val().shape().num_elements()],
+            };
+            self.1.extend(values);
+        }
+    }
+    let mut flat = Flat(grads, Vec::new());
+    module.visit(&mut flat);
+    flat.1
+}
+
+/// [`apply_loss`] for [`sharded_gradients`]: clipping and one optimizer step from summed
+/// gradients.
+pub fn apply_grads<M: Module>(
+    model: M,
+    mut grads: GradientsParams,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    clip: Option<f32>,
+) -> M {
     if let Some(max) = clip {
         clip_global_norm(&model, &mut grads, max);
     }
