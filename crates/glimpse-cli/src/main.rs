@@ -462,11 +462,14 @@ struct BenchArgs {
     /// without attention.
     #[arg(long)]
     no_attention: bool,
-    /// seq2seq / Transformer / DRAW: data-parallel shards of our training step, each on its own
+    /// seq2seq / Transformer / DRAW / handwriting: data-parallel shards of our training step, each on its own
     /// thread (the trainers' `shards` setting; default: the thread count). The PyTorch baseline
     /// uses its own intra-op threads.
     #[arg(long)]
     shards: Option<usize>,
+    /// Alternating rounds of ours and PyTorch; figures are medians over rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -1249,13 +1252,14 @@ fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
 
 fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let setup = glimpse::train::bench::BenchSetup { threads, rounds: b.rounds };
     let dev = glimpse::device::by_name(device)?;
     let reports = match b.model {
         ModelKind::Ntm => {
             let batches = b.batch.map_or(vec![1, 16], |x| vec![x]);
             batches
                 .into_iter()
-                .map(|batch| glimpse::train::bench::bench_ntm(batch, b.len, b.steps, threads, &dev))
+                .map(|batch| glimpse::train::bench::bench_ntm(batch, b.len, b.steps, setup, &dev))
                 .collect::<Result<Vec<_>>>()?
         }
         ModelKind::Seq2seq | ModelKind::Transformer => {
@@ -1270,7 +1274,7 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
                 b.batch.unwrap_or(64),
                 len,
                 b.steps,
-                threads,
+                setup,
                 shards,
                 &dev,
             )?]
@@ -1280,7 +1284,15 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
             let cfg = default_handwriting("text-lines", true)?.model;
             let len = if b.len == 20 { 200 } else { b.len };
             let batch = b.batch.unwrap_or(32);
-            vec![glimpse::train::bench::bench_handwriting(&cfg, batch, len, b.steps, threads, &dev)?]
+            vec![glimpse::train::bench::bench_handwriting(
+                &cfg,
+                batch,
+                len,
+                b.steps,
+                setup,
+                b.shards.unwrap_or(threads),
+                &dev,
+            )?]
         }
         ModelKind::Lstm | ModelKind::Dnc => {
             bail!("no benchmark for `{}`; `glimpse bench ntm` measures the memory models", b.model.name())
@@ -1298,13 +1310,13 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
             runs.iter()
                 .map(|c| {
                     let shards = b.shards.unwrap_or(threads);
-                    glimpse::train::bench::bench_draw(c, b.batch.unwrap_or(64), b.steps, threads, shards, &dev)
+                    glimpse::train::bench::bench_draw(c, b.batch.unwrap_or(64), b.steps, setup, shards, &dev)
                 })
                 .collect::<Result<Vec<_>>>()?
         }
         kind => {
             let cfg = kind.default_config(b.side);
-            vec![glimpse::train::bench::bench_classifier(&cfg, b.batch.unwrap_or(64), b.steps, threads, &dev)?]
+            vec![glimpse::train::bench::bench_classifier(&cfg, b.batch.unwrap_or(64), b.steps, setup, &dev)?]
         }
     };
     for r in reports {
@@ -1320,11 +1332,15 @@ fn print_bench(r: &glimpse::train::bench::BenchReport, json: bool) -> Result<()>
         println!("{} ({}, batch {}, {} threads)", r.model, r.unit, r.batch, r.threads);
         println!("  glimpse: {:.1}", r.ours_per_s);
         match (r.baseline_per_s, &r.baseline_error) {
-            (Some(v), _) => println!(
-                "  PyTorch {}: {v:.1}\n  ratio: {:.2}",
-                r.torch.as_deref().unwrap_or("?"),
-                r.ratio.unwrap_or(f64::NAN)
-            ),
+            (Some(v), _) => {
+                let rounds: Vec<String> = r.ratios.iter().map(|x| format!("{x:.2}")).collect();
+                println!(
+                    "  PyTorch {}: {v:.1}\n  ratio: {:.2} (median of rounds: {})",
+                    r.torch.as_deref().unwrap_or("?"),
+                    r.ratio.unwrap_or(f64::NAN),
+                    rounds.join(", ")
+                )
+            }
             (None, Some(e)) => println!("  PyTorch: unavailable ({e})"),
             _ => {}
         }

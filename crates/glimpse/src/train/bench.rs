@@ -45,14 +45,16 @@ pub struct BenchReport {
     pub model: String,
     /// What is counted per second.
     pub unit: String,
-    /// Our training throughput (median step).
+    /// Our training throughput (median step; median over rounds).
     pub ours_per_s: f64,
-    /// PyTorch's, or `None` with `baseline_error` saying why.
+    /// PyTorch's (the same), or `None` with `baseline_error` saying why.
     pub baseline_per_s: Option<f64>,
     /// Why there is no baseline figure.
     pub baseline_error: Option<String>,
-    /// `ours_per_s / baseline_per_s`.
+    /// The median over rounds of `ours / baseline`.
     pub ratio: Option<f64>,
+    /// Each round's ratio, in order.
+    pub ratios: Vec<f64>,
     /// CPU threads used by both.
     pub threads: usize,
     /// Batch size of both.
@@ -61,30 +63,57 @@ pub struct BenchReport {
     pub torch: Option<String>,
 }
 
+/// How a comparison runs: CPU threads for both implementations, and rounds.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchSetup {
+    /// CPU threads of both implementations.
+    pub threads: usize,
+    /// Alternating rounds (ours, then PyTorch, `rounds` times); the figures are medians over
+    /// rounds, the ratio the median of the rounds' ratios, so that a slow spell of a shared
+    /// machine falls on both sides.
+    pub rounds: usize,
+}
+
 impl BenchReport {
-    /// The report of our figure `ours_per_s` beside the PyTorch baseline `script` run with `args`
-    /// (or why it could not run).
+    /// Measures `ours` and the PyTorch baseline `script` run with `args` in alternating rounds
+    /// (or reports why the baseline could not run).
+    #[allow(clippy::too_many_arguments)]
     pub fn against_baseline(
         model: impl Into<String>,
         unit: impl Into<String>,
-        ours_per_s: f64,
+        mut ours: impl FnMut() -> f64,
         script: &str,
         args: &[String],
-        threads: usize,
+        setup: BenchSetup,
         batch: usize,
     ) -> Self {
-        let (baseline_per_s, torch, baseline_error) = match run_python_baseline(script, args) {
-            Ok((v, t)) => (Some(v), Some(t), None),
-            Err(e) => (None, None, Some(e)),
-        };
+        let (mut mine, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut torch, mut baseline_error) = (None, None);
+        for _ in 0..setup.rounds.max(1) {
+            let o = ours();
+            mine.push(o);
+            if baseline_error.is_some() {
+                continue;
+            }
+            match run_python_baseline(script, args) {
+                Ok((v, t)) => {
+                    theirs.push(v);
+                    ratios.push(o / v);
+                    torch = Some(t);
+                }
+                Err(e) => baseline_error = Some(e),
+            }
+        }
+        let med = |v: &mut Vec<f64>| (!v.is_empty()).then(|| median(v));
         Self {
             model: model.into(),
             unit: unit.into(),
-            ours_per_s,
-            baseline_per_s,
+            ours_per_s: median(&mut mine),
+            baseline_per_s: med(&mut theirs),
             baseline_error,
-            ratio: baseline_per_s.map(|b| ours_per_s / b),
-            threads,
+            ratio: med(&mut ratios.clone()),
+            ratios,
+            threads: setup.threads,
             batch,
             torch,
         }
@@ -177,10 +206,11 @@ pub fn bench_classifier(
     cfg: &ClassifierConfig,
     batch: usize,
     steps: usize,
-    threads: usize,
+    setup: BenchSetup,
     device: &Device,
 ) -> Result<BenchReport> {
-    let ours = classifier_samples_per_s(cfg, batch, steps, device);
+    let threads = setup.threads;
+    let ours = || classifier_samples_per_s(cfg, batch, steps, device);
     let mut args = vec![
         "--batch".into(),
         batch.to_string(),
@@ -216,7 +246,7 @@ pub fn bench_classifier(
             DRAW_PY
         }
     };
-    Ok(BenchReport::against_baseline(cfg.kind(), "training samples/s", ours, script, &args, threads, batch))
+    Ok(BenchReport::against_baseline(cfg.kind(), "training samples/s", ours, script, &args, setup, batch))
 }
 
 /// Training sequences/s of a sequence model (forward, backward, global-norm clipping, RMSProp
@@ -247,10 +277,11 @@ pub fn sequence_per_s(
 
 /// Benchmarks the NTM (paper sizes, copy task of 8-bit vectors at length `len`) against its
 /// PyTorch twin, `bench/ntm.py`.
-pub fn bench_ntm(batch: usize, len: usize, steps: usize, threads: usize, device: &Device) -> Result<BenchReport> {
+pub fn bench_ntm(batch: usize, len: usize, steps: usize, setup: BenchSetup, device: &Device) -> Result<BenchReport> {
+    let threads = setup.threads;
     let task = Task::Copy { bits: 8, min_len: 1, max_len: len.max(1) };
     let cfg = SequenceModelConfig::Ntm(NtmConfig::new(task.input_size(), task.output_size()));
-    let ours = sequence_per_s(&cfg, &task, batch, len, steps, device);
+    let ours = || sequence_per_s(&cfg, &task, batch, len, steps, device);
     let args: Vec<String> = ["--batch", &batch.to_string(), "--len", &len.to_string(), "--steps", &steps.to_string()]
         .into_iter()
         .chain(["--threads", &threads.to_string()])
@@ -262,7 +293,7 @@ pub fn bench_ntm(batch: usize, len: usize, steps: usize, threads: usize, device:
         ours,
         NTM_PY,
         &args,
-        threads,
+        setup,
         batch,
     ))
 }
@@ -299,12 +330,13 @@ pub fn bench_draw(
     cfg: &DrawConfig,
     batch: usize,
     steps: usize,
-    threads: usize,
+    setup: BenchSetup,
     shards: usize,
     device: &Device,
 ) -> Result<BenchReport> {
+    let threads = setup.threads;
     let shards = shards.clamp(1, batch.max(1));
-    let ours = draw_per_s(cfg, batch, steps, shards, device);
+    let ours = || draw_per_s(cfg, batch, steps, shards, device);
     let args: Vec<String> = [
         ("--model", "draw".to_string()),
         ("--batch", batch.to_string()),
@@ -332,7 +364,7 @@ pub fn bench_draw(
         ours,
         DRAW_PY,
         &args,
-        threads,
+        setup,
         batch,
     ))
 }
@@ -382,12 +414,13 @@ pub fn bench_translator(
     batch: usize,
     len: usize,
     steps: usize,
-    threads: usize,
+    setup: BenchSetup,
     shards: usize,
     device: &Device,
 ) -> Result<BenchReport> {
+    let threads = setup.threads;
     let shards = shards.clamp(1, batch.max(1));
-    let ours = translator_tokens_per_s(cfg, batch, (len, len), steps, shards, device);
+    let ours = || translator_tokens_per_s(cfg, batch, (len, len), steps, shards, device);
     let mut args: Vec<(&str, String)> = vec![
         ("--batch", batch.to_string()),
         ("--steps", steps.to_string()),
@@ -437,20 +470,21 @@ pub fn bench_translator(
         ours,
         SEQ2SEQ_PY,
         &args,
-        threads,
+        setup,
         batch,
     ))
 }
 
 /// Training points/s of the handwriting synthesis network (teacher forcing, backward,
 /// clipping, Adam) on one fixed random batch of `batch` lines of `len` points writing texts of
-/// `chars` characters: median step.
+/// `chars` characters, split into `shards` data-parallel shards (as the trainer does): median
+/// step.
 pub fn handwriting_points_per_s(
     cfg: &HandwritingConfig,
     batch: usize,
-    len: usize,
-    chars: usize,
+    (len, chars): (usize, usize),
     steps: usize,
+    shards: usize,
     device: &Device,
 ) -> f64 {
     let device = device.clone().autodiff();
@@ -466,10 +500,16 @@ pub fn handwriting_points_per_s(
         })
         .collect();
     let alphabet = cfg.window.map(|_| cfg.alphabet);
-    let (x, y, mask, text, points) = super::handwriting::batch_tensors(&examples, alphabet, &device);
+    let parts: Vec<_> = (0..shards)
+        .map(|i| super::handwriting::batch_tensors(shard(&examples, shards, i), alphabet, &device))
+        .collect();
+    let points = batch * len;
     let secs = median_step_seconds(2, steps, model, |model| {
-        let loss = model.nll(x.clone(), y.clone(), mask.clone(), text.as_ref()).sum() / points as f32;
-        let model = apply_loss(model, &loss, &mut optim, 1e-3, Some(10.0));
+        let (grads, loss) = sharded_gradients(&model, shards, |m, i| {
+            let (x, y, mask, text, _) = &parts[i];
+            m.nll(x.clone(), y.clone(), mask.clone(), text.as_ref()).sum() / points as f32
+        });
+        let model = apply_grads(model, grads, &mut optim, 1e-3, Some(10.0));
         let _: f32 = loss.into_scalar();
         model
     });
@@ -482,12 +522,15 @@ pub fn bench_handwriting(
     batch: usize,
     len: usize,
     steps: usize,
-    threads: usize,
+    setup: BenchSetup,
+    shards: usize,
     device: &Device,
 ) -> Result<BenchReport> {
+    let shards = shards.clamp(1, batch.max(1));
     let k = cfg.window.context("the benchmark is of the synthesis network (a window)")?;
     let chars = (len / 10).max(1);
-    let ours = handwriting_points_per_s(cfg, batch, len, chars, steps, device);
+    let threads = setup.threads;
+    let ours = || handwriting_points_per_s(cfg, batch, (len, chars), steps, shards, device);
     let args: Vec<String> = [
         ("--batch", batch),
         ("--len", len),
@@ -505,11 +548,14 @@ pub fn bench_handwriting(
     .collect();
     Ok(BenchReport::against_baseline(
         "handwriting",
-        format!("training points/s ({} × {} LSTM, {len} points, {chars} characters)", cfg.layers, cfg.hidden),
+        format!(
+            "training points/s ({} × {} LSTM, {len} points, {chars} characters, {shards} shards)",
+            cfg.layers, cfg.hidden
+        ),
         ours,
         HANDWRITING_PY,
         &args,
-        threads,
+        setup,
         batch,
     ))
 }
