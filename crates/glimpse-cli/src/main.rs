@@ -462,7 +462,7 @@ struct BenchArgs {
     /// without attention.
     #[arg(long)]
     no_attention: bool,
-    /// seq2seq / Transformer / DRAW / handwriting: data-parallel shards of our training step, each on its own
+    /// seq2seq / Transformer / DRAW / handwriting / NTM: data-parallel shards of our training step, each on its own
     /// thread (the trainers' `shards` setting; default: the thread count). The PyTorch baseline
     /// uses its own intra-op threads.
     #[arg(long)]
@@ -1259,7 +1259,9 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
             let batches = b.batch.map_or(vec![1, 16], |x| vec![x]);
             batches
                 .into_iter()
-                .map(|batch| glimpse::train::bench::bench_ntm(batch, b.len, b.steps, setup, &dev))
+                .map(|batch| {
+                    glimpse::train::bench::bench_ntm(batch, b.len, b.steps, setup, b.shards.unwrap_or(threads), &dev)
+                })
                 .collect::<Result<Vec<_>>>()?
         }
         ModelKind::Seq2seq | ModelKind::Transformer => {

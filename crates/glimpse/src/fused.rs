@@ -852,15 +852,21 @@ fn is_flex(device: &burn::tensor::Device) -> bool {
 pub fn lstm_gates(z: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
     let n = c.dims()[1];
     if !is_flex(&z.device()) {
-        let i = sigmoid(z.clone().narrow(1, 0, n));
-        let f = sigmoid(z.clone().narrow(1, n, n));
-        let u = crate::ops::tanh(z.clone().narrow(1, 2 * n, n));
-        let o = sigmoid(z.narrow(1, 3 * n, n));
-        let c = f * c + i * u;
-        return (o * crate::ops::tanh(c.clone()), c);
+        return lstm_gates_composed(z, c);
     }
     let out = Tensor::<2>::from_dispatch(<Dispatch as FusedOps>::lstm_gates(z.into_dispatch(), c.into_dispatch()));
     (out.clone().narrow(1, 0, n), out.narrow(1, n, n))
+}
+
+/// [`lstm_gates`] composed of tensor operations.
+fn lstm_gates_composed(z: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+    let n = c.dims()[1];
+    let i = sigmoid(z.clone().narrow(1, 0, n));
+    let f = sigmoid(z.clone().narrow(1, n, n));
+    let u = crate::ops::tanh(z.clone().narrow(1, 2 * n, n));
+    let o = sigmoid(z.narrow(1, 3 * n, n));
+    let c = f * c + i * u;
+    (o * crate::ops::tanh(c.clone()), c)
 }
 
 /// An LSTM layer over a whole sequence: `zx (B, T, 4H)` its projected inputs (bias included,
@@ -901,29 +907,21 @@ fn lstm_sequence_composed(
     keep: Option<Tensor<2>>,
 ) -> Tensor<3> {
     let [b, t, h4] = zx.dims();
-    let n = h4 / 4;
-    {
-        let (mut h, mut c) = (h0, c0);
-        let mut out = Vec::with_capacity(t);
-        for s in 0..t {
-            let z = zx.clone().narrow(1, s, 1).reshape([b, h4]) + h.clone().matmul(w_h.clone());
-            let i = sigmoid(z.clone().narrow(1, 0, n));
-            let f = sigmoid(z.clone().narrow(1, n, n));
-            let u = crate::ops::tanh(z.clone().narrow(1, 2 * n, n));
-            let o = sigmoid(z.narrow(1, 3 * n, n));
-            let c2 = f * c.clone() + i * u;
-            let h2 = o * crate::ops::tanh(c2.clone());
-            (h, c) = match &keep {
-                Some(k) => {
-                    let k = k.clone().narrow(1, s, 1); // (B, 1)
-                    (h2.clone() + (h - h2) * k.clone(), c2.clone() + (c - c2) * k)
-                }
-                None => (h2, c2),
-            };
-            out.push(Tensor::cat(vec![h.clone(), c.clone()], 1));
-        }
-        Tensor::stack(out, 1)
+    let (mut h, mut c) = (h0, c0);
+    let mut out = Vec::with_capacity(t);
+    for s in 0..t {
+        let z = zx.clone().narrow(1, s, 1).reshape([b, h4]) + h.clone().matmul(w_h.clone());
+        let (h2, c2) = lstm_gates_composed(z, c.clone());
+        (h, c) = match &keep {
+            Some(k) => {
+                let k = k.clone().narrow(1, s, 1); // (B, 1)
+                (h2.clone() + (h - h2) * k.clone(), c2.clone() + (c - c2) * k)
+            }
+            None => (h2, c2),
+        };
+        out.push(Tensor::cat(vec![h.clone(), c.clone()], 1));
     }
+    Tensor::stack(out, 1)
 }
 
 /// `log softmax(x)` at one class per row: `x (N, V)`, `classes (N)` → `(N)`; fused on the CPU

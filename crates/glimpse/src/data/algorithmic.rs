@@ -98,6 +98,26 @@ pub struct Episode {
     pub categorical: bool,
 }
 
+impl Episode {
+    /// The sequences `rows` of the batch, as an episode of their own (a shard of a step).
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Episode {
+        let (t, b, n) = (self.steps, self.batch, rows.len());
+        let take = |v: &[f32]| -> Vec<f32> {
+            let w = v.len() / (t * b).max(1);
+            (0..t).flat_map(|s| v[(s * b + rows.start) * w..(s * b + rows.end) * w].iter().copied()).collect()
+        };
+        Episode {
+            steps: t,
+            batch: n,
+            inputs: take(&self.inputs),
+            targets: take(&self.targets),
+            mask: take(&self.mask),
+            len: self.len,
+            categorical: self.categorical,
+        }
+    }
+}
+
 /// Fills an `(T, B, W)` buffer.
 struct Grid {
     data: Vec<f32>,

@@ -257,6 +257,7 @@ pub fn sequence_per_s(
     batch: usize,
     len: usize,
     steps: usize,
+    shards: usize,
     device: &Device,
 ) -> f64 {
     let device = device.clone().autodiff();
@@ -264,11 +265,16 @@ pub fn sequence_per_s(
     let model = cfg.init(&device);
     let mut optim = OptimizerConfig::Rmsprop { alpha: 0.95, momentum: 0.9, epsilon: 1e-4, centered: false }.init();
     let e = task.sample_len(batch, len, &mut Rng::new(0));
-    let ep = episode_tensors(&e, &device);
+    let shards = shards.clamp(1, batch.max(1));
+    let parts: Vec<_> = (0..shards).map(|i| episode_tensors(&e.rows(shard_range(batch, shards, i)), &device)).collect();
     let secs = median_step_seconds(5, steps, model, |model| {
-        let logits = Tensor::cat(model.forward(ep.inputs.clone(), None), 0);
-        let loss = sequence_cost(logits, &ep);
-        let model = apply_loss(model, &loss, &mut optim, 1e-4, Some(10.0));
+        // The trainer's step (`train::sequence`): shards of the batch on their own threads.
+        let (grads, loss) = sharded_gradients(&model, shards, |m, i| {
+            let ep = &parts[i];
+            let logits = Tensor::cat(m.forward(ep.inputs.clone(), None), 0);
+            sequence_cost(logits, ep) * (ep.batch as f32 / batch as f32)
+        });
+        let model = apply_grads(model, grads, &mut optim, 1e-4, Some(10.0));
         let _: f32 = loss.into_scalar();
         model
     });
@@ -277,11 +283,19 @@ pub fn sequence_per_s(
 
 /// Benchmarks the NTM (paper sizes, copy task of 8-bit vectors at length `len`) against its
 /// PyTorch twin, `bench/ntm.py`.
-pub fn bench_ntm(batch: usize, len: usize, steps: usize, setup: BenchSetup, device: &Device) -> Result<BenchReport> {
+pub fn bench_ntm(
+    batch: usize,
+    len: usize,
+    steps: usize,
+    setup: BenchSetup,
+    shards: usize,
+    device: &Device,
+) -> Result<BenchReport> {
     let threads = setup.threads;
+    let shards = shards.clamp(1, batch.max(1));
     let task = Task::Copy { bits: 8, min_len: 1, max_len: len.max(1) };
     let cfg = SequenceModelConfig::Ntm(NtmConfig::new(task.input_size(), task.output_size()));
-    let ours = || sequence_per_s(&cfg, &task, batch, len, steps, device);
+    let ours = || sequence_per_s(&cfg, &task, batch, len, steps, shards, device);
     let args: Vec<String> = ["--batch", &batch.to_string(), "--len", &len.to_string(), "--steps", &steps.to_string()]
         .into_iter()
         .chain(["--threads", &threads.to_string()])
@@ -289,7 +303,7 @@ pub fn bench_ntm(batch: usize, len: usize, steps: usize, setup: BenchSetup, devi
         .collect();
     Ok(BenchReport::against_baseline(
         "ntm",
-        format!("training sequences/s (copy, length {len})"),
+        format!("training sequences/s (copy, length {len}, {shards} shards)"),
         ours,
         NTM_PY,
         &args,
