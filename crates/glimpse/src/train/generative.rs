@@ -245,10 +245,13 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
         Some(dir) => {
             let saved: DrawRunConfig = checkpoint::read_config(&dir)?;
             let mut saved_cfg = saved.clone();
-            // A resume may lengthen the run and change how each step is spread over threads;
-            // everything else comes from the checkpoint.
+            // A resume may lengthen the run, change how each step is spread over threads, and
+            // change the schedule (a function of the step: one that agrees with the old one up
+            // to the current step keeps the run's history true to the config, e.g. a decay
+            // from a later step on); everything else comes from the checkpoint.
             saved_cfg.train.epochs = saved.train.epochs.max(cfg.train.epochs);
             saved_cfg.train.shards = cfg.train.shards;
+            saved_cfg.train.schedule = cfg.train.schedule.clone();
             if saved != *cfg {
                 tracing::warn!("resuming with the configuration saved in {}", dir.display());
             }
