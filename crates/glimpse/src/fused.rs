@@ -411,17 +411,19 @@ fn log_sum_exp(row: &[f32]) -> f32 {
     m + row.iter().map(|&v| exp_fast(v - m)).sum::<f32>().ln()
 }
 
-/// Forward: `x (N, V)`, class indices `t (N)` (as floats) → `out (N)` = `x_t − log Σ exp x`.
-pub fn log_softmax_pick_kernel(x: &[f32], t: &[f32], out: &mut [f32], v: usize) {
-    for ((row, &t), out) in x.chunks_exact(v).zip(t).zip(out.iter_mut()) {
-        *out = row[t as usize] - log_sum_exp(row);
+/// Forward: `x (N, V)`, class indices `t (N)` (as floats) → `out (N)` = `x_t − log Σ exp x`,
+/// and each row's `log Σ exp x` into `lse (N)` (for the backward pass).
+pub fn log_softmax_pick_kernel(x: &[f32], t: &[f32], out: &mut [f32], lse: &mut [f32], v: usize) {
+    for (((row, &t), out), lse) in x.chunks_exact(v).zip(t).zip(out.iter_mut()).zip(lse.iter_mut()) {
+        *lse = log_sum_exp(row);
+        *out = row[t as usize] - *lse;
     }
 }
 
-/// Backward: `dx = g · (onehot(t) − softmax(x))` row by row.
-pub fn log_softmax_pick_backward_kernel(x: &[f32], t: &[f32], g: &[f32], dx: &mut [f32], v: usize) {
-    for (((row, &t), &g), d) in x.chunks_exact(v).zip(t).zip(g).zip(dx.chunks_exact_mut(v)) {
-        let lse = log_sum_exp(row);
+/// Backward: `dx = g · (onehot(t) − softmax(x))` row by row, from the forward's `lse`.
+pub fn log_softmax_pick_backward_kernel(x: &[f32], t: &[f32], lse: &[f32], g: &[f32], dx: &mut [f32], v: usize) {
+    let rows = x.chunks_exact(v).zip(t).zip(lse).zip(g);
+    for ((((row, &t), &lse), &g), d) in rows.zip(dx.chunks_exact_mut(v)) {
         for (d, &x) in d.iter_mut().zip(row) {
             *d = -g * exp_fast(x - lse);
         }
@@ -459,9 +461,15 @@ pub trait FusedOps: Backend {
 pub trait FusedBackward: Backend {
     /// `z (B, 4H)`, `c (B, H)`, `g (B, 2H)` → `[dz, dc] (B, 5H)`.
     fn lstm_gates_backward(z: FloatTensor<Self>, c: FloatTensor<Self>, g: FloatTensor<Self>) -> FloatTensor<Self>;
-    /// `x (N, V)`, `t (N)`, `g (N)` → `dx (N, V)`.
-    fn log_softmax_pick_backward(x: FloatTensor<Self>, t: FloatTensor<Self>, g: FloatTensor<Self>)
-    -> FloatTensor<Self>;
+    /// [`FusedOps::log_softmax_pick`] that also returns each row's `log Σ exp x` `(N)`.
+    fn log_softmax_pick_forward(x: FloatTensor<Self>, t: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>);
+    /// `x (N, V)`, `t (N)`, `lse (N)` from the forward pass, `g (N)` → `dx (N, V)`.
+    fn log_softmax_pick_backward(
+        x: FloatTensor<Self>,
+        t: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
     /// From `keys`, `wq`, `v` and `g (B, S)` → `[dkeys, dwq, dv]`.
     fn additive_scores_backward(
         keys: FloatTensor<Self>,
@@ -515,11 +523,7 @@ impl FusedOps for Flex {
     }
 
     fn log_softmax_pick(x: FlexTensor, t: FlexTensor) -> FlexTensor {
-        let (x, t) = (contiguous(x), contiguous(t));
-        let [n, v] = x.shape().dims();
-        let mut out = vec![0.0f32; n];
-        log_softmax_pick_kernel(x.as_slice().expect("f32"), t.as_slice().expect("f32"), &mut out, v);
-        FlexTensor::from_data(TensorData::new(out, Shape::new([n])))
+        Self::log_softmax_pick_forward(x, t).0
     }
 
     fn additive_scores(keys: FlexTensor, wq: FlexTensor, v: FlexTensor) -> FlexTensor {
@@ -611,17 +615,19 @@ impl FusedBackward for Flex {
         [flex_f32(dz, [b, t, h4]), flex_f32(dw_h, [d.h, h4]), flex_f32(dh0, [b, d.h]), flex_f32(dc0, [b, d.h])]
     }
 
-    fn log_softmax_pick_backward(x: FlexTensor, t: FlexTensor, g: FlexTensor) -> FlexTensor {
-        let (x, t, g) = (contiguous(x), contiguous(t), contiguous(g));
+    fn log_softmax_pick_forward(x: FlexTensor, t: FlexTensor) -> (FlexTensor, FlexTensor) {
+        let (x, t) = (contiguous(x), contiguous(t));
+        let [n, v] = x.shape().dims();
+        let (mut out, mut lse) = (vec![0.0f32; n], vec![0.0f32; n]);
+        log_softmax_pick_kernel(f32s(&x), f32s(&t), &mut out, &mut lse, v);
+        (flex_f32(out, [n]), flex_f32(lse, [n]))
+    }
+
+    fn log_softmax_pick_backward(x: FlexTensor, t: FlexTensor, lse: FlexTensor, g: FlexTensor) -> FlexTensor {
+        let [x, t, lse, g] = [x, t, lse, g].map(contiguous);
         let [n, v] = x.shape().dims();
         let mut dx = vec![0.0f32; n * v];
-        log_softmax_pick_backward_kernel(
-            x.as_slice().expect("f32"),
-            t.as_slice().expect("f32"),
-            g.as_slice().expect("f32"),
-            &mut dx,
-            v,
-        );
+        log_softmax_pick_backward_kernel(f32s(&x), f32s(&t), f32s(&lse), f32s(&g), &mut dx, v);
         flex_f32(dx, [n, v])
     }
 
@@ -750,14 +756,14 @@ impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for 
         struct Pick;
 
         impl<B: Backend + FusedBackward> Backward<B, 1> for Pick {
-            type State = (B::FloatTensorPrimitive, B::FloatTensorPrimitive);
+            type State = [B::FloatTensorPrimitive; 3];
 
             fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let [node_x] = ops.parents;
                 let g = grads.consume::<B>(&ops.node);
-                let (x, t) = ops.state;
+                let [x, t, lse] = ops.state;
                 if let Some(node) = node_x {
-                    grads.register::<B>(node.id, B::log_softmax_pick_backward(x, t, g));
+                    grads.register::<B>(node.id, B::log_softmax_pick_backward(x, t, lse, g));
                 }
             }
         }
@@ -766,8 +772,8 @@ impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for 
         match Pick.prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let xp = x.into_primitive();
-                let out = B::log_softmax_pick(xp.clone(), t.clone());
-                prep.finish((xp, t), out)
+                let (out, lse) = B::log_softmax_pick_forward(xp.clone(), t.clone());
+                prep.finish([xp, t, lse], out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::log_softmax_pick(x.into_primitive(), t)),
         }
