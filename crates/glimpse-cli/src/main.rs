@@ -1252,16 +1252,14 @@ fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
 
 fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let setup = glimpse::train::bench::BenchSetup { threads, rounds: b.rounds };
+    let setup = glimpse::train::bench::BenchSetup { threads, rounds: b.rounds, shards: b.shards.unwrap_or(threads) };
     let dev = glimpse::device::by_name(device)?;
     let reports = match b.model {
         ModelKind::Ntm => {
             let batches = b.batch.map_or(vec![1, 16], |x| vec![x]);
             batches
                 .into_iter()
-                .map(|batch| {
-                    glimpse::train::bench::bench_ntm(batch, b.len, b.steps, setup, b.shards.unwrap_or(threads), &dev)
-                })
+                .map(|batch| glimpse::train::bench::bench_ntm(batch, b.len, b.steps, setup, &dev))
                 .collect::<Result<Vec<_>>>()?
         }
         ModelKind::Seq2seq | ModelKind::Transformer => {
@@ -1270,31 +1268,14 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
             let mut cfg = default_translator(b.model, &task, !b.no_attention);
             cfg.set_vocab(2000, 2000);
             let len = if b.len == 20 { 16 } else { b.len };
-            let shards = b.shards.unwrap_or(threads);
-            vec![glimpse::train::bench::bench_translator(
-                &cfg,
-                b.batch.unwrap_or(64),
-                len,
-                b.steps,
-                setup,
-                shards,
-                &dev,
-            )?]
+            vec![glimpse::train::bench::bench_translator(&cfg, b.batch.unwrap_or(64), len, b.steps, setup, &dev)?]
         }
         ModelKind::Handwriting => {
             // The sizes of configs/handwriting-synthesis.toml.
             let cfg = default_handwriting("text-lines", true)?.model;
             let len = if b.len == 20 { 200 } else { b.len };
             let batch = b.batch.unwrap_or(32);
-            vec![glimpse::train::bench::bench_handwriting(
-                &cfg,
-                batch,
-                len,
-                b.steps,
-                setup,
-                b.shards.unwrap_or(threads),
-                &dev,
-            )?]
+            vec![glimpse::train::bench::bench_handwriting(&cfg, batch, len, b.steps, setup, &dev)?]
         }
         ModelKind::Lstm | ModelKind::Dnc => {
             bail!("no benchmark for `{}`; `glimpse bench ntm` measures the memory models", b.model.name())
@@ -1310,10 +1291,7 @@ fn bench(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
                 runs = vec![DrawConfig { read: 0, write: 0, ..cfg }];
             }
             runs.iter()
-                .map(|c| {
-                    let shards = b.shards.unwrap_or(threads);
-                    glimpse::train::bench::bench_draw(c, b.batch.unwrap_or(64), b.steps, setup, shards, &dev)
-                })
+                .map(|c| glimpse::train::bench::bench_draw(c, b.batch.unwrap_or(64), b.steps, setup, &dev))
                 .collect::<Result<Vec<_>>>()?
         }
         kind => {

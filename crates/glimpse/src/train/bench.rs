@@ -72,6 +72,16 @@ pub struct BenchSetup {
     /// rounds, the ratio the median of the rounds' ratios, so that a slow spell of a shared
     /// machine falls on both sides.
     pub rounds: usize,
+    /// Data-parallel shards of our training step, as the trainers' `shards` setting (models
+    /// without it ignore it).
+    pub shards: usize,
+}
+
+impl BenchSetup {
+    /// The shards of a batch of `batch`: at least 1, at most one per example.
+    pub fn shards_for(&self, batch: usize) -> usize {
+        self.shards.clamp(1, batch.max(1))
+    }
 }
 
 impl BenchReport {
@@ -283,16 +293,9 @@ pub fn sequence_per_s(
 
 /// Benchmarks the NTM (paper sizes, copy task of 8-bit vectors at length `len`) against its
 /// PyTorch twin, `bench/ntm.py`.
-pub fn bench_ntm(
-    batch: usize,
-    len: usize,
-    steps: usize,
-    setup: BenchSetup,
-    shards: usize,
-    device: &Device,
-) -> Result<BenchReport> {
+pub fn bench_ntm(batch: usize, len: usize, steps: usize, setup: BenchSetup, device: &Device) -> Result<BenchReport> {
     let threads = setup.threads;
-    let shards = shards.clamp(1, batch.max(1));
+    let shards = setup.shards_for(batch);
     let task = Task::Copy { bits: 8, min_len: 1, max_len: len.max(1) };
     let cfg = SequenceModelConfig::Ntm(NtmConfig::new(task.input_size(), task.output_size()));
     let ours = || sequence_per_s(&cfg, &task, batch, len, steps, shards, device);
@@ -345,11 +348,10 @@ pub fn bench_draw(
     batch: usize,
     steps: usize,
     setup: BenchSetup,
-    shards: usize,
     device: &Device,
 ) -> Result<BenchReport> {
     let threads = setup.threads;
-    let shards = shards.clamp(1, batch.max(1));
+    let shards = setup.shards_for(batch);
     let ours = || draw_per_s(cfg, batch, steps, shards, device);
     let args: Vec<String> = [
         ("--model", "draw".to_string()),
@@ -429,11 +431,10 @@ pub fn bench_translator(
     len: usize,
     steps: usize,
     setup: BenchSetup,
-    shards: usize,
     device: &Device,
 ) -> Result<BenchReport> {
     let threads = setup.threads;
-    let shards = shards.clamp(1, batch.max(1));
+    let shards = setup.shards_for(batch);
     let ours = || translator_tokens_per_s(cfg, batch, (len, len), steps, shards, device);
     let mut args: Vec<(&str, String)> = vec![
         ("--batch", batch.to_string()),
@@ -537,10 +538,9 @@ pub fn bench_handwriting(
     len: usize,
     steps: usize,
     setup: BenchSetup,
-    shards: usize,
     device: &Device,
 ) -> Result<BenchReport> {
-    let shards = shards.clamp(1, batch.max(1));
+    let shards = setup.shards_for(batch);
     let k = cfg.window.context("the benchmark is of the synthesis network (a window)")?;
     let chars = (len / 10).max(1);
     let threads = setup.threads;
