@@ -83,17 +83,40 @@ impl Unary {
     }
 }
 
+/// Runs `f` compiled for AVX2 and FMA where the CPU has them. The crate is built for baseline
+/// x86-64, whose SSE2 gives the kernels' loops 4 lanes; inlined here they get 8.
+#[inline(always)]
+fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features `avx2` is compiled for.
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
 /// Elements per task when an elementwise kernel splits across threads.
 const ELEMENTWISE_GRAIN: usize = 1 << 15;
 
 /// `out = f(x)` elementwise, split across threads for large tensors.
 pub fn unary_kernel(kind: Unary, x: &[f32], out: &mut [f32]) {
     use rayon::prelude::*;
-    let run = |(x, out): (&[f32], &mut [f32])| match kind {
-        // One loop per kind, so each vectorises without a branch inside.
-        Unary::Tanh => out.iter_mut().zip(x).for_each(|(o, &x)| *o = Unary::Tanh.apply(x)),
-        Unary::Sigmoid => out.iter_mut().zip(x).for_each(|(o, &x)| *o = Unary::Sigmoid.apply(x)),
-        Unary::Exp => out.iter_mut().zip(x).for_each(|(o, &x)| *o = Unary::Exp.apply(x)),
+    let run = |(x, out): (&[f32], &mut [f32])| {
+        wide(
+            #[inline(always)]
+            || match kind {
+                // One loop per kind, so each vectorises without a branch inside.
+                Unary::Tanh => out.iter_mut().zip(x).for_each(|(o, &x)| *o = Unary::Tanh.apply(x)),
+                Unary::Sigmoid => out.iter_mut().zip(x).for_each(|(o, &x)| *o = Unary::Sigmoid.apply(x)),
+                Unary::Exp => out.iter_mut().zip(x).for_each(|(o, &x)| *o = Unary::Exp.apply(x)),
+            },
+        )
     };
     if x.len() > 2 * ELEMENTWISE_GRAIN {
         x.par_chunks(ELEMENTWISE_GRAIN).zip(out.par_chunks_mut(ELEMENTWISE_GRAIN)).for_each(run);
@@ -106,7 +129,10 @@ pub fn unary_kernel(kind: Unary, x: &[f32], out: &mut [f32]) {
 pub fn unary_backward_kernel(kind: Unary, y: &[f32], g: &[f32], dx: &mut [f32]) {
     use rayon::prelude::*;
     let run = |((y, g), dx): ((&[f32], &[f32]), &mut [f32])| {
-        dx.iter_mut().zip(y).zip(g).for_each(|((d, &y), &g)| *d = g * kind.slope(y));
+        wide(
+            #[inline(always)]
+            || dx.iter_mut().zip(y).zip(g).for_each(|((d, &y), &g)| *d = g * kind.slope(y)),
+        );
     };
     if y.len() > 2 * ELEMENTWISE_GRAIN {
         y.par_chunks(ELEMENTWISE_GRAIN)
@@ -120,46 +146,58 @@ pub fn unary_backward_kernel(kind: Unary, y: &[f32], g: &[f32], dx: &mut [f32]) 
 
 /// The forward kernel on slices: `z (B, 4H)`, `c (B, H)` → `out (B, 2H)` = `[h', c']`.
 pub fn lstm_gates_kernel(z: &[f32], c: &[f32], out: &mut [f32], h: usize) {
-    for ((z, c), out) in z.chunks_exact(4 * h).zip(c.chunks_exact(h)).zip(out.chunks_exact_mut(2 * h)) {
-        let (zi, rest) = z.split_at(h);
-        let (zf, rest) = rest.split_at(h);
-        let (zu, zo) = rest.split_at(h);
-        let (h_out, c_out) = out.split_at_mut(h);
-        for j in 0..h {
-            let (i, f, u, o) = (sigmoid_fast(zi[j]), sigmoid_fast(zf[j]), tanh_fast(zu[j]), sigmoid_fast(zo[j]));
-            let c2 = f * c[j] + i * u;
-            c_out[j] = c2;
-            h_out[j] = o * tanh_fast(c2);
-        }
-    }
+    wide(
+        #[inline(always)]
+        || {
+            for ((z, c), out) in z.chunks_exact(4 * h).zip(c.chunks_exact(h)).zip(out.chunks_exact_mut(2 * h)) {
+                let (zi, rest) = z.split_at(h);
+                let (zf, rest) = rest.split_at(h);
+                let (zu, zo) = rest.split_at(h);
+                let (h_out, c_out) = out.split_at_mut(h);
+                for j in 0..h {
+                    let (i, f, u, o) =
+                        (sigmoid_fast(zi[j]), sigmoid_fast(zf[j]), tanh_fast(zu[j]), sigmoid_fast(zo[j]));
+                    let c2 = f * c[j] + i * u;
+                    c_out[j] = c2;
+                    h_out[j] = o * tanh_fast(c2);
+                }
+            }
+        },
+    )
 }
 
 /// The backward kernel: from `z`, `c` and the gradient `g (B, 2H)` of `[h', c']`, the
 /// gradients `out (B, 5H)` = `[dz (4H), dc (H)]`.
 pub fn lstm_gates_backward_kernel(z: &[f32], c: &[f32], g: &[f32], out: &mut [f32], h: usize) {
-    let rows = z.chunks_exact(4 * h).zip(c.chunks_exact(h)).zip(g.chunks_exact(2 * h));
-    for (((z, c), g), out) in rows.zip(out.chunks_exact_mut(5 * h)) {
-        let (zi, rest) = z.split_at(h);
-        let (zf, rest) = rest.split_at(h);
-        let (zu, zo) = rest.split_at(h);
-        let (dh, dc2) = g.split_at(h);
-        let (dz, dc) = out.split_at_mut(4 * h);
-        let (dzi, rest) = dz.split_at_mut(h);
-        let (dzf, rest) = rest.split_at_mut(h);
-        let (dzu, dzo) = rest.split_at_mut(h);
-        for j in 0..h {
-            let (i, f, u, o) = (sigmoid_fast(zi[j]), sigmoid_fast(zf[j]), tanh_fast(zu[j]), sigmoid_fast(zo[j]));
-            let c2 = f * c[j] + i * u;
-            let tc = tanh_fast(c2);
-            // dL/dc' through h' = o tanh(c') and directly.
-            let dct = dc2[j] + dh[j] * o * (1.0 - tc * tc);
-            dzo[j] = dh[j] * tc * o * (1.0 - o);
-            dzi[j] = dct * u * i * (1.0 - i);
-            dzu[j] = dct * i * (1.0 - u * u);
-            dzf[j] = dct * c[j] * f * (1.0 - f);
-            dc[j] = dct * f;
-        }
-    }
+    wide(
+        #[inline(always)]
+        || {
+            let rows = z.chunks_exact(4 * h).zip(c.chunks_exact(h)).zip(g.chunks_exact(2 * h));
+            for (((z, c), g), out) in rows.zip(out.chunks_exact_mut(5 * h)) {
+                let (zi, rest) = z.split_at(h);
+                let (zf, rest) = rest.split_at(h);
+                let (zu, zo) = rest.split_at(h);
+                let (dh, dc2) = g.split_at(h);
+                let (dz, dc) = out.split_at_mut(4 * h);
+                let (dzi, rest) = dz.split_at_mut(h);
+                let (dzf, rest) = rest.split_at_mut(h);
+                let (dzu, dzo) = rest.split_at_mut(h);
+                for j in 0..h {
+                    let (i, f, u, o) =
+                        (sigmoid_fast(zi[j]), sigmoid_fast(zf[j]), tanh_fast(zu[j]), sigmoid_fast(zo[j]));
+                    let c2 = f * c[j] + i * u;
+                    let tc = tanh_fast(c2);
+                    // dL/dc' through h' = o tanh(c') and directly.
+                    let dct = dc2[j] + dh[j] * o * (1.0 - tc * tc);
+                    dzo[j] = dh[j] * tc * o * (1.0 - o);
+                    dzi[j] = dct * u * i * (1.0 - i);
+                    dzu[j] = dct * i * (1.0 - u * u);
+                    dzf[j] = dct * c[j] * f * (1.0 - f);
+                    dc[j] = dct * f;
+                }
+            }
+        },
+    )
 }
 
 /// `dst (m, n) = [dst +] lhs (m, k) · rhs (k, n)` on strided row-major slices (`*_rs` row
@@ -170,6 +208,56 @@ fn gemm_strided(
     dst: &mut [f32],
     dst_rs: usize,
     accumulate: bool,
+    lhs: (&[f32], usize, usize),
+    rhs: (&[f32], usize, usize),
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(span(m, dst_rs, n, 1) <= dst.len(), "gemm: destination out of bounds");
+    // SAFETY: the destination is a borrowed slice long enough for every element written.
+    unsafe { gemm_raw((m, n, k), dst.as_mut_ptr(), dst_rs, accumulate, lhs, rhs, parallel) }
+}
+
+/// How many elements a strided `(rows, cols)` view spans.
+fn span(rows: usize, rs: usize, cols: usize, cs: usize) -> usize {
+    (rows - 1) * rs + (cols.max(1) - 1) * cs + 1
+}
+
+/// A new `(m, n)` row-major buffer holding `lhs (m, k) · rhs (k, n)`. Nothing is zeroed first:
+/// the product writes every element (profiles of the decoder steps showed burn's zero-filled
+/// gradient buffers, `memset`, beside the products themselves).
+fn gemm_fresh(
+    (m, n, k): (usize, usize, usize),
+    lhs: (&[f32], usize, usize),
+    rhs: (&[f32], usize, usize),
+    parallel: bool,
+) -> Vec<f32> {
+    if m == 0 || n == 0 || k == 0 {
+        return vec![0.0; m * n];
+    }
+    let mut out = Vec::with_capacity(m * n);
+    // SAFETY: the capacity holds m·n elements; a product that does not accumulate writes all of
+    // them (k > 0) without reading any, so every element is initialised before `set_len`.
+    unsafe {
+        gemm_raw((m, n, k), out.as_mut_ptr(), n, false, lhs, rhs, parallel);
+        out.set_len(m * n);
+    }
+    out
+}
+
+/// The `gemm` call behind [`gemm_strided`] and [`gemm_fresh`]; checks the operands' bounds.
+///
+/// # Safety
+/// `dst` must be valid for writes (and, with `accumulate`, reads) of the `(m, n)` view with row
+/// stride `dst_rs`, and must not overlap the operands.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
     (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
     (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
     parallel: bool,
@@ -177,21 +265,64 @@ fn gemm_strided(
     if m == 0 || n == 0 {
         return;
     }
-    let span = |rows: usize, rs: usize, cols: usize, cs: usize| (rows - 1) * rs + (cols.max(1) - 1) * cs + 1;
-    assert!(span(m, dst_rs, n, 1) <= dst.len(), "gemm: destination out of bounds");
     if k > 0 {
         assert!(span(m, lhs_rs, k, lhs_cs) <= lhs.len(), "gemm: left operand out of bounds");
         assert!(span(k, rhs_rs, n, rhs_cs) <= rhs.len(), "gemm: right operand out of bounds");
     }
+    if !parallel && k > 0 && m <= 48 && k * n >= 1 << 19 {
+        // A few rows times a weight matrix larger than the L2 cache (a decoder step on a shard of
+        // 32 rows: (32, 640) · (640, 1024)) ran at half the rate of the transposed product
+        // `dstᵀ (n, m) = rhsᵀ lhsᵀ` with the same operands (`gemm` 0.19, AVX2; 46–50 against
+        // 86–101 GFLOP/s including the transposition back), so take that route.
+        let mut t: Vec<f32> = Vec::with_capacity(n * m);
+        // SAFETY: `t` has room for the (n, m) product, which (k > 0, not accumulating) writes
+        // every element; the operands were bounds-checked above (their strides swap roles).
+        unsafe {
+            gemm::gemm(
+                n,
+                m,
+                k,
+                t.as_mut_ptr(),
+                1,
+                m as isize,
+                false,
+                rhs.as_ptr(),
+                rhs_rs as isize,
+                rhs_cs as isize,
+                lhs.as_ptr(),
+                lhs_rs as isize,
+                lhs_cs as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+            t.set_len(n * m);
+        }
+        for r in 0..m {
+            let col = t[r..].iter().step_by(m);
+            // SAFETY: row r of the destination, n elements, as the caller vouches; written
+            // through the pointer (it may not be initialised yet unless accumulating).
+            for (j, x) in col.enumerate() {
+                unsafe {
+                    let d = dst.add(r * dst_rs + j);
+                    d.write(if accumulate { d.read() + x } else { *x });
+                }
+            }
+        }
+        return;
+    }
     let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    // SAFETY: the asserts above keep every element gemm reads or writes inside its slice; the
-    // destination does not alias the operands (it is borrowed mutably).
+    // SAFETY: the asserts above keep every element gemm reads inside the operands' slices; the
+    // caller vouches for the destination.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_rs as isize,
             accumulate,
@@ -209,6 +340,80 @@ fn gemm_strided(
             parallelism,
         );
     }
+}
+
+/// Whether a product of `m·n·k` multiply-adds is worth splitting across the thread pool.
+fn worth_threads(m: usize, n: usize, k: usize) -> bool {
+    m * n * k >= 192 * 192 * 192 && rayon::current_num_threads() > 1
+}
+
+/// Forward of a linear layer whose input comes in parts (a concatenation never built):
+/// `out (N, O) = b + Σ_p x_p W_p`, part `p` `(N, I_p)` in row-major order, `W_p` the `I_p` rows
+/// of `w (ΣI_p, O)` it reads. `out` arrives holding the bias in every row.
+pub fn linear_kernel(parts: &[(&[f32], usize)], w: &[f32], n: usize, o: usize, out: &mut [f32]) {
+    let mut row = 0;
+    for &(x, i) in parts {
+        let big = worth_threads(n, o, i);
+        gemm_strided((n, o, i), out, o, true, (x, i, 1), (&w[row * o..], o, 1), big);
+        row += i;
+    }
+}
+
+/// Backward of [`linear_kernel`] for the upstream gradient `g (N, O)`: for each part that
+/// `need`s it `dx_p = g W_pᵀ`, then (if needed, the last two flags) `dW = [x_pᵀ g]_p` and
+/// `db = Σ_rows g`.
+pub fn linear_backward_kernel(
+    parts: &[(&[f32], usize)],
+    w: &[f32],
+    g: &[f32],
+    (n, o): (usize, usize),
+    need: &[bool],
+) -> Vec<Option<Vec<f32>>> {
+    let inputs: usize = parts.iter().map(|p| p.1).sum();
+    let mut grads = Vec::with_capacity(parts.len() + 2);
+    let mut row = 0;
+    for (&(_, i), &needed) in parts.iter().zip(need) {
+        // dx_p (N, I_p) = g (N, O) · W_pᵀ (O, I_p): W_p read transposed in place.
+        let big = worth_threads(n, i, o);
+        grads.push(needed.then(|| gemm_fresh((n, i, o), (g, o, 1), (&w[row * o..], 1, o), big)));
+        row += i;
+    }
+    let dw = need[parts.len()].then(|| {
+        if n == 0 {
+            return vec![0.0; inputs * o];
+        }
+        let mut dw: Vec<f32> = Vec::with_capacity(inputs * o);
+        let mut row = 0;
+        for &(x, i) in parts {
+            // dW_p (I_p, O) = x_pᵀ (I_p, N) · g (N, O), written into its rows of dW.
+            // SAFETY: rows row..row + I_p of the (ΣI_p, O) capacity; with N > 0 the product
+            // writes every element of them, and the parts' rows cover all ΣI_p rows.
+            unsafe {
+                gemm_raw(
+                    (i, o, n),
+                    dw.as_mut_ptr().add(row * o),
+                    o,
+                    false,
+                    (x, 1, i),
+                    (g, o, 1),
+                    worth_threads(i, o, n),
+                )
+            };
+            row += i;
+        }
+        // SAFETY: every element was written above.
+        unsafe { dw.set_len(inputs * o) };
+        dw
+    });
+    grads.push(dw);
+    grads.push(need[parts.len() + 1].then(|| {
+        let mut db = vec![0.0f32; o];
+        for r in g.chunks_exact(o) {
+            db.iter_mut().zip(r).for_each(|(d, x)| *d += x);
+        }
+        db
+    }));
+    grads
 }
 
 /// How many rows each thread takes in the sequence kernels: the batch split across the pool,
@@ -357,18 +562,24 @@ pub fn lstm_sequence_backward_kernel(
 /// Forward of [`additive_scores`]: `keys (B, S, A)`, `wq (B, A)`, `v (A)` → `out (B, S)`,
 /// `out[b, s] = Σ_a v_a tanh(keys[b, s, a] + wq[b, a])`.
 pub fn additive_scores_kernel(keys: &[f32], wq: &[f32], v: &[f32], out: &mut [f32]) {
-    let a = v.len();
-    let s = out.len() / (wq.len() / a).max(1);
-    let mut e = vec![0.0f32; a];
-    for ((keys, wq), out) in keys.chunks_exact(s * a).zip(wq.chunks_exact(a)).zip(out.chunks_exact_mut(s)) {
-        for (k, o) in keys.chunks_exact(a).zip(out.iter_mut()) {
-            e.iter_mut().zip(k).zip(wq).for_each(|((e, &k), &q)| *e = tanh_fast(k + q));
-            *o = dot(&e, v);
-        }
-    }
+    wide(
+        #[inline(always)]
+        || {
+            let a = v.len();
+            let s = out.len() / (wq.len() / a).max(1);
+            let mut e = vec![0.0f32; a];
+            for ((keys, wq), out) in keys.chunks_exact(s * a).zip(wq.chunks_exact(a)).zip(out.chunks_exact_mut(s)) {
+                for (k, o) in keys.chunks_exact(a).zip(out.iter_mut()) {
+                    e.iter_mut().zip(k).zip(wq).for_each(|((e, &k), &q)| *e = tanh_fast(k + q));
+                    *o = dot(&e, v);
+                }
+            }
+        },
+    )
 }
 
 /// `Σ_j x_j y_j` with eight partial sums (so the loop vectorises).
+#[inline(always)]
 fn dot(x: &[f32], y: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
@@ -388,47 +599,81 @@ pub fn additive_scores_backward_kernel(
     g: &[f32],
     (dkeys, dwq, dv): (&mut [f32], &mut [f32], &mut [f32]),
 ) {
-    let a = v.len();
-    let s = g.len() / (wq.len() / a).max(1);
-    let rows = keys.chunks_exact(s * a).zip(wq.chunks_exact(a)).zip(g.chunks_exact(s));
-    for (((keys, wq), g), (dkeys, dwq)) in rows.zip(dkeys.chunks_exact_mut(s * a).zip(dwq.chunks_exact_mut(a))) {
-        for ((k, &g), dk) in keys.chunks_exact(a).zip(g).zip(dkeys.chunks_exact_mut(a)) {
-            let lanes = k.iter().zip(wq.iter()).zip(v.iter()).zip(dk.iter_mut()).zip(dwq.iter_mut()).zip(dv.iter_mut());
-            for (((((&k, &q), &v), dk), dq), dv) in lanes {
-                let e = tanh_fast(k + q);
-                let de = g * v * (1.0 - e * e);
-                *dk = de;
-                *dq += de;
-                *dv += g * e;
+    wide(
+        #[inline(always)]
+        || {
+            let a = v.len();
+            let s = g.len() / (wq.len() / a).max(1);
+            let rows = keys.chunks_exact(s * a).zip(wq.chunks_exact(a)).zip(g.chunks_exact(s));
+            for (((keys, wq), g), (dkeys, dwq)) in rows.zip(dkeys.chunks_exact_mut(s * a).zip(dwq.chunks_exact_mut(a)))
+            {
+                for ((k, &g), dk) in keys.chunks_exact(a).zip(g).zip(dkeys.chunks_exact_mut(a)) {
+                    let lanes =
+                        k.iter().zip(wq.iter()).zip(v.iter()).zip(dk.iter_mut()).zip(dwq.iter_mut()).zip(dv.iter_mut());
+                    for (((((&k, &q), &v), dk), dq), dv) in lanes {
+                        let e = tanh_fast(k + q);
+                        let de = g * v * (1.0 - e * e);
+                        *dk = de;
+                        *dq += de;
+                        *dv += g * e;
+                    }
+                }
             }
-        }
-    }
+        },
+    )
 }
 
-/// Row-wise `log Σ_v exp(x_v)`, stable (the row's maximum taken out first).
+/// Row-wise `log Σ_v exp(x_v)`, stable (the row's maximum taken out first); eight partial
+/// maxima and sums, so both loops vectorise.
+#[inline(always)]
 fn log_sum_exp(row: &[f32]) -> f32 {
-    let m = row.iter().fold(f32::MIN, |a, &v| a.max(v));
-    m + row.iter().map(|&v| exp_fast(v - m)).sum::<f32>().ln()
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    let mut m8 = [f32::MIN; 8];
+    for c in chunks.clone() {
+        for l in 0..8 {
+            m8[l] = m8[l].max(c[l]);
+        }
+    }
+    let m = tail.iter().chain(&m8).fold(f32::MIN, |a, &v| a.max(v));
+    let mut s8 = [0.0f32; 8];
+    for c in chunks {
+        for l in 0..8 {
+            s8[l] += exp_fast(c[l] - m);
+        }
+    }
+    let rest: f32 = tail.iter().map(|&v| exp_fast(v - m)).sum();
+    m + (s8.iter().sum::<f32>() + rest).ln()
 }
 
 /// Forward: `x (N, V)`, class indices `t (N)` (as floats) → `out (N)` = `x_t − log Σ exp x`,
 /// and each row's `log Σ exp x` into `lse (N)` (for the backward pass).
 pub fn log_softmax_pick_kernel(x: &[f32], t: &[f32], out: &mut [f32], lse: &mut [f32], v: usize) {
-    for (((row, &t), out), lse) in x.chunks_exact(v).zip(t).zip(out.iter_mut()).zip(lse.iter_mut()) {
-        *lse = log_sum_exp(row);
-        *out = row[t as usize] - *lse;
-    }
+    wide(
+        #[inline(always)]
+        || {
+            for (((row, &t), out), lse) in x.chunks_exact(v).zip(t).zip(out.iter_mut()).zip(lse.iter_mut()) {
+                *lse = log_sum_exp(row);
+                *out = row[t as usize] - *lse;
+            }
+        },
+    )
 }
 
 /// Backward: `dx = g · (onehot(t) − softmax(x))` row by row, from the forward's `lse`.
 pub fn log_softmax_pick_backward_kernel(x: &[f32], t: &[f32], lse: &[f32], g: &[f32], dx: &mut [f32], v: usize) {
-    let rows = x.chunks_exact(v).zip(t).zip(lse).zip(g);
-    for ((((row, &t), &lse), &g), d) in rows.zip(dx.chunks_exact_mut(v)) {
-        for (d, &x) in d.iter_mut().zip(row) {
-            *d = -g * exp_fast(x - lse);
-        }
-        d[t as usize] += g;
-    }
+    wide(
+        #[inline(always)]
+        || {
+            let rows = x.chunks_exact(v).zip(t).zip(lse).zip(g);
+            for ((((row, &t), &lse), &g), d) in rows.zip(dx.chunks_exact_mut(v)) {
+                for (d, &x) in d.iter_mut().zip(row) {
+                    *d = -g * exp_fast(x - lse);
+                }
+                d[t as usize] += g;
+            }
+        },
+    )
 }
 
 /// Backends with the fused kernels.
@@ -454,6 +699,16 @@ pub trait FusedOps: Backend {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// A linear layer: `x (N, I)`, `w (I, O)`, `b (O)` → `x w + b (N, O)`.
+    fn linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// A linear layer reading `[x1, x2]` without building it: `x1 (N, I1)`, `x2 (N, I2)`,
+    /// `w (I1 + I2, O)`, `b (O)` → `(N, O)`.
+    fn linear2(
+        x1: FloatTensor<Self>,
+        x2: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 }
 
@@ -491,6 +746,15 @@ pub trait FusedBackward: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
     /// From `z`, `out`, the inputs and `g (B, T, 2H)` → `[dzx, dw_h, dh0, dc0]`.
     fn lstm_sequence_backward(state: SequenceState<Self>, g: FloatTensor<Self>) -> [FloatTensor<Self>; 4];
+    /// [`FusedOps::linear`] over inputs in parts `xs` (`(N, I_p)` each, `w` their stacked rows).
+    fn linear_forward(xs: Vec<FloatTensor<Self>>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// From the parts, `w` and `g (N, O)` → `[dx_p…, dw, db]`, each only where `need` says.
+    fn linear_backward(
+        xs: Vec<FloatTensor<Self>>,
+        w: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+        need: &[bool],
+    ) -> Vec<Option<FloatTensor<Self>>>;
 }
 
 /// What the backward pass of [`FusedOps::lstm_sequence`] keeps from its forward pass.
@@ -549,6 +813,28 @@ impl FusedOps for Flex {
     fn lstm_sequence(zx: FlexTensor, w_h: FlexTensor, h0: FlexTensor, c0: FlexTensor, keep: FlexTensor) -> FlexTensor {
         Self::lstm_sequence_forward(zx, w_h, h0, c0, keep).0
     }
+
+    fn linear(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
+        Self::linear_forward(vec![x], w, b)
+    }
+
+    fn linear2(x1: FlexTensor, x2: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
+        Self::linear_forward(vec![x1, x2], w, b)
+    }
+}
+
+/// The `(data, width)` of each part of a linear layer's input.
+fn linear_parts(xs: &[FlexTensor]) -> (Vec<(&[f32], usize)>, usize) {
+    let n = xs[0].shape().dims::<2>()[0];
+    let parts = xs
+        .iter()
+        .map(|x| {
+            let [rows, i] = x.shape().dims();
+            assert_eq!(rows, n, "linear: input parts with different row counts");
+            (f32s(x), i)
+        })
+        .collect();
+    (parts, n)
 }
 
 fn f32s(t: &FlexTensor) -> &[f32] {
@@ -644,6 +930,74 @@ impl FusedBackward for Flex {
             h,
         );
         flex_f32(out, [b, 5 * h])
+    }
+
+    fn linear_forward(xs: Vec<FlexTensor>, w: FlexTensor, b: FlexTensor) -> FlexTensor {
+        let xs: Vec<FlexTensor> = xs.into_iter().map(contiguous).collect();
+        let (w, b) = (contiguous(w), contiguous(b));
+        let [inputs, o] = w.shape().dims();
+        let (parts, n) = linear_parts(&xs);
+        assert_eq!(parts.iter().map(|p| p.1).sum::<usize>(), inputs, "linear: input width ≠ weight rows");
+        let mut out = Vec::with_capacity(n * o);
+        for _ in 0..n {
+            out.extend_from_slice(f32s(&b));
+        }
+        linear_kernel(&parts, f32s(&w), n, o, &mut out);
+        flex_f32(out, [n, o])
+    }
+
+    fn linear_backward(xs: Vec<FlexTensor>, w: FlexTensor, g: FlexTensor, need: &[bool]) -> Vec<Option<FlexTensor>> {
+        let xs: Vec<FlexTensor> = xs.into_iter().map(contiguous).collect();
+        let (w, g) = (contiguous(w), contiguous(g));
+        let [inputs, o] = w.shape().dims();
+        let (parts, n) = linear_parts(&xs);
+        let widths: Vec<usize> = parts.iter().map(|p| p.1).collect();
+        let grads = linear_backward_kernel(&parts, f32s(&w), f32s(&g), (n, o), need);
+        let shapes = widths.iter().map(|&i| vec![n, i]).chain([vec![inputs, o], vec![o]]);
+        grads
+            .into_iter()
+            .zip(shapes)
+            .map(|(grad, shape)| grad.map(|d| FlexTensor::from_data(TensorData::new(d, Shape::from(shape)))))
+            .collect()
+    }
+}
+
+/// A linear layer over `P − 2` input parts under autodiff (`P` parents: the parts, `w`, `b`).
+fn linear_autodiff<B: Backend + FusedBackward, C: CheckpointStrategy, const P: usize>(
+    xs: Vec<FloatTensor<Autodiff<B, C>>>,
+    w: FloatTensor<Autodiff<B, C>>,
+    b: FloatTensor<Autodiff<B, C>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    #[derive(Debug)]
+    struct LinearOp;
+
+    impl<B: Backend + FusedBackward, const P: usize> Backward<B, P> for LinearOp {
+        type State = (Vec<B::FloatTensorPrimitive>, B::FloatTensorPrimitive);
+
+        fn backward(self, ops: Ops<Self::State, P>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let g = grads.consume::<B>(&ops.node);
+            let (xs, w) = ops.state;
+            let need: Vec<bool> = ops.parents.iter().map(Option::is_some).collect();
+            let all = B::linear_backward(xs, w, g, &need);
+            for (node, grad) in ops.parents.into_iter().zip(all) {
+                if let (Some(node), Some(grad)) = (node, grad) {
+                    grads.register::<B>(node.id, grad);
+                }
+            }
+        }
+    }
+
+    assert_eq!(xs.len() + 2, P, "linear: {} parts need {} parents", xs.len(), xs.len() + 2);
+    let parents: Vec<_> = xs.iter().map(|x| x.node()).chain([w.node(), b.node()]).collect();
+    let parents: [_; P] = parents.try_into().expect("P parents");
+    let xs: Vec<_> = xs.into_iter().map(|x| x.into_primitive()).collect();
+    let (w, b) = (w.into_primitive(), b.into_primitive());
+    match LinearOp.prepare::<C>(parents).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let out = B::linear_forward(xs.clone(), w.clone(), b);
+            prep.finish((xs, w), out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(xs, w, b)),
     }
 }
 
@@ -814,6 +1168,19 @@ impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for 
             OpsKind::UnTracked(prep) => prep.finish(B::lstm_sequence(zx, w_h, h0, c0, keep)),
         }
     }
+
+    fn linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        linear_autodiff::<B, C, 3>(vec![x], w, b)
+    }
+
+    fn linear2(
+        x1: FloatTensor<Self>,
+        x2: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        linear_autodiff::<B, C, 4>(vec![x1, x2], w, b)
+    }
 }
 
 /// `f(x)` elementwise for one of the [`Unary`] functions: one fused pass on the CPU, burn's own
@@ -846,6 +1213,35 @@ pub fn additive_scores(keys: Tensor<3>, wq: Tensor<2>, v: Tensor<1>) -> Tensor<2
     }
     let out = <Dispatch as FusedOps>::additive_scores(keys.into_dispatch(), wq.into_dispatch(), v.into_dispatch());
     Tensor::from_dispatch(out)
+}
+
+/// A linear layer `x W + b` on `x (N, I)` → `(N, O)`. On the CPU one op with its own backward:
+/// the bias is the product's starting value, and the gradients are written straight into new
+/// buffers (burn's matrix product zero-fills and copies around each of its products, which
+/// profiles of the decoder steps showed beside the products themselves).
+pub fn linear(x: Tensor<2>, layer: &burn::nn::Linear) -> Tensor<2> {
+    match &layer.bias {
+        Some(b) if is_flex(&x.device()) => Tensor::from_dispatch(<Dispatch as FusedOps>::linear(
+            x.into_dispatch(),
+            layer.weight.val().into_dispatch(),
+            b.val().into_dispatch(),
+        )),
+        _ => layer.forward(x),
+    }
+}
+
+/// [`linear`] of the concatenation `[x1, x2]` `(N, I1 + I2)`, without building it (the layer's
+/// first `I1` weight rows read `x1`).
+pub fn linear2(x1: Tensor<2>, x2: Tensor<2>, layer: &burn::nn::Linear) -> Tensor<2> {
+    match &layer.bias {
+        Some(b) if is_flex(&x1.device()) => Tensor::from_dispatch(<Dispatch as FusedOps>::linear2(
+            x1.into_dispatch(),
+            x2.into_dispatch(),
+            layer.weight.val().into_dispatch(),
+            b.val().into_dispatch(),
+        )),
+        _ => layer.forward(Tensor::cat(vec![x1, x2], 1)),
+    }
 }
 
 /// Whether `device` (or the device under its autodiff) is the `flex` CPU backend.
@@ -1092,5 +1488,105 @@ mod tests {
             let [k, q, v]: [Tensor<1>; 3] = x.try_into().unwrap();
             additive_scores(k.reshape([b, s, a]), q.reshape([b, a]), v).reshape([b * s])
         });
+    }
+
+    /// A layer with the given weight `(I, O)` and bias `(O)`.
+    fn layer(w: Tensor<2>, b: Tensor<1>) -> burn::nn::Linear {
+        // `initialized` keeps the tensors as given (tracked leaves or reshapes of them).
+        let param = |t| burn::module::Param::initialized(burn::module::ParamId::new(), t);
+        burn::nn::Linear {
+            weight: param(w),
+            bias: Some(burn::module::Param::initialized(burn::module::ParamId::new(), b)),
+        }
+    }
+
+    #[test]
+    fn fused_linear_matches_the_composed_layer_forward_and_backward() {
+        let (n, i1, i2, o) = (5, 3, 4, 6);
+        let inputs = [
+            uniform(n * i1, -1.0, 1.0, 60),
+            uniform(n * i2, -1.0, 1.0, 61),
+            uniform((i1 + i2) * o, -1.0, 1.0, 62),
+            uniform(o, -1.0, 1.0, 63),
+        ];
+        let dev = Device::flex().autodiff();
+        let t = |v: &[f32]| Tensor::<1>::from_floats(v, &dev).require_grad();
+        let (x1, x2, w, b) = (t(&inputs[0]), t(&inputs[1]), t(&inputs[2]), t(&inputs[3]));
+        let run = |fused: bool| {
+            let lin = layer(w.clone().reshape([i1 + i2, o]), b.clone());
+            let (a, c) = (x1.clone().reshape([n, i1]), x2.clone().reshape([n, i2]));
+            let both = linear2(a.clone(), c.clone(), &lin);
+            let one = linear(Tensor::cat(vec![a.clone(), c.clone()], 1), &lin);
+            let want = lin.forward(Tensor::cat(vec![a, c], 1));
+            let out = if fused { both * 0.5 + one * 0.25 } else { want * 0.75 };
+            let r = Tensor::<2>::from_floats([[1.0, -2.0, 0.5, 3.0, -1.0, 0.25]], &dev);
+            let loss = (out.clone() * r).sum();
+            let grads = loss.backward();
+            let g = |x: &Tensor<1>| x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            (out.into_data().try_to_vec::<f32>().unwrap(), [g(&x1), g(&x2), g(&w), g(&b)])
+        };
+        let ((out, grads), (want, want_grads)) = (run(true), run(false));
+        let close = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(close(&out, &want), "{out:?} vs {want:?}");
+        for (k, (g, h)) in grads.iter().zip(&want_grads).enumerate() {
+            assert!(close(g, h), "gradient {k}: {g:?} vs {h:?}");
+        }
+        grad_check(&inputs, 1e-2, 1e-2, |x| {
+            let [a, c, w, b]: [Tensor<1>; 4] = x.try_into().unwrap();
+            linear2(a.reshape([n, i1]), c.reshape([n, i2]), &layer(w.reshape([i1 + i2, o]), b)).reshape([n * o])
+        });
+    }
+
+    #[test]
+    fn fused_linear_skips_the_gradients_nobody_asked_for() {
+        // An untracked first part (a constant input) and a large product split across threads.
+        let (n, i1, i2, o) = (64, 200, 300, 256);
+        let dev = Device::flex().autodiff();
+        let t = |len, seed| Tensor::<1>::from_floats(uniform(len, -1.0, 1.0, seed).as_slice(), &dev);
+        let x1 = t(n * i1, 70).reshape([n, i1]);
+        let x2 = t(n * i2, 71).reshape([n, i2]).require_grad();
+        let w = t((i1 + i2) * o, 72).reshape([i1 + i2, o]).require_grad();
+        let b = t(o, 73).require_grad();
+        let lin = layer(w.clone(), b.clone());
+        let loss = |fused: bool| {
+            let out = if fused {
+                linear2(x1.clone(), x2.clone(), &lin)
+            } else {
+                lin.forward(Tensor::cat(vec![x1.clone(), x2.clone()], 1))
+            };
+            (out.clone() * out).sum()
+        };
+        let (gf, gc) = (loss(true).backward(), loss(false).backward());
+        assert!(x1.grad(&gf).is_none());
+        for (a, c) in [(x2.grad(&gf), x2.grad(&gc)), (w.grad(&gf), w.grad(&gc))] {
+            let (a, c) =
+                (a.unwrap().into_data().try_to_vec::<f32>().unwrap(), c.unwrap().into_data().try_to_vec::<f32>().unwrap());
+            let scale = c.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+            assert!(a.iter().zip(&c).all(|(x, y)| (x - y).abs() <= 1e-4 * scale));
+        }
+    }
+
+    #[test]
+    fn fused_linear_takes_the_transposed_route_for_few_rows_and_large_weights() {
+        // 8 rows × (640 → 1024): the forward product and dx go through the transposed product
+        // of `gemm_raw` (few rows, a weight beyond 2^19 elements), dW through the direct one.
+        let (n, i, o) = (8, 640, 1024);
+        let dev = Device::flex().autodiff();
+        let t = |len, seed| Tensor::<1>::from_floats(uniform(len, -1.0, 1.0, seed).as_slice(), &dev);
+        let x = t(n * i, 80).reshape([n, i]).require_grad();
+        let w = t(i * o, 81).reshape([i, o]).require_grad();
+        let b = t(o, 82).require_grad();
+        let lin = layer(w.clone(), b.clone());
+        let r = t(n * o, 83).reshape([n, o]);
+        let run = |fused: bool| {
+            let out = if fused { linear(x.clone(), &lin) } else { lin.forward(x.clone()) };
+            let grads = (out.clone() * r.clone()).sum().backward();
+            let v = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+            [v(out), v(x.grad(&grads).unwrap()), v(w.grad(&grads).unwrap())]
+        };
+        for (k, (a, c)) in run(true).iter().zip(run(false).iter()).enumerate() {
+            let scale = c.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+            assert!(a.iter().zip(c).all(|(x, y)| (x - y).abs() <= 1e-4 * scale), "output {k} differs");
+        }
     }
 }

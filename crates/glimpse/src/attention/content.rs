@@ -114,7 +114,7 @@ impl ContentAttention {
         let [b, s, d] = keys.keys.dims();
         match self.score {
             Score::Additive => {
-                let wq = self.w_query.as_ref().expect("additive query layer").forward(query); // (B, A)
+                let wq = crate::fused::linear(query, self.w_query.as_ref().expect("additive query layer")); // (B, A)
                 let v = self.v.as_ref().expect("additive v").weight.val(); // (A, 1)
                 let a = v.dims()[0];
                 // vᵀ tanh(U k_s + W q), fused on the CPU.

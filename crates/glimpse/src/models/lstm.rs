@@ -36,7 +36,7 @@ impl LstmCell {
 
     /// One step: `x (B, I)`, `h, c (B, H)` → new `(h, c)`.
     pub fn step(&self, x: Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let z = self.gates.forward(Tensor::cat(vec![x, h], 1)); // (B, 4H): i, f, u, o
+        let z = crate::fused::linear2(x, h, &self.gates); // (B, 4H): i, f, u, o of [x, h]
         self.gate(z, c)
     }
 

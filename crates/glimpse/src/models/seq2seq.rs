@@ -177,7 +177,7 @@ impl Seq2seq {
             }
             _ => (enc.summary.clone(), None),
         };
-        let feed = crate::ops::tanh(self.combine.forward(Tensor::cat(vec![context, h.clone()], 1))); // h̃_t
+        let feed = crate::ops::tanh(crate::fused::linear2(context, h.clone(), &self.combine)); // h̃_t = tanh(W_c [c_t; s_t])
         (DecoderState { h, c, feed }, weights)
     }
 
@@ -199,8 +199,11 @@ impl Seq2seq {
             weights.extend(w);
             st = next;
         }
-        let h = Tensor::stack::<3>(outs, 1); // (B, T, D)
-        let logits = self.output.forward(h);
+        let d = outs[0].dims()[1];
+        let h = Tensor::stack::<3>(outs, 1).reshape([b * t, d]); // (B·T, D)
+        let logits = crate::fused::linear(h, &self.output); // (B·T, V)
+        let v = logits.dims()[1];
+        let logits = logits.reshape([b, t, v]);
         let weights = (!weights.is_empty()).then(|| Tensor::stack::<3>(weights, 1));
         (logits, weights)
     }
@@ -229,7 +232,7 @@ impl StepDecoder for Seq2seq {
         let y = self.tgt_embed.forward(last.reshape([b, 1]));
         let e = y.dims()[2];
         let (state, weights) = self.step_embedded(memory, y.reshape([b, e]), state);
-        StepOutput { log_probs: log_softmax(self.output.forward(state.feed.clone()), 1), state, weights }
+        StepOutput { log_probs: log_softmax(crate::fused::linear(state.feed.clone(), &self.output), 1), state, weights }
     }
 
     fn select_memory(&self, memory: &Encoded, rows: Tensor<1, Int>) -> Encoded {
