@@ -269,11 +269,14 @@ unsafe fn gemm_raw(
         assert!(span(m, lhs_rs, k, lhs_cs) <= lhs.len(), "gemm: left operand out of bounds");
         assert!(span(k, rhs_rs, n, rhs_cs) <= rhs.len(), "gemm: right operand out of bounds");
     }
-    if !parallel && k > 0 && m <= 48 && k * n >= 1 << 19 {
+    let rhs_by_columns = rhs_rs == 1 && rhs_cs != 1;
+    if !parallel && k > 0 && m <= 48 && (k * n >= 1 << 19 || (rhs_by_columns && k * n >= 1 << 16)) {
         // A few rows times a weight matrix larger than the L2 cache (a decoder step on a shard of
-        // 32 rows: (32, 640) · (640, 1024)) ran at half the rate of the transposed product
-        // `dstᵀ (n, m) = rhsᵀ lhsᵀ` with the same operands (`gemm` 0.19, AVX2; 46–50 against
-        // 86–101 GFLOP/s including the transposition back), so take that route.
+        // 32 rows: (32, 640) · (640, 1024)), or times a transposed weight (the input gradient
+        // `g Wᵀ`), ran at half to three quarters of the rate of the transposed product
+        // `dstᵀ (n, m) = rhsᵀ lhsᵀ` with the same operands (`gemm` 0.19, AVX2: 46–50 against
+        // 86–101 GFLOP/s for the former, 49–74 against 95–99 for the latter, including the
+        // transposition back), so take that route.
         let mut t: Vec<f32> = Vec::with_capacity(n * m);
         // SAFETY: `t` has room for the (n, m) product, which (k > 0, not accumulating) writes
         // every element; the operands were bounds-checked above (their strides swap roles).
@@ -1559,8 +1562,10 @@ mod tests {
         let (gf, gc) = (loss(true).backward(), loss(false).backward());
         assert!(x1.grad(&gf).is_none());
         for (a, c) in [(x2.grad(&gf), x2.grad(&gc)), (w.grad(&gf), w.grad(&gc))] {
-            let (a, c) =
-                (a.unwrap().into_data().try_to_vec::<f32>().unwrap(), c.unwrap().into_data().try_to_vec::<f32>().unwrap());
+            let (a, c) = (
+                a.unwrap().into_data().try_to_vec::<f32>().unwrap(),
+                c.unwrap().into_data().try_to_vec::<f32>().unwrap(),
+            );
             let scale = c.iter().fold(1.0f32, |m, x| m.max(x.abs()));
             assert!(a.iter().zip(&c).all(|(x, y)| (x - y).abs() <= 1e-4 * scale));
         }
