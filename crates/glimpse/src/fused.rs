@@ -679,6 +679,265 @@ pub fn log_softmax_pick_backward_kernel(x: &[f32], t: &[f32], lse: &[f32], g: &[
     )
 }
 
+/// The NTM addressing of one batch row (Graves et al. 2014, eq. 5–9) with its intermediate
+/// values, from the head's raw outputs `raw = [k (M), β̂, ĝ, ŝ (S), γ̂]`: `β = softplus β̂`,
+/// `g = σ(ĝ)`, `s = softmax ŝ`, `γ = 1 + softplus γ̂`, as
+/// [`crate::attention::memory::HeadParams::from_raw`] squashes them.
+struct Addressing {
+    /// Cosine similarities `K_i`, memory-row norms and the key norm.
+    sim: Vec<f32>,
+    mem_norm: Vec<f32>,
+    key_norm: f32,
+    beta: f32,
+    gate: f32,
+    shift: Vec<f32>,
+    gamma: f32,
+    /// Content, interpolated, shifted and final weightings.
+    wc: Vec<f32>,
+    wg: Vec<f32>,
+    ws: Vec<f32>,
+    w: Vec<f32>,
+}
+
+fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+fn sigmoid_exact(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `softmax(x)` in place, stable.
+#[inline(always)]
+fn softmax_in_place(x: &mut [f32]) {
+    let max = x.iter().fold(f32::MIN, |a, &v| a.max(v));
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = exp_fast(*v - max);
+        sum += *v;
+    }
+    x.iter_mut().for_each(|v| *v /= sum);
+}
+
+/// The row index `(i − offset) mod n` a circular shift by `offset` reads at `i` (without a
+/// division when `|offset| ≤ n`, the usual case: it ran per element in the addressing's loops).
+#[inline(always)]
+fn rolled(i: usize, offset: isize, n: usize) -> usize {
+    let (j, n) = (i as isize - offset, n as isize);
+    if offset.abs() > n {
+        j.rem_euclid(n) as usize
+    } else if j < 0 {
+        (j + n) as usize
+    } else if j >= n {
+        (j - n) as usize
+    } else {
+        j as usize
+    }
+}
+
+/// Forward of the addressing of one row: `mem (N, M)`, `w_prev (N)`, `raw (M + 3 + S)`.
+#[inline(always)]
+fn address_row(mem: &[f32], w_prev: &[f32], raw: &[f32], m: usize) -> Addressing {
+    const EPS: f32 = crate::attention::memory::EPS;
+    let n = w_prev.len();
+    let s_len = raw.len() - m - 3;
+    let half = (s_len / 2) as isize;
+    let key = &raw[..m];
+    let key_norm = (key.iter().map(|k| k * k).sum::<f32>() + EPS).sqrt();
+    let (mut sim, mut mem_norm) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for row in mem.chunks_exact(m) {
+        let norm = (row.iter().map(|x| x * x).sum::<f32>() + EPS).sqrt();
+        sim.push(row.iter().zip(key).map(|(x, k)| x * k).sum::<f32>() / (norm * key_norm)); // eq. 6
+        mem_norm.push(norm);
+    }
+    let (beta, gate, gamma) = (softplus(raw[m]), sigmoid_exact(raw[m + 1]), 1.0 + softplus(raw[m + 2 + s_len]));
+    let mut shift = raw[m + 2..m + 2 + s_len].to_vec();
+    softmax_in_place(&mut shift);
+    let mut wc: Vec<f32> = sim.iter().map(|k| beta * k).collect();
+    softmax_in_place(&mut wc); // eq. 5
+    let wg: Vec<f32> = wc.iter().zip(w_prev).map(|(c, p)| p + gate * (c - p)).collect(); // eq. 7
+    let ws: Vec<f32> =
+        (0..n).map(|i| shift.iter().enumerate().map(|(j, s)| wg[rolled(i, j as isize - half, n)] * s).sum()).collect(); // eq. 8
+    let mut w: Vec<f32> = ws.iter().map(|x| gamma * (x + EPS).ln()).collect();
+    softmax_in_place(&mut w); // eq. 9
+    Addressing { sim, mem_norm, key_norm, beta, gate, shift, gamma, wc, wg, ws, w }
+}
+
+/// Forward kernel of the fused NTM addressing: `mem (B, N, M)`, `w_prev (B, N)`, `raw (B, L)`
+/// → `out (B, N)`.
+pub fn ntm_address_kernel(mem: &[f32], w_prev: &[f32], raw: &[f32], out: &mut [f32], (b, n, m): (usize, usize, usize)) {
+    let l = raw.len() / b.max(1);
+    let rows = mem.chunks_exact(n * m).zip(w_prev.chunks_exact(n)).zip(raw.chunks_exact(l));
+    wide(
+        #[inline(always)]
+        || {
+            for (((mem, w_prev), raw), out) in rows.zip(out.chunks_exact_mut(n)) {
+                out.copy_from_slice(&address_row(mem, w_prev, raw, m).w);
+            }
+        },
+    )
+}
+
+/// Backward of [`ntm_address_kernel`] from `g (B, N)`: writes `dmem (B, N, M)`, `dw_prev
+/// (B, N)` and `draw (B, L)` (the steps of eq. 9 back to eq. 5, then the squashings).
+pub fn ntm_address_backward_kernel(
+    (mem, w_prev, raw): (&[f32], &[f32], &[f32]),
+    g: &[f32],
+    (dmem, dw_prev, draw): (&mut [f32], &mut [f32], &mut [f32]),
+    (b, n, m): (usize, usize, usize),
+) {
+    const EPS: f32 = crate::attention::memory::EPS;
+    let l = raw.len() / b.max(1);
+    let s_len = l - m - 3;
+    let half = (s_len / 2) as isize;
+    wide(
+        #[inline(always)]
+        || {
+            for r in 0..b {
+                let (mem, raw) = (&mem[r * n * m..(r + 1) * n * m], &raw[r * l..(r + 1) * l]);
+                let (w_prev, dw) = (&w_prev[r * n..(r + 1) * n], &g[r * n..(r + 1) * n]);
+                let a = address_row(mem, w_prev, raw, m);
+                // Sharpening: w = softmax(u), u_i = γ ln(w̃_i + ε).
+                let dot: f32 = a.w.iter().zip(dw).map(|(w, d)| w * d).sum();
+                let du: Vec<f32> = a.w.iter().zip(dw).map(|(w, d)| w * (d - dot)).collect();
+                let dgamma: f32 = du.iter().zip(&a.ws).map(|(d, x)| d * (x + EPS).ln()).sum();
+                let dws: Vec<f32> = du.iter().zip(&a.ws).map(|(d, x)| d * a.gamma / (x + EPS)).collect();
+                // Shift: w̃_i = Σ_j w^g_{(i − o_j) mod N} s_j.
+                let mut dwg = vec![0.0f32; n];
+                let mut ds = vec![0.0f32; s_len];
+                for (j, s) in a.shift.iter().enumerate() {
+                    let offset = j as isize - half;
+                    for (i, d) in dws.iter().enumerate() {
+                        let src = rolled(i, offset, n);
+                        dwg[src] += d * s;
+                        ds[j] += d * a.wg[src];
+                    }
+                }
+                // Interpolation: w^g = w_prev + g (w^c − w_prev).
+                let dgate: f32 = dwg.iter().zip(a.wc.iter().zip(w_prev)).map(|(d, (c, p))| d * (c - p)).sum();
+                for (o, d) in dw_prev[r * n..(r + 1) * n].iter_mut().zip(&dwg) {
+                    *o = (1.0 - a.gate) * d;
+                }
+                // Content: w^c = softmax(β K).
+                let dwc: Vec<f32> = dwg.iter().map(|d| a.gate * d).collect();
+                let dotc: f32 = a.wc.iter().zip(&dwc).map(|(w, d)| w * d).sum();
+                let dz: Vec<f32> = a.wc.iter().zip(&dwc).map(|(w, d)| w * (d - dotc)).collect();
+                let dbeta: f32 = dz.iter().zip(&a.sim).map(|(d, k)| d * k).sum();
+                // Cosine similarity K_i = (M_i · k) / (|M_i| |k|).
+                let key = &raw[..m];
+                let draw_row = &mut draw[r * l..(r + 1) * l];
+                draw_row[..m].fill(0.0);
+                let mut dkey_norm = 0.0f32;
+                let dmem_rows = dmem[r * n * m..(r + 1) * n * m].chunks_exact_mut(m);
+                for (i, (row, drow)) in mem.chunks_exact(m).zip(dmem_rows).enumerate() {
+                    let dk = a.beta * dz[i];
+                    let ddot = dk / (a.mem_norm[i] * a.key_norm);
+                    let dnorm = -dk * a.sim[i] / a.mem_norm[i];
+                    dkey_norm -= dk * a.sim[i] / a.key_norm;
+                    for ((dm, &x), (dkey, &k)) in drow.iter_mut().zip(row).zip(draw_row[..m].iter_mut().zip(key)) {
+                        *dm = ddot * k + dnorm * x / a.mem_norm[i];
+                        *dkey += ddot * x;
+                    }
+                }
+                for (dkey, &k) in draw_row[..m].iter_mut().zip(key) {
+                    *dkey += dkey_norm * k / a.key_norm;
+                }
+                // The squashings: softplus' = σ, σ' = σ (1 − σ), softmax's Jacobian.
+                draw_row[m] = dbeta * sigmoid_exact(raw[m]);
+                draw_row[m + 1] = dgate * a.gate * (1.0 - a.gate);
+                let sd: f32 = a.shift.iter().zip(&ds).map(|(s, d)| s * d).sum();
+                for (j, (s, d)) in a.shift.iter().zip(&ds).enumerate() {
+                    draw_row[m + 2 + j] = s * (d - sd);
+                }
+                draw_row[m + 2 + s_len] = dgamma * sigmoid_exact(raw[m + 2 + s_len]);
+            }
+        },
+    )
+}
+
+/// Forward kernel of the NTM write (eq. 3–4) by `H` heads: `mem (B, N, M)`, `w (B, H, N)`,
+/// `erase, add (B, H, M)` → `out[i, m] = M[i, m] ∏_h (1 − w_hi e_hm) + Σ_h w_hi a_hm`.
+pub fn ntm_write_kernel(
+    (mem, w, erase, add): (&[f32], &[f32], &[f32], &[f32]),
+    out: &mut [f32],
+    (b, heads, n, m): (usize, usize, usize, usize),
+) {
+    wide(
+        #[inline(always)]
+        || {
+            for r in 0..b {
+                let (w, e, a) = (&w[r * heads * n..], &erase[r * heads * m..], &add[r * heads * m..]);
+                let rows = mem[r * n * m..(r + 1) * n * m].chunks_exact(m);
+                for (i, (x, o)) in rows.zip(out[r * n * m..(r + 1) * n * m].chunks_exact_mut(m)).enumerate() {
+                    o.copy_from_slice(x);
+                    for h in 0..heads {
+                        let (wh, eh) = (w[h * n + i], &e[h * m..(h + 1) * m]);
+                        // Erasures multiply (in any order), then the additions.
+                        o.iter_mut().zip(eh).for_each(|(o, e)| *o *= 1.0 - wh * e);
+                    }
+                    for h in 0..heads {
+                        let (wh, ah) = (w[h * n + i], &a[h * m..(h + 1) * m]);
+                        o.iter_mut().zip(ah).for_each(|(o, a)| *o += wh * a);
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Backward of [`ntm_write_kernel`] from `g (B, N, M)`: writes `dmem`, `dw`, `derase`, `dadd`.
+pub fn ntm_write_backward_kernel(
+    (mem, w, erase, add): (&[f32], &[f32], &[f32], &[f32]),
+    g: &[f32],
+    (dmem, dw, derase, dadd): (&mut [f32], &mut [f32], &mut [f32], &mut [f32]),
+    (b, heads, n, m): (usize, usize, usize, usize),
+) {
+    dw.fill(0.0);
+    derase.fill(0.0);
+    dadd.fill(0.0);
+    wide(
+        #[inline(always)]
+        || {
+            // `kept` is ∏ over all heads' erase factors, `others` over all but head h (recomputed
+            // rather than divided out: a factor may be exactly 0).
+            let (mut kept, mut others) = (vec![0.0f32; m], vec![0.0f32; m]);
+            for r in 0..b {
+                let (w, e, a) =
+                    (&w[r * heads * n..(r + 1) * heads * n], &erase[r * heads * m..], &add[r * heads * m..]);
+                let (dw, de, da) = (&mut dw[r * heads * n..], &mut derase[r * heads * m..], &mut dadd[r * heads * m..]);
+                for i in 0..n {
+                    let at = (r * n + i) * m;
+                    let (x, gr, dx) = (&mem[at..at + m], &g[at..at + m], &mut dmem[at..at + m]);
+                    kept.fill(1.0);
+                    for h in 0..heads {
+                        let wh = w[h * n + i];
+                        kept.iter_mut().zip(&e[h * m..(h + 1) * m]).for_each(|(k, e)| *k *= 1.0 - wh * e);
+                    }
+                    dx.iter_mut().zip(gr).zip(&kept).for_each(|((d, g), k)| *d = g * k);
+                    for h in 0..heads {
+                        let wh = w[h * n + i];
+                        others.fill(1.0);
+                        for k in (0..heads).filter(|&k| k != h) {
+                            let wk = w[k * n + i];
+                            others.iter_mut().zip(&e[k * m..(k + 1) * m]).for_each(|(o, e)| *o *= 1.0 - wk * e);
+                        }
+                        let (eh, ah) = (&e[h * m..(h + 1) * m], &a[h * m..(h + 1) * m]);
+                        let (deh, dah) = (&mut de[h * m..(h + 1) * m], &mut da[h * m..(h + 1) * m]);
+                        let mut dwh = 0.0f32;
+                        for j in 0..m {
+                            let erased = gr[j] * x[j] * others[j]; // ∂out/∂(w_hi e_hj) = −erased
+                            dwh += gr[j] * ah[j] - erased * eh[j];
+                            deh[j] -= erased * wh;
+                            dah[j] += gr[j] * wh;
+                        }
+                        dw[h * n + i] += dwh;
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// Backends with the fused kernels.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
@@ -702,6 +961,17 @@ pub trait FusedOps: Backend {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         keep: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// The NTM addressing (eq. 5–9) from a head's raw outputs: `memory (B, N, M)`, `w_prev
+    /// (B, N)`, `raw (B, M + 3 + S)` → `w (B, N)`.
+    fn ntm_address(memory: FloatTensor<Self>, w_prev: FloatTensor<Self>, raw: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The NTM write by `H` heads: `memory (B, N, M)`, `w (B, H, N)`, `erase, add (B, H, M)`
+    /// → the new memory `(B, N, M)`.
+    fn ntm_write(
+        memory: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        erase: FloatTensor<Self>,
+        add: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
     /// A linear layer: `x (N, I)`, `w (I, O)`, `b (O)` → `x w + b (N, O)`.
     fn linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -749,6 +1019,21 @@ pub trait FusedBackward: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
     /// From `z`, `out`, the inputs and `g (B, T, 2H)` → `[dzx, dw_h, dh0, dc0]`.
     fn lstm_sequence_backward(state: SequenceState<Self>, g: FloatTensor<Self>) -> [FloatTensor<Self>; 4];
+    /// From `memory`, `w_prev`, `raw` and `g (B, N)` → `[dmemory, dw_prev, draw]`.
+    fn ntm_address_backward(
+        memory: FloatTensor<Self>,
+        w_prev: FloatTensor<Self>,
+        raw: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3];
+    /// From the write's inputs and `g (B, N, M)` → `[dmemory, dw, derase, dadd]`.
+    fn ntm_write_backward(
+        memory: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        erase: FloatTensor<Self>,
+        add: FloatTensor<Self>,
+        g: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 4];
     /// [`FusedOps::linear`] over inputs in parts `xs` (`(N, I_p)` each, `w` their stacked rows).
     fn linear_forward(xs: Vec<FloatTensor<Self>>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
     /// From the parts, `w` and `g (N, O)` → `[dx_p…, dw, db]`, each only where `need` says.
@@ -815,6 +1100,23 @@ impl FusedOps for Flex {
 
     fn lstm_sequence(zx: FlexTensor, w_h: FlexTensor, h0: FlexTensor, c0: FlexTensor, keep: FlexTensor) -> FlexTensor {
         Self::lstm_sequence_forward(zx, w_h, h0, c0, keep).0
+    }
+
+    fn ntm_address(memory: FlexTensor, w_prev: FlexTensor, raw: FlexTensor) -> FlexTensor {
+        let [memory, w_prev, raw] = [memory, w_prev, raw].map(contiguous);
+        let [b, n, m] = memory.shape().dims();
+        let mut out = vec![0.0f32; b * n];
+        ntm_address_kernel(f32s(&memory), f32s(&w_prev), f32s(&raw), &mut out, (b, n, m));
+        flex_f32(out, [b, n])
+    }
+
+    fn ntm_write(memory: FlexTensor, w: FlexTensor, erase: FlexTensor, add: FlexTensor) -> FlexTensor {
+        let [memory, w, erase, add] = [memory, w, erase, add].map(contiguous);
+        let [b, n, m] = memory.shape().dims();
+        let heads = w.shape().dims::<3>()[1];
+        let mut out = vec![0.0f32; b * n * m];
+        ntm_write_kernel((f32s(&memory), f32s(&w), f32s(&erase), f32s(&add)), &mut out, (b, heads, n, m));
+        flex_f32(out, [b, n, m])
     }
 
     fn linear(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
@@ -933,6 +1235,46 @@ impl FusedBackward for Flex {
             h,
         );
         flex_f32(out, [b, 5 * h])
+    }
+
+    fn ntm_address_backward(memory: FlexTensor, w_prev: FlexTensor, raw: FlexTensor, g: FlexTensor) -> [FlexTensor; 3] {
+        let [memory, w_prev, raw, g] = [memory, w_prev, raw, g].map(contiguous);
+        let [b, n, m] = memory.shape().dims();
+        let l = raw.shape().dims::<2>()[1];
+        let (mut dmem, mut dw_prev, mut draw) = (vec![0.0f32; b * n * m], vec![0.0f32; b * n], vec![0.0f32; b * l]);
+        ntm_address_backward_kernel(
+            (f32s(&memory), f32s(&w_prev), f32s(&raw)),
+            f32s(&g),
+            (&mut dmem, &mut dw_prev, &mut draw),
+            (b, n, m),
+        );
+        [flex_f32(dmem, [b, n, m]), flex_f32(dw_prev, [b, n]), flex_f32(draw, [b, l])]
+    }
+
+    fn ntm_write_backward(
+        memory: FlexTensor,
+        w: FlexTensor,
+        erase: FlexTensor,
+        add: FlexTensor,
+        g: FlexTensor,
+    ) -> [FlexTensor; 4] {
+        let [memory, w, erase, add, g] = [memory, w, erase, add, g].map(contiguous);
+        let [b, n, m] = memory.shape().dims();
+        let heads = w.shape().dims::<3>()[1];
+        let (mut dmem, mut dw) = (vec![0.0f32; b * n * m], vec![0.0f32; b * heads * n]);
+        let (mut de, mut da) = (vec![0.0f32; b * heads * m], vec![0.0f32; b * heads * m]);
+        ntm_write_backward_kernel(
+            (f32s(&memory), f32s(&w), f32s(&erase), f32s(&add)),
+            f32s(&g),
+            (&mut dmem, &mut dw, &mut de, &mut da),
+            (b, heads, n, m),
+        );
+        [
+            flex_f32(dmem, [b, n, m]),
+            flex_f32(dw, [b, heads, n]),
+            flex_f32(de, [b, heads, m]),
+            flex_f32(da, [b, heads, m]),
+        ]
     }
 
     fn linear_forward(xs: Vec<FlexTensor>, w: FlexTensor, b: FlexTensor) -> FlexTensor {
@@ -1176,6 +1518,71 @@ impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for 
         linear_autodiff::<B, C, 3>(vec![x], w, b)
     }
 
+    fn ntm_write(
+        memory: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        erase: FloatTensor<Self>,
+        add: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Write;
+
+        impl<B: Backend + FusedBackward> Backward<B, 4> for Write {
+            type State = [B::FloatTensorPrimitive; 4];
+
+            fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                let [memory, w, erase, add] = ops.state;
+                let all = B::ntm_write_backward(memory, w, erase, add, g);
+                for (node, grad) in ops.parents.into_iter().zip(all) {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+
+        let parents = [memory.node(), w.node(), erase.node(), add.node()];
+        let [memory, w, erase, add] = [memory, w, erase, add].map(|t| t.into_primitive());
+        match Write.prepare::<C>(parents).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = B::ntm_write(memory.clone(), w.clone(), erase.clone(), add.clone());
+                prep.finish([memory, w, erase, add], out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::ntm_write(memory, w, erase, add)),
+        }
+    }
+
+    fn ntm_address(memory: FloatTensor<Self>, w_prev: FloatTensor<Self>, raw: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Address;
+
+        impl<B: Backend + FusedBackward> Backward<B, 3> for Address {
+            type State = [B::FloatTensorPrimitive; 3];
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                let [memory, w_prev, raw] = ops.state;
+                let all = B::ntm_address_backward(memory, w_prev, raw, g);
+                for (node, grad) in ops.parents.into_iter().zip(all) {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+
+        let parents = [memory.node(), w_prev.node(), raw.node()];
+        let [memory, w_prev, raw] = [memory, w_prev, raw].map(|t| t.into_primitive());
+        match Address.prepare::<C>(parents).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = B::ntm_address(memory.clone(), w_prev.clone(), raw.clone());
+                prep.finish([memory, w_prev, raw], out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::ntm_address(memory, w_prev, raw)),
+        }
+    }
+
     fn linear2(
         x1: FloatTensor<Self>,
         x2: FloatTensor<Self>,
@@ -1245,6 +1652,40 @@ pub fn linear2(x1: Tensor<2>, x2: Tensor<2>, layer: &burn::nn::Linear) -> Tensor
         )),
         _ => layer.forward(Tensor::cat(vec![x1, x2], 1)),
     }
+}
+
+/// The NTM addressing (Graves et al. 2014, eq. 5–9: content, interpolation, shift, sharpening)
+/// from one head's raw outputs `raw (B, M + 3 + S)` (key, then the unsquashed `β`, `g`, shift
+/// logits and `γ`; `S = 2k + 1`), the memory `(B, N, M)` and the previous weighting `(B, N)`:
+/// [`crate::attention::memory::address`] of [`crate::attention::memory::HeadParams::from_raw`].
+/// On the CPU one op forward and one backward instead of ~40 per head and step.
+pub fn ntm_address(memory: Tensor<3>, w_prev: Tensor<2>, raw: Tensor<2>, k: usize) -> Tensor<2> {
+    use crate::attention::memory::{HeadParams, address};
+    let m = memory.dims()[2];
+    assert_eq!(raw.dims()[1], HeadParams::len(m, k), "raw head outputs of the wrong width");
+    if !is_flex(&memory.device()) {
+        return address(memory, w_prev, &HeadParams::from_raw(raw, m, k));
+    }
+    Tensor::from_dispatch(<Dispatch as FusedOps>::ntm_address(
+        memory.into_dispatch(),
+        w_prev.into_dispatch(),
+        raw.into_dispatch(),
+    ))
+}
+
+/// The NTM write (eq. 3–4) by `H` heads, `memory (B, N, M)`, weightings `w (B, H, N)`, erase
+/// and add vectors `(B, H, M)`: one op on the CPU, [`crate::attention::memory::write_composed`]
+/// elsewhere.
+pub fn ntm_write(memory: Tensor<3>, w: Tensor<3>, erase: Tensor<3>, add: Tensor<3>) -> Tensor<3> {
+    if !is_flex(&memory.device()) {
+        return crate::attention::memory::write_composed(memory, w, erase, add);
+    }
+    Tensor::from_dispatch(<Dispatch as FusedOps>::ntm_write(
+        memory.into_dispatch(),
+        w.into_dispatch(),
+        erase.into_dispatch(),
+        add.into_dispatch(),
+    ))
 }
 
 /// Whether `device` (or the device under its autodiff) is the `flex` CPU backend.

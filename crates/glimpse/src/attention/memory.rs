@@ -81,7 +81,13 @@ pub fn read(memory: Tensor<3>, w: Tensor<3>) -> Tensor<3> {
 /// Erase-then-add write by `H` heads (eq. 3–4): weightings `(B, H, N)`, erase vectors
 /// `(B, H, M)` in `[0, 1]`, add vectors `(B, H, M)`. Erasures multiply (their order does not
 /// matter) and additions sum, as the paper prescribes for several write heads.
+/// On the CPU one fused op with its own backward ([`crate::fused::ntm_write`]).
 pub fn write(memory: Tensor<3>, w: Tensor<3>, erase: Tensor<3>, add: Tensor<3>) -> Tensor<3> {
+    crate::fused::ntm_write(memory, w, erase, add)
+}
+
+/// [`write`] composed of tensor operations (other devices; the fused op's reference).
+pub fn write_composed(memory: Tensor<3>, w: Tensor<3>, erase: Tensor<3>, add: Tensor<3>) -> Tensor<3> {
     let heads = w.dims()[1];
     let w_t = w.swap_dims(1, 2); // (B, N, H)
     let mut kept = memory;
@@ -133,6 +139,13 @@ pub fn address(memory: Tensor<3>, w_prev: Tensor<2>, p: &HeadParams) -> Tensor<2
     let wg = interpolate(wc, w_prev, p.gate.clone());
     let ws = shift(wg, p.shift.clone());
     sharpen(ws, p.gamma.clone())
+}
+
+/// [`address`] from a head's raw outputs `raw (B, HeadParams::len(M, k))`, squashed as
+/// [`HeadParams::from_raw`] does: one fused op on the CPU ([`crate::fused::ntm_address`]), the
+/// composed pipeline elsewhere.
+pub fn address_raw(memory: Tensor<3>, w_prev: Tensor<2>, raw: Tensor<2>, k: usize) -> Tensor<2> {
+    crate::fused::ntm_address(memory, w_prev, raw, k)
 }
 
 #[cfg(test)]
@@ -352,5 +365,83 @@ mod tests {
             let p = HeadParams::from_raw(raw.reshape([b, len]), m, k);
             address(mm.reshape([b, n, m]), wp.reshape([b, n]), &p).reshape([b * n])
         });
+    }
+
+    #[test]
+    fn fused_addressing_equals_the_composed_pipeline_forward_and_backward() {
+        // Two shift ranges; one memory row of zeros (similarity 0), a large β̂ and γ̂ in row 1.
+        for (k, seed) in [(1, 30), (2, 40)] {
+            let (b, n, m) = (3, 7, 4);
+            let len = HeadParams::len(m, k);
+            let mut mem = uniform(b * n * m, -1.0, 1.0, seed);
+            mem[..m].fill(0.0);
+            let mut raw = uniform(b * len, -2.0, 2.0, seed + 1);
+            raw[len + m] = 30.0;
+            raw[2 * len - 1] = 25.0;
+            let prev = uniform(b * n, 0.0, 0.3, seed + 2);
+            let ad = Device::flex().autodiff();
+            let leaf = |v: &[f32]| Tensor::<1>::from_floats(v, &ad).require_grad();
+            let (mm, wp, rr) = (leaf(&mem), leaf(&prev), leaf(&raw));
+            let r = Tensor::<1>::from_floats(uniform(b * n, -1.0, 1.0, seed + 3).as_slice(), &ad).reshape([b, n]);
+            let run = |fused: bool| {
+                let (memory, w_prev, raw) =
+                    (mm.clone().reshape([b, n, m]), wp.clone().reshape([b, n]), rr.clone().reshape([b, len]));
+                let w = if fused {
+                    address_raw(memory, w_prev, raw, k)
+                } else {
+                    address(memory, w_prev, &HeadParams::from_raw(raw, m, k))
+                };
+                let grads = (w.clone() * r.clone()).sum().backward();
+                let g = |x: &Tensor<1>| vals(x.grad(&grads).unwrap());
+                [vals(w), g(&mm), g(&wp), g(&rr)]
+            };
+            let (fused, composed) = (run(true), run(false));
+            for (i, (a, c)) in fused.iter().zip(&composed).enumerate() {
+                close(a, c, 2e-4);
+                assert!(a.iter().all(|x| x.is_finite()), "shift range {k}, output {i}: {a:?}");
+            }
+        }
+        let (b, n, m, k) = (2, 6, 3, 1);
+        let len = HeadParams::len(m, k);
+        let inputs = [uniform(b * n * m, -1.0, 1.0, 25), uniform(b * n, 0.0, 0.4, 26), uniform(b * len, -1.0, 1.0, 27)];
+        grad_check(&inputs, 1e-3, 2e-2, |x| {
+            let [mm, wp, raw]: [Tensor<1>; 3] = x.try_into().unwrap();
+            address_raw(mm.reshape([b, n, m]), wp.reshape([b, n]), raw.reshape([b, len]), k).reshape([b * n])
+        });
+    }
+
+    #[test]
+    fn fused_write_equals_the_composed_one_forward_and_backward() {
+        let (b, h, n, m) = (2, 3, 5, 4);
+        let mut erase = uniform(b * h * m, 0.0, 1.0, 51);
+        erase[0] = 1.0; // a full erase: one factor exactly 0 when w = 1
+        let mut w = uniform(b * h * n, 0.0, 1.0, 50);
+        w[0] = 1.0;
+        let inputs = [uniform(b * n * m, -1.0, 1.0, 52), w, erase, uniform(b * h * m, -1.0, 1.0, 53)];
+        let ad = Device::flex().autodiff();
+        let leaves: Vec<Tensor<1>> =
+            inputs.iter().map(|v| Tensor::<1>::from_floats(v.as_slice(), &ad).require_grad()).collect();
+        let r = Tensor::<1>::from_floats(uniform(b * n * m, -1.0, 1.0, 54).as_slice(), &ad).reshape([b, n, m]);
+        let run = |fused: bool| {
+            let [mm, ww, ee, aa] = [&leaves[0], &leaves[1], &leaves[2], &leaves[3]];
+            let args = (
+                mm.clone().reshape([b, n, m]),
+                ww.clone().reshape([b, h, n]),
+                ee.clone().reshape([b, h, m]),
+                aa.clone().reshape([b, h, m]),
+            );
+            let out = if fused {
+                write(args.0, args.1, args.2, args.3)
+            } else {
+                write_composed(args.0, args.1, args.2, args.3)
+            };
+            let grads = (out.clone() * r.clone()).sum().backward();
+            let mut all = vec![vals(out)];
+            all.extend(leaves.iter().map(|x| vals(x.grad(&grads).unwrap())));
+            all
+        };
+        for (a, c) in run(true).iter().zip(&run(false)) {
+            close(a, c, 1e-5);
+        }
     }
 }

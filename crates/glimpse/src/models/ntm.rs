@@ -213,15 +213,15 @@ impl Ntm {
             _ => unreachable!("an NTM has a controller"),
         }
         .clamp(-cfg.clip, cfg.clip); // (B, C)
-        let raw = self.heads.forward(out.clone()); // (B, all heads)
+        let raw = crate::fused::linear(out.clone(), &self.heads); // (B, all heads)
 
         // Write heads: address, then erase and add (eq. 3–9).
         let mut ws = Vec::with_capacity(cfg.write_heads);
         let (mut erase, mut add) = (Vec::new(), Vec::new());
         let ea_start = (cfg.read_heads + cfg.write_heads) * hl;
         for j in 0..cfg.write_heads {
-            let p = HeadParams::from_raw(raw.clone().narrow(1, (cfg.read_heads + j) * hl, hl), m, k);
-            let w = memory::address(s.memory.clone(), s.w_write[j].clone(), &p); // (B, N)
+            let head = raw.clone().narrow(1, (cfg.read_heads + j) * hl, hl);
+            let w = memory::address_raw(s.memory.clone(), s.w_write[j].clone(), head, k); // (B, N)
             s.w_write[j] = w.clone();
             ws.push(w.unsqueeze_dim::<3>(1));
             let ea = raw.clone().narrow(1, ea_start + j * 2 * m, 2 * m);
@@ -233,13 +233,13 @@ impl Ntm {
         // Read heads address the written memory (eq. 2).
         let mut wr = Vec::with_capacity(cfg.read_heads);
         for j in 0..cfg.read_heads {
-            let p = HeadParams::from_raw(raw.clone().narrow(1, j * hl, hl), m, k);
-            let w = memory::address(s.memory.clone(), s.w_read[j].clone(), &p);
+            let head = raw.clone().narrow(1, j * hl, hl);
+            let w = memory::address_raw(s.memory.clone(), s.w_read[j].clone(), head, k);
             s.w_read[j] = w.clone();
             wr.push(w.unsqueeze_dim::<3>(1));
         }
         s.reads = memory::read(s.memory.clone(), Tensor::cat(wr, 1)).reshape([b, cfg.read_heads * m]);
-        self.output.forward(Tensor::cat(vec![out, s.reads.clone()], 1))
+        crate::fused::linear2(out, s.reads.clone(), &self.output)
     }
 
     /// Runs the machine over a sequence: one `(B, I)` input per step → one `(B, O)` logit
