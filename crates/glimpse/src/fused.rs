@@ -270,40 +270,15 @@ unsafe fn gemm_raw(
         assert!(span(k, rhs_rs, n, rhs_cs) <= rhs.len(), "gemm: right operand out of bounds");
     }
     let rhs_by_columns = rhs_rs == 1 && rhs_cs != 1;
-    if !parallel && k > 0 && m <= 48 && (k * n >= 1 << 19 || (rhs_by_columns && k * n >= 1 << 16)) {
+    if !parallel && k > 0 && m <= 48 && n > m && (k * n >= 1 << 19 || (rhs_by_columns && k * n >= 1 << 16)) {
         // A few rows times a weight matrix larger than the L2 cache (a decoder step on a shard of
         // 32 rows: (32, 640) · (640, 1024)), or times a transposed weight (the input gradient
         // `g Wᵀ`), ran at half to three quarters of the rate of the transposed product
         // `dstᵀ (n, m) = rhsᵀ lhsᵀ` with the same operands (`gemm` 0.19, AVX2: 46–50 against
         // 86–101 GFLOP/s for the former, 49–74 against 95–99 for the latter, including the
-        // transposition back), so take that route.
-        let mut t: Vec<f32> = Vec::with_capacity(n * m);
-        // SAFETY: `t` has room for the (n, m) product, which (k > 0, not accumulating) writes
-        // every element; the operands were bounds-checked above (their strides swap roles).
-        unsafe {
-            gemm::gemm(
-                n,
-                m,
-                k,
-                t.as_mut_ptr(),
-                1,
-                m as isize,
-                false,
-                rhs.as_ptr(),
-                rhs_rs as isize,
-                rhs_cs as isize,
-                lhs.as_ptr(),
-                lhs_rs as isize,
-                lhs_cs as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-            t.set_len(n * m);
-        }
+        // transposition back), so take that route. (`n > m` keeps the transposed call, whose row
+        // count is `n`, off this branch.)
+        let t = gemm_fresh((n, m, k), (rhs, rhs_cs, rhs_rs), (lhs, lhs_cs, lhs_rs), false);
         for r in 0..m {
             let col = t[r..].iter().step_by(m);
             // SAFETY: row r of the destination, n elements, as the caller vouches; written
@@ -703,10 +678,6 @@ fn softplus(x: f32) -> f32 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 
-fn sigmoid_exact(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// `softmax(x)` in place, stable.
 #[inline(always)]
 fn softmax_in_place(x: &mut [f32]) {
@@ -750,7 +721,7 @@ fn address_row(mem: &[f32], w_prev: &[f32], raw: &[f32], m: usize) -> Addressing
         sim.push(row.iter().zip(key).map(|(x, k)| x * k).sum::<f32>() / (norm * key_norm)); // eq. 6
         mem_norm.push(norm);
     }
-    let (beta, gate, gamma) = (softplus(raw[m]), sigmoid_exact(raw[m + 1]), 1.0 + softplus(raw[m + 2 + s_len]));
+    let (beta, gate, gamma) = (softplus(raw[m]), sigmoid_fast(raw[m + 1]), 1.0 + softplus(raw[m + 2 + s_len]));
     let mut shift = raw[m + 2..m + 2 + s_len].to_vec();
     softmax_in_place(&mut shift);
     let mut wc: Vec<f32> = sim.iter().map(|k| beta * k).collect();
@@ -843,13 +814,13 @@ pub fn ntm_address_backward_kernel(
                     *dkey += dkey_norm * k / a.key_norm;
                 }
                 // The squashings: softplus' = σ, σ' = σ (1 − σ), softmax's Jacobian.
-                draw_row[m] = dbeta * sigmoid_exact(raw[m]);
+                draw_row[m] = dbeta * sigmoid_fast(raw[m]);
                 draw_row[m + 1] = dgate * a.gate * (1.0 - a.gate);
                 let sd: f32 = a.shift.iter().zip(&ds).map(|(s, d)| s * d).sum();
                 for (j, (s, d)) in a.shift.iter().zip(&ds).enumerate() {
                     draw_row[m + 2 + j] = s * (d - sd);
                 }
-                draw_row[m + 2 + s_len] = dgamma * sigmoid_exact(raw[m + 2 + s_len]);
+                draw_row[m + 2 + s_len] = dgamma * sigmoid_fast(raw[m + 2 + s_len]);
             }
         },
     )
