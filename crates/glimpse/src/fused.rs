@@ -654,105 +654,187 @@ pub fn log_softmax_pick_backward_kernel(x: &[f32], t: &[f32], lse: &[f32], g: &[
     )
 }
 
-/// The NTM addressing of one batch row (Graves et al. 2014, eq. 5–9) with its intermediate
-/// values, from the head's raw outputs `raw = [k (M), β̂, ĝ, ŝ (S), γ̂]`: `β = softplus β̂`,
-/// `g = σ(ĝ)`, `s = softmax ŝ`, `γ = 1 + softplus γ̂`, as
-/// [`crate::attention::memory::HeadParams::from_raw`] squashes them.
-struct Addressing {
-    /// Cosine similarities `K_i`, memory-row norms and the key norm.
-    sim: Vec<f32>,
-    mem_norm: Vec<f32>,
+/// What the addressing's backward pass reads of one batch row, saved by the forward pass
+/// (Graves et al. 2014, eq. 5–9), from the head's raw outputs `raw = [k (M), β̂, ĝ, ŝ (S), γ̂]`:
+/// `β = softplus β̂`, `g = σ(ĝ)`, `s = softmax ŝ`, `γ = 1 + softplus γ̂`, as
+/// [`crate::attention::memory::HeadParams::from_raw`] squashes them. Stored per row as
+/// `[sim, mem_norm, wc, wg, ws, w (N each), s (S), |k|, β, g, γ]`.
+struct Addressing<'a> {
+    /// Cosine similarities `K_i` and memory-row norms.
+    sim: &'a [f32],
+    mem_norm: &'a [f32],
+    /// Content, interpolated, shifted and final weightings.
+    wc: &'a [f32],
+    wg: &'a [f32],
+    ws: &'a [f32],
+    w: &'a [f32],
+    shift: &'a [f32],
     key_norm: f32,
     beta: f32,
     gate: f32,
-    shift: Vec<f32>,
     gamma: f32,
-    /// Content, interpolated, shifted and final weightings.
-    wc: Vec<f32>,
-    wg: Vec<f32>,
-    ws: Vec<f32>,
-    w: Vec<f32>,
+}
+
+/// Floats saved per batch row by the addressing's forward pass for `N` locations, `S` shifts.
+fn address_saved_len(n: usize, s: usize) -> usize {
+    6 * n + s + 4
+}
+
+impl<'a> Addressing<'a> {
+    /// Reads a row saved by [`address_row`].
+    fn view(saved: &'a [f32], n: usize) -> Self {
+        let (sim, rest) = saved.split_at(n);
+        let (mem_norm, rest) = rest.split_at(n);
+        let (wc, rest) = rest.split_at(n);
+        let (wg, rest) = rest.split_at(n);
+        let (ws, rest) = rest.split_at(n);
+        let (w, rest) = rest.split_at(n);
+        let (shift, s) = rest.split_at(rest.len() - 4);
+        Addressing { sim, mem_norm, wc, wg, ws, w, shift, key_norm: s[0], beta: s[1], gate: s[2], gamma: s[3] }
+    }
 }
 
 fn softplus(x: f32) -> f32 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 
+/// `ln x` for positive normal `x`, to about 1 ulp of the result, without branches (vectorises):
+/// `x = 2^e m` with `m ∈ [√½, √2)`, and `ln m = ln(1 + f)` by the classic degree-9 series fit
+/// (Cephes' `logf` coefficients) on `f ∈ [√½ − 1, √2 − 1)`.
+#[inline(always)]
+pub fn ln_fast(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 126; // x = 2^e · m, m ∈ [½, 1)
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
+    let small = m < std::f32::consts::FRAC_1_SQRT_2;
+    e -= small as i32;
+    let f = if small { m + m - 1.0 } else { m - 1.0 };
+    let z = f * f;
+    let p = 3.333_333e-1
+        + f * (-2.499_999_4e-1
+            + f * (2.000_071_4e-1
+                + f * (-1.666_805_8e-1
+                    + f * (1.424_932_3e-1
+                        + f * (-1.242_014_1e-1 + f * (1.167_699_9e-1 + f * (-1.151_461e-1 + f * 7.037_683_6e-2)))))));
+    let ef = e as f32;
+    f * z * p - 0.5 * z + f + ef * (-2.121_944_4e-4) + ef * 0.693_359_4
+}
+
 /// `softmax(x)` in place, stable.
 #[inline(always)]
 fn softmax_in_place(x: &mut [f32]) {
-    let max = x.iter().fold(f32::MIN, |a, &v| a.max(v));
-    let mut sum = 0.0;
-    for v in x.iter_mut() {
-        *v = exp_fast(*v - max);
-        sum += *v;
+    // Eight-lane maximum and sum, and the exponentials in a loop of their own: a running scalar
+    // sum in the same loop would keep `exp_fast` from vectorising.
+    let mut lanes = [f32::MIN; 8];
+    let chunks = x.chunks_exact(8);
+    let mut max = chunks.remainder().iter().fold(f32::MIN, |a, &v| a.max(v));
+    for c in chunks {
+        for l in 0..8 {
+            lanes[l] = lanes[l].max(c[l]);
+        }
     }
-    x.iter_mut().for_each(|v| *v /= sum);
+    max = lanes.iter().fold(max, |a, &v| a.max(v));
+    x.iter_mut().for_each(|v| *v = exp_fast(*v - max));
+    let mut acc = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] += c[l];
+        }
+    }
+    let inv = 1.0 / (acc.iter().sum::<f32>() + tail);
+    x.iter_mut().for_each(|v| *v *= inv);
 }
 
-/// The row index `(i − offset) mod n` a circular shift by `offset` reads at `i` (without a
-/// division when `|offset| ≤ n`, the usual case: it ran per element in the addressing's loops).
+/// `out[i] += s · x[(i − offset) mod N]` for all `i`: a circular shift as two contiguous runs.
 #[inline(always)]
-fn rolled(i: usize, offset: isize, n: usize) -> usize {
-    let (j, n) = (i as isize - offset, n as isize);
-    if offset.abs() > n {
-        j.rem_euclid(n) as usize
-    } else if j < 0 {
-        (j + n) as usize
-    } else if j >= n {
-        (j - n) as usize
-    } else {
-        j as usize
-    }
+fn add_rolled(out: &mut [f32], x: &[f32], offset: isize, s: f32) {
+    let n = x.len();
+    let k = offset.rem_euclid(n as isize) as usize; // out[i] reads x[i − k]
+    let (head, tail) = out.split_at_mut(k);
+    head.iter_mut().zip(&x[n - k..]).for_each(|(o, v)| *o += s * v);
+    tail.iter_mut().zip(&x[..n - k]).for_each(|(o, v)| *o += s * v);
 }
 
-/// Forward of the addressing of one row: `mem (N, M)`, `w_prev (N)`, `raw (M + 3 + S)`.
+/// `Σ_i a[i] · x[(i − offset) mod N]`.
 #[inline(always)]
-fn address_row(mem: &[f32], w_prev: &[f32], raw: &[f32], m: usize) -> Addressing {
+fn dot_rolled(a: &[f32], x: &[f32], offset: isize) -> f32 {
+    let n = x.len();
+    let k = offset.rem_euclid(n as isize) as usize;
+    dot(&a[..k], &x[n - k..]) + dot(&a[k..], &x[..n - k])
+}
+
+/// Forward of the addressing of one row: `mem (N, M)`, `w_prev (N)`, `raw (M + 3 + S)`; writes
+/// everything the backward needs into `saved` ([`Addressing`]'s layout), `w` included.
+#[inline(always)]
+fn address_row(mem: &[f32], w_prev: &[f32], raw: &[f32], m: usize, saved: &mut [f32]) {
     const EPS: f32 = crate::attention::memory::EPS;
     let n = w_prev.len();
     let s_len = raw.len() - m - 3;
     let half = (s_len / 2) as isize;
     let key = &raw[..m];
-    let key_norm = (key.iter().map(|k| k * k).sum::<f32>() + EPS).sqrt();
-    let (mut sim, mut mem_norm) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for row in mem.chunks_exact(m) {
-        let norm = (row.iter().map(|x| x * x).sum::<f32>() + EPS).sqrt();
-        sim.push(row.iter().zip(key).map(|(x, k)| x * k).sum::<f32>() / (norm * key_norm)); // eq. 6
-        mem_norm.push(norm);
+    let key_norm = (dot(key, key) + EPS).sqrt();
+    let (sim, rest) = saved.split_at_mut(n);
+    let (mem_norm, rest) = rest.split_at_mut(n);
+    let (wc, rest) = rest.split_at_mut(n);
+    let (wg, rest) = rest.split_at_mut(n);
+    let (ws, rest) = rest.split_at_mut(n);
+    let (w, rest) = rest.split_at_mut(n);
+    let (shift, scalars) = rest.split_at_mut(s_len);
+    for ((row, k), norm) in mem.chunks_exact(m).zip(sim.iter_mut()).zip(mem_norm.iter_mut()) {
+        *norm = dot(row, row);
+        *k = dot(row, key);
+    }
+    // The square roots and divisions in a loop of their own, where they vectorise.
+    for (k, norm) in sim.iter_mut().zip(mem_norm.iter_mut()) {
+        *norm = (*norm + EPS).sqrt();
+        *k /= *norm * key_norm; // eq. 6
     }
     let (beta, gate, gamma) = (softplus(raw[m]), sigmoid_fast(raw[m + 1]), 1.0 + softplus(raw[m + 2 + s_len]));
-    let mut shift = raw[m + 2..m + 2 + s_len].to_vec();
-    softmax_in_place(&mut shift);
-    let mut wc: Vec<f32> = sim.iter().map(|k| beta * k).collect();
-    softmax_in_place(&mut wc); // eq. 5
-    let wg: Vec<f32> = wc.iter().zip(w_prev).map(|(c, p)| p + gate * (c - p)).collect(); // eq. 7
-    let ws: Vec<f32> =
-        (0..n).map(|i| shift.iter().enumerate().map(|(j, s)| wg[rolled(i, j as isize - half, n)] * s).sum()).collect(); // eq. 8
-    let mut w: Vec<f32> = ws.iter().map(|x| gamma * (x + EPS).ln()).collect();
-    softmax_in_place(&mut w); // eq. 9
-    Addressing { sim, mem_norm, key_norm, beta, gate, shift, gamma, wc, wg, ws, w }
+    shift.copy_from_slice(&raw[m + 2..m + 2 + s_len]);
+    softmax_in_place(shift);
+    wc.iter_mut().zip(sim.iter()).for_each(|(c, k)| *c = beta * k);
+    softmax_in_place(wc); // eq. 5
+    wg.iter_mut().zip(wc.iter().zip(w_prev)).for_each(|(o, (c, p))| *o = p + gate * (c - p)); // eq. 7
+    ws.fill(0.0);
+    for (j, &s) in shift.iter().enumerate() {
+        add_rolled(ws, wg, j as isize - half, s); // eq. 8
+    }
+    w.iter_mut().zip(ws.iter()).for_each(|(o, x)| *o = gamma * ln_fast(x + EPS));
+    softmax_in_place(w); // eq. 9
+    scalars.copy_from_slice(&[key_norm, beta, gate, gamma]);
 }
 
 /// Forward kernel of the fused NTM addressing: `mem (B, N, M)`, `w_prev (B, N)`, `raw (B, L)`
-/// → `out (B, N)`.
-pub fn ntm_address_kernel(mem: &[f32], w_prev: &[f32], raw: &[f32], out: &mut [f32], (b, n, m): (usize, usize, usize)) {
+/// → `out (B, N)`, and `saved (B, `[`address_saved_len`]`)` for the backward pass.
+pub fn ntm_address_kernel(
+    (mem, w_prev, raw): (&[f32], &[f32], &[f32]),
+    out: &mut [f32],
+    saved: &mut [f32],
+    (b, n, m): (usize, usize, usize),
+) {
     let l = raw.len() / b.max(1);
+    let per = address_saved_len(n, l - m - 3);
     let rows = mem.chunks_exact(n * m).zip(w_prev.chunks_exact(n)).zip(raw.chunks_exact(l));
     wide(
         #[inline(always)]
         || {
-            for (((mem, w_prev), raw), out) in rows.zip(out.chunks_exact_mut(n)) {
-                out.copy_from_slice(&address_row(mem, w_prev, raw, m).w);
+            for ((((mem, w_prev), raw), out), saved) in
+                rows.zip(out.chunks_exact_mut(n)).zip(saved.chunks_exact_mut(per))
+            {
+                address_row(mem, w_prev, raw, m, saved);
+                out.copy_from_slice(&saved[5 * n..6 * n]);
             }
         },
     )
 }
 
-/// Backward of [`ntm_address_kernel`] from `g (B, N)`: writes `dmem (B, N, M)`, `dw_prev
-/// (B, N)` and `draw (B, L)` (the steps of eq. 9 back to eq. 5, then the squashings).
+/// Backward of [`ntm_address_kernel`] from `g (B, N)` and the forward's `saved` rows: writes
+/// `dmem (B, N, M)`, `dw_prev (B, N)` and `draw (B, L)` (the steps of eq. 9 back to eq. 5, then
+/// the squashings).
 pub fn ntm_address_backward_kernel(
-    (mem, w_prev, raw): (&[f32], &[f32], &[f32]),
+    (mem, w_prev, raw, saved): (&[f32], &[f32], &[f32], &[f32]),
     g: &[f32],
     (dmem, dw_prev, draw): (&mut [f32], &mut [f32], &mut [f32]),
     (b, n, m): (usize, usize, usize),
@@ -761,39 +843,41 @@ pub fn ntm_address_backward_kernel(
     let l = raw.len() / b.max(1);
     let s_len = l - m - 3;
     let half = (s_len / 2) as isize;
+    let per = address_saved_len(n, s_len);
     wide(
         #[inline(always)]
         || {
+            let (mut du, mut dwg, mut dz, mut tmp) =
+                (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+            let mut ds = vec![0.0f32; s_len];
             for r in 0..b {
                 let (mem, raw) = (&mem[r * n * m..(r + 1) * n * m], &raw[r * l..(r + 1) * l]);
-                let (w_prev, dw) = (&w_prev[r * n..(r + 1) * n], &g[r * n..(r + 1) * n]);
-                let a = address_row(mem, w_prev, raw, m);
-                // Sharpening: w = softmax(u), u_i = γ ln(w̃_i + ε).
-                let dot: f32 = a.w.iter().zip(dw).map(|(w, d)| w * d).sum();
-                let du: Vec<f32> = a.w.iter().zip(dw).map(|(w, d)| w * (d - dot)).collect();
-                let dgamma: f32 = du.iter().zip(&a.ws).map(|(d, x)| d * (x + EPS).ln()).sum();
-                let dws: Vec<f32> = du.iter().zip(&a.ws).map(|(d, x)| d * a.gamma / (x + EPS)).collect();
-                // Shift: w̃_i = Σ_j w^g_{(i − o_j) mod N} s_j.
-                let mut dwg = vec![0.0f32; n];
-                let mut ds = vec![0.0f32; s_len];
-                for (j, s) in a.shift.iter().enumerate() {
+                let dw = &g[r * n..(r + 1) * n];
+                let a = Addressing::view(&saved[r * per..(r + 1) * per], n);
+                // Sharpening: w = softmax(u), u_i = γ ln(w̃_i + ε); du/dw̃ = γ / (w̃ + ε).
+                let wd = dot(a.w, dw);
+                du.iter_mut().zip(a.w.iter().zip(dw)).for_each(|(o, (w, d))| *o = w * (d - wd));
+                tmp.iter_mut().zip(a.ws).for_each(|(t, x)| *t = ln_fast(x + EPS));
+                let dgamma = dot(&du, &tmp);
+                du.iter_mut().zip(a.ws).for_each(|(d, x)| *d *= a.gamma / (x + EPS)); // now dL/dw̃
+                // Shift: w̃_i = Σ_j w^g_{(i − o_j) mod N} s_j, so dw^g = Σ_j s_j dw̃ rolled back.
+                dwg.fill(0.0);
+                for (j, &s) in a.shift.iter().enumerate() {
                     let offset = j as isize - half;
-                    for (i, d) in dws.iter().enumerate() {
-                        let src = rolled(i, offset, n);
-                        dwg[src] += d * s;
-                        ds[j] += d * a.wg[src];
-                    }
+                    add_rolled(&mut dwg, &du, -offset, s);
+                    ds[j] = dot_rolled(&du, a.wg, offset);
                 }
                 // Interpolation: w^g = w_prev + g (w^c − w_prev).
-                let dgate: f32 = dwg.iter().zip(a.wc.iter().zip(w_prev)).map(|(d, (c, p))| d * (c - p)).sum();
+                let w_prev = &w_prev[r * n..(r + 1) * n];
+                tmp.iter_mut().zip(a.wc.iter().zip(w_prev)).for_each(|(t, (c, p))| *t = c - p);
+                let dgate = dot(&dwg, &tmp);
                 for (o, d) in dw_prev[r * n..(r + 1) * n].iter_mut().zip(&dwg) {
                     *o = (1.0 - a.gate) * d;
                 }
                 // Content: w^c = softmax(β K).
-                let dwc: Vec<f32> = dwg.iter().map(|d| a.gate * d).collect();
-                let dotc: f32 = a.wc.iter().zip(&dwc).map(|(w, d)| w * d).sum();
-                let dz: Vec<f32> = a.wc.iter().zip(&dwc).map(|(w, d)| w * (d - dotc)).collect();
-                let dbeta: f32 = dz.iter().zip(&a.sim).map(|(d, k)| d * k).sum();
+                let dotc = a.gate * dot(a.wc, &dwg);
+                dz.iter_mut().zip(a.wc.iter().zip(&dwg)).for_each(|(o, (w, d))| *o = w * (a.gate * d - dotc));
+                let dbeta = dot(&dz, a.sim);
                 // Cosine similarity K_i = (M_i · k) / (|M_i| |k|).
                 let key = &raw[..m];
                 let draw_row = &mut draw[r * l..(r + 1) * l];
@@ -803,10 +887,10 @@ pub fn ntm_address_backward_kernel(
                 for (i, (row, drow)) in mem.chunks_exact(m).zip(dmem_rows).enumerate() {
                     let dk = a.beta * dz[i];
                     let ddot = dk / (a.mem_norm[i] * a.key_norm);
-                    let dnorm = -dk * a.sim[i] / a.mem_norm[i];
+                    let dnorm = -dk * a.sim[i] / (a.mem_norm[i] * a.mem_norm[i]);
                     dkey_norm -= dk * a.sim[i] / a.key_norm;
                     for ((dm, &x), (dkey, &k)) in drow.iter_mut().zip(row).zip(draw_row[..m].iter_mut().zip(key)) {
-                        *dm = ddot * k + dnorm * x / a.mem_norm[i];
+                        *dm = ddot * k + dnorm * x;
                         *dkey += ddot * x;
                     }
                 }
@@ -990,11 +1074,19 @@ pub trait FusedBackward: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
     /// From `z`, `out`, the inputs and `g (B, T, 2H)` → `[dzx, dw_h, dh0, dc0]`.
     fn lstm_sequence_backward(state: SequenceState<Self>, g: FloatTensor<Self>) -> [FloatTensor<Self>; 4];
-    /// From `memory`, `w_prev`, `raw` and `g (B, N)` → `[dmemory, dw_prev, draw]`.
+    /// [`FusedOps::ntm_address`] that also returns what its backward reads, `(B, 6N + S + 4)`.
+    fn ntm_address_forward(
+        memory: FloatTensor<Self>,
+        w_prev: FloatTensor<Self>,
+        raw: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+    /// From `memory`, `w_prev`, `raw`, the forward's `saved` and `g (B, N)` → `[dmemory,
+    /// dw_prev, draw]`.
     fn ntm_address_backward(
         memory: FloatTensor<Self>,
         w_prev: FloatTensor<Self>,
         raw: FloatTensor<Self>,
+        saved: FloatTensor<Self>,
         g: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3];
     /// From the write's inputs and `g (B, N, M)` → `[dmemory, dw, derase, dadd]`.
@@ -1074,11 +1166,7 @@ impl FusedOps for Flex {
     }
 
     fn ntm_address(memory: FlexTensor, w_prev: FlexTensor, raw: FlexTensor) -> FlexTensor {
-        let [memory, w_prev, raw] = [memory, w_prev, raw].map(contiguous);
-        let [b, n, m] = memory.shape().dims();
-        let mut out = vec![0.0f32; b * n];
-        ntm_address_kernel(f32s(&memory), f32s(&w_prev), f32s(&raw), &mut out, (b, n, m));
-        flex_f32(out, [b, n])
+        Self::ntm_address_forward(memory, w_prev, raw).0
     }
 
     fn ntm_write(memory: FlexTensor, w: FlexTensor, erase: FlexTensor, add: FlexTensor) -> FlexTensor {
@@ -1208,13 +1296,28 @@ impl FusedBackward for Flex {
         flex_f32(out, [b, 5 * h])
     }
 
-    fn ntm_address_backward(memory: FlexTensor, w_prev: FlexTensor, raw: FlexTensor, g: FlexTensor) -> [FlexTensor; 3] {
-        let [memory, w_prev, raw, g] = [memory, w_prev, raw, g].map(contiguous);
+    fn ntm_address_forward(memory: FlexTensor, w_prev: FlexTensor, raw: FlexTensor) -> (FlexTensor, FlexTensor) {
+        let [memory, w_prev, raw] = [memory, w_prev, raw].map(contiguous);
+        let [b, n, m] = memory.shape().dims();
+        let per = address_saved_len(n, raw.shape().dims::<2>()[1] - m - 3);
+        let (mut out, mut saved) = (vec![0.0f32; b * n], vec![0.0f32; b * per]);
+        ntm_address_kernel((f32s(&memory), f32s(&w_prev), f32s(&raw)), &mut out, &mut saved, (b, n, m));
+        (flex_f32(out, [b, n]), flex_f32(saved, [b, per]))
+    }
+
+    fn ntm_address_backward(
+        memory: FlexTensor,
+        w_prev: FlexTensor,
+        raw: FlexTensor,
+        saved: FlexTensor,
+        g: FlexTensor,
+    ) -> [FlexTensor; 3] {
+        let [memory, w_prev, raw, saved, g] = [memory, w_prev, raw, saved, g].map(contiguous);
         let [b, n, m] = memory.shape().dims();
         let l = raw.shape().dims::<2>()[1];
         let (mut dmem, mut dw_prev, mut draw) = (vec![0.0f32; b * n * m], vec![0.0f32; b * n], vec![0.0f32; b * l]);
         ntm_address_backward_kernel(
-            (f32s(&memory), f32s(&w_prev), f32s(&raw)),
+            (f32s(&memory), f32s(&w_prev), f32s(&raw), f32s(&saved)),
             f32s(&g),
             (&mut dmem, &mut dw_prev, &mut draw),
             (b, n, m),
@@ -1529,12 +1632,12 @@ impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for 
         struct Address;
 
         impl<B: Backend + FusedBackward> Backward<B, 3> for Address {
-            type State = [B::FloatTensorPrimitive; 3];
+            type State = [B::FloatTensorPrimitive; 4];
 
             fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let g = grads.consume::<B>(&ops.node);
-                let [memory, w_prev, raw] = ops.state;
-                let all = B::ntm_address_backward(memory, w_prev, raw, g);
+                let [memory, w_prev, raw, saved] = ops.state;
+                let all = B::ntm_address_backward(memory, w_prev, raw, saved, g);
                 for (node, grad) in ops.parents.into_iter().zip(all) {
                     if let Some(node) = node {
                         grads.register::<B>(node.id, grad);
@@ -1547,8 +1650,8 @@ impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for 
         let [memory, w_prev, raw] = [memory, w_prev, raw].map(|t| t.into_primitive());
         match Address.prepare::<C>(parents).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let out = B::ntm_address(memory.clone(), w_prev.clone(), raw.clone());
-                prep.finish([memory, w_prev, raw], out)
+                let (out, saved) = B::ntm_address_forward(memory.clone(), w_prev.clone(), raw.clone());
+                prep.finish([memory, w_prev, raw, saved], out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::ntm_address(memory, w_prev, raw)),
         }
@@ -1769,6 +1872,19 @@ mod tests {
         }
         assert!(worst < 1e-6, "relative error {worst}");
         assert!(exp_fast(-200.0) >= 0.0 && exp_fast(200.0).is_finite());
+    }
+
+    #[test]
+    fn ln_fast_is_accurate_over_the_range() {
+        let mut worst = 0.0f64;
+        let mut x = 1.2e-38f32;
+        while x < 3e38 {
+            let (a, b) = (ln_fast(x) as f64, (x as f64).ln());
+            worst = worst.max((a - b).abs() / b.abs().max(1.0));
+            x *= 1.0007;
+        }
+        assert!(worst < 3e-7, "error {worst}");
+        assert_eq!(ln_fast(1.0), 0.0);
     }
 
     #[test]
