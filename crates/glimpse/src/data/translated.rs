@@ -3,7 +3,8 @@
 //! Each example is a pure function of `(seed, index)`: digit `index mod n` of the base set is
 //! placed at a random position on a `W × W` canvas; the cluttered variant adds `K` random 8×8
 //! crops of other digits at random positions (pixel-wise maximum). Canvases are made on demand
-//! per batch, never all held in memory.
+//! per batch, never all held in memory. A set may hold `P` placements of each digit (`P · n`
+//! examples): a training set that shows each digit at `P` positions instead of one.
 
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ pub struct Translated {
     pub crop: usize,
     /// Seed of every placement.
     pub seed: u64,
+    /// Placements of each digit `P`: the set has `P · n` examples (1: one per digit).
+    pub placements: usize,
 }
 
 impl Translated {
@@ -34,12 +37,19 @@ impl Translated {
     /// Cluttered translated MNIST with `clutter` 8×8 distractors (paper: 60/4 and 100/8).
     pub fn cluttered(base: Arc<ImageSet>, canvas: usize, clutter: usize, seed: u64) -> Self {
         assert!(canvas >= base.h && canvas >= base.w, "canvas {canvas} smaller than the digits");
-        Self { base, canvas, clutter, crop: 8, seed }
+        Self { base, canvas, clutter, crop: 8, seed, placements: 1 }
     }
 
-    /// Number of examples (one per base digit).
+    /// The same task with `p` placements of each digit (`p · n` examples; example `j` is
+    /// digit `j mod n`).
+    pub fn with_placements(self, p: usize) -> Self {
+        assert!(p >= 1, "at least one placement per digit");
+        Self { placements: p, ..self }
+    }
+
+    /// Number of examples: `P` per base digit.
     pub fn len(&self) -> usize {
-        self.base.len()
+        self.base.len() * self.placements
     }
 
     /// Whether there is no example.
@@ -47,8 +57,9 @@ impl Translated {
         self.base.is_empty()
     }
 
-    /// Writes example `index` into `out` (`canvas²` bytes) and returns its label and the
-    /// top-left corner `(row, col)` of the digit.
+    /// Writes example `index` (digit `index mod n`, at a placement drawn from `(seed, index)`)
+    /// into `out` (`canvas²` bytes) and returns its label and the top-left corner `(row, col)`
+    /// of the digit.
     pub fn render(&self, index: usize, out: &mut [u8]) -> (u8, (usize, usize)) {
         let (w, b) = (self.canvas, &self.base);
         assert_eq!(out.len(), w * w);
@@ -113,6 +124,22 @@ mod tests {
             }
         }
         Arc::new(ImageSet { h: 28, w: 28, pixels, labels: (0..10).collect(), classes: 10 })
+    }
+
+    #[test]
+    fn placements_show_each_digit_at_several_positions() {
+        let t = Translated::plain(toy(), 60, 5).with_placements(3);
+        assert_eq!(t.len(), 30);
+        let mut buf = vec![0; 3600];
+        let mut corners = vec![];
+        for j in [4, 14, 24] {
+            let (label, corner) = t.render(j, &mut buf);
+            assert_eq!(label, 4, "example {j} is digit {j} mod 10");
+            corners.push(corner);
+        }
+        corners.dedup();
+        assert_eq!(corners.len(), 3, "three placements of digit 4: {corners:?}");
+        assert_eq!(Translated::plain(toy(), 60, 5).len(), 10);
     }
 
     #[test]

@@ -71,11 +71,19 @@ pub struct ImageData {
     /// Number of 8×8 distractors (cluttered translated MNIST).
     #[serde(default)]
     pub clutter: usize,
+    /// Translated tasks: placements of each training digit (the training set has this many
+    /// times the digits, each at its own positions; validation and test keep one). Absent: 1.
+    #[serde(default = "one_placement")]
+    pub placements: usize,
+}
+
+fn one_placement() -> usize {
+    1
 }
 
 impl Default for ImageData {
     fn default() -> Self {
-        Self { dataset: "mnist".into(), canvas: None, clutter: 0 }
+        Self { dataset: "mnist".into(), canvas: None, clutter: 0, placements: 1 }
     }
 }
 
@@ -94,11 +102,19 @@ impl ImageData {
         Ok(self.wrap(set, seed ^ if split == Split::Test { 0x7e57 } else { 0 }))
     }
 
-    /// Wraps a loaded set as this task.
+    /// Wraps a loaded set as this task (one placement per digit).
     pub fn wrap(&self, set: ImageSet, seed: u64) -> Arc<dyn ImageTask> {
+        self.wrap_placed(set, seed, 1)
+    }
+
+    /// Wraps a loaded set as this task with `placements` placements of each digit (translated
+    /// tasks; a plain set is returned as it is).
+    pub fn wrap_placed(&self, set: ImageSet, seed: u64, placements: usize) -> Arc<dyn ImageTask> {
         match self.canvas {
             None => Arc::new(set),
-            Some(w) => Arc::new(Translated::cluttered(Arc::new(set), w, self.clutter, seed)),
+            Some(w) => {
+                Arc::new(Translated::cluttered(Arc::new(set), w, self.clutter, seed).with_placements(placements.max(1)))
+            }
         }
     }
 }
@@ -303,7 +319,7 @@ pub fn train_and_validation(
     if let Some(limit) = cfg.train.limit_train {
         train_set = train_set.subset(&(0..limit.min(train_set.len())).collect::<Vec<_>>());
     }
-    Ok((cfg.data.wrap(train_set, cfg.seed), cfg.data.wrap(valid_set, cfg.seed ^ 0x7a11d)))
+    Ok((cfg.data.wrap_placed(train_set, cfg.seed, cfg.data.placements), cfg.data.wrap(valid_set, cfg.seed ^ 0x7a11d)))
 }
 
 /// Loads an evaluable classifier checkpoint (`config.toml` + `model.safetensors`) on `device`.
