@@ -824,7 +824,7 @@ pub fn ntm_address_kernel(
                 rows.zip(out.chunks_exact_mut(n)).zip(saved.chunks_exact_mut(per))
             {
                 address_row(mem, w_prev, raw, m, saved);
-                out.copy_from_slice(&saved[5 * n..6 * n]);
+                out.copy_from_slice(Addressing::view(saved, n).w);
             }
         },
     )
