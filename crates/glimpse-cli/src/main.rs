@@ -88,6 +88,10 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         /// lengths drawn over the training range).
         #[arg(long)]
         len: Option<usize>,
+        /// Repeat copy: evaluate with this many repeats, the count fed on the training scale
+        /// (default: repeats drawn over the training range).
+        #[arg(long)]
+        repeats: Option<usize>,
         /// Sequence models: number of test sequences.
         #[arg(long, default_value_t = 256)]
         sequences: usize,
@@ -206,6 +210,10 @@ enum VizCommand {
         /// Sequence length (items for associative recall; default: the longest trained).
         #[arg(long)]
         len: Option<usize>,
+        /// Repeat copy: number of repeats, the count fed on the training scale (default: drawn
+        /// over the training range).
+        #[arg(long)]
+        repeats: Option<usize>,
         /// Seed of the test sequence.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -420,6 +428,10 @@ struct TrainArgs {
     /// Train on only the first N images.
     #[arg(long)]
     limit_train: Option<usize>,
+    /// Image classifiers: start from this checkpoint's weights (a curriculum's next stage,
+    /// fine-tuning); the optimizer starts afresh.
+    #[arg(long, value_name = "CHECKPOINT")]
+    init: Option<PathBuf>,
     /// Log every N steps.
     #[arg(long)]
     log_every: Option<usize>,
@@ -558,6 +570,7 @@ fn apply_step_flags(a: &TrainArgs, seed: &mut u64, t: StepTrain, also: &[(&str, 
         ("--valid-size", a.valid_size.is_some()),
         ("--augment-shift", a.augment_shift.is_some()),
         ("--patience", a.patience.is_some()),
+        ("--init", a.init.is_some()),
     ];
     flags.extend_from_slice(also);
     reject_flags(&flags, why)
@@ -606,6 +619,9 @@ fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
         t.limit_train = a.limit_train;
     }
     set!(t.log_every, a.log_every);
+    if a.init.is_some() {
+        t.init.clone_from(&a.init);
+    }
     Ok(cfg)
 }
 
@@ -704,6 +720,7 @@ fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
             ("--steps", a.steps.is_some()),
             ("--augment-shift", a.augment_shift.is_some()),
             ("--patience", a.patience.is_some()),
+            ("--init", a.init.is_some()),
         ],
         "does not apply to DRAW (use --epochs, or a --config)",
     )?;
@@ -860,10 +877,24 @@ fn is_sequence_checkpoint(dir: &Path) -> bool {
         .is_some_and(|t| t.contains_key("task"))
 }
 
-fn eval_sequence(dir: &Path, json: bool, len: Option<usize>, n: usize, device: &str) -> Result<()> {
+fn eval_sequence(
+    dir: &Path,
+    json: bool,
+    len: Option<usize>,
+    repeats: Option<usize>,
+    n: usize,
+    device: &str,
+) -> Result<()> {
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
-    let (cfg, model) = sequence::load_sequence_model(dir, &dev)?;
+    let (mut cfg, model) = sequence::load_sequence_model(dir, &dev)?;
+    if let Some(r) = repeats {
+        if r == 0 {
+            bail!("--repeats must be at least 1");
+        }
+        cfg.task =
+            cfg.task.with_repeats(r).with_context(|| format!("--repeats: {} has no repeats", cfg.task.name()))?;
+    }
     let m = sequence::evaluate(&model, &cfg.task, len, n, cfg.seed, "test", &dev);
     // Question answering: the error of each task type on its own, too.
     let mut per_task = serde_json::Map::new();
@@ -879,6 +910,7 @@ fn eval_sequence(dir: &Path, json: bool, len: Option<usize>, n: usize, device: &
         "model": cfg.model.kind(),
         "task": cfg.task.name(),
         "len": len,
+        "repeats": repeats,
         "bit_errors_per_seq": m.bit_errors_per_seq,
         "cost_bits_per_seq": m.cost_bits_per_seq,
         "n": m.n,
@@ -1094,7 +1126,14 @@ fn viz_ram(dir: &Path, start: usize, n: usize, out: &Path, scale: u32, root: Pat
     Ok(())
 }
 
-fn viz_ntm(dir: &Path, len: Option<usize>, seed: u64, out: &Path, scale: u32, all: bool, device: &str) -> Result<()> {
+/// Which test sequence `glimpse viz ntm` draws.
+struct NtmSequence {
+    len: Option<usize>,
+    repeats: Option<usize>,
+    seed: u64,
+}
+
+fn viz_ntm(dir: &Path, which: NtmSequence, out: &Path, scale: u32, all: bool, device: &str) -> Result<()> {
     use glimpse::burn::tensor::Tensor;
     use glimpse::burn::tensor::activation::sigmoid;
     use glimpse::models::ntm::Trace;
@@ -1106,12 +1145,19 @@ fn viz_ntm(dir: &Path, len: Option<usize>, seed: u64, out: &Path, scale: u32, al
         bail!("{}: not a sequence-model checkpoint", dir.display());
     }
     let dev = glimpse::device::by_name(device)?;
-    let (cfg, model) = sequence::load_sequence_model(&dir, &dev)?;
+    let (mut cfg, model) = sequence::load_sequence_model(&dir, &dev)?;
     if matches!(cfg.model, SequenceModelConfig::Lstm(_)) {
         bail!("{}: a {} checkpoint has no memory to draw", dir.display(), cfg.model.kind());
     }
-    let len = len.unwrap_or(cfg.task.len_range().1);
-    let e = cfg.task.sample_len(1, len, &mut Rng::derive(seed, "viz", 0));
+    if let Some(r) = which.repeats {
+        if r == 0 {
+            bail!("--repeats must be at least 1");
+        }
+        cfg.task =
+            cfg.task.with_repeats(r).with_context(|| format!("--repeats: {} has no repeats", cfg.task.name()))?;
+    }
+    let len = which.len.unwrap_or(cfg.task.len_range().1);
+    let e = cfg.task.sample_len(1, len, &mut Rng::derive(which.seed, "viz", 0));
     let ep = sequence::episode_tensors(&e, &dev);
     let mut trace = Trace::default();
     let logits = Tensor::cat(model.forward(ep.inputs.clone(), Some(&mut trace)), 0); // (T, O)
@@ -1134,8 +1180,8 @@ fn viz_ntm(dir: &Path, len: Option<usize>, seed: u64, out: &Path, scale: u32, al
                 if all {
                     p
                 } else {
-                    let (lo, hi) = p.used_rows(0.05, 2);
-                    p.rows_range(lo, hi)
+                    let (start, len) = p.used_rows(0.05, 2);
+                    p.rows_wrapping(start, len)
                 }
             })
             .collect()
@@ -1174,7 +1220,7 @@ fn main() -> ExitCode {
     let root = data::resolve_root(cli.data_dir.clone());
     let result = match cli.command {
         Command::Train(a) => train(&a, root, &cli.device).map(|_| ExitCode::SUCCESS),
-        Command::Eval { checkpoint, json, split, len, sequences, beam, examples, bias } => {
+        Command::Eval { checkpoint, json, split, len, repeats, sequences, beam, examples, bias } => {
             match checkpoint::find_dir(&checkpoint) {
                 Some(dir) if checkpoint_holds(&dir, "handwriting") => {
                     eval_handwriting(&dir, json, &split, sequences, bias, root, &cli.device)
@@ -1182,7 +1228,9 @@ fn main() -> ExitCode {
                 Some(dir) if is_translate_checkpoint(&dir) => {
                     eval_translate(&dir, json, &split, beam, examples, &cli.device)
                 }
-                Some(dir) if is_sequence_checkpoint(&dir) => eval_sequence(&dir, json, len, sequences, &cli.device),
+                Some(dir) if is_sequence_checkpoint(&dir) => {
+                    eval_sequence(&dir, json, len, repeats, sequences, &cli.device)
+                }
                 Some(dir) if checkpoint_holds(&dir, "draw") => eval_draw(&dir, json, &split, root, &cli.device),
                 _ => eval(&checkpoint, json, &split, root, &cli.device),
             }
@@ -1193,8 +1241,9 @@ fn main() -> ExitCode {
         Command::Viz { command: VizCommand::Ram { checkpoint, n, start, out, scale } } => {
             viz_ram(&checkpoint, start, n, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }
-        Command::Viz { command: VizCommand::Ntm { checkpoint, len, seed, out, scale, all_locations } } => {
-            viz_ntm(&checkpoint, len, seed, &out, scale, all_locations, &cli.device).map(|_| ExitCode::SUCCESS)
+        Command::Viz { command: VizCommand::Ntm { checkpoint, len, repeats, seed, out, scale, all_locations } } => {
+            let which = NtmSequence { len, repeats, seed };
+            viz_ntm(&checkpoint, which, &out, scale, all_locations, &cli.device).map(|_| ExitCode::SUCCESS)
         }
         Command::Viz { command: VizCommand::Draw { checkpoint, n, seed, out, scale } } => {
             viz_draw(&checkpoint, n, seed, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)

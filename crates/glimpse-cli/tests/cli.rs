@@ -443,9 +443,16 @@ name = "adam"
     let said = ok(glimpse().args(["viz", "ntm"]).arg(out.join("best")).args(["--len", "6", "--out"]).arg(&png));
     assert!(said.contains("length 6"), "{said}");
     assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    // Copy has no repeat count to change.
+    let err = run_cmd_err(glimpse().arg("eval").arg(out.join("best")).args(["--repeats", "3"]));
+    assert!(err.contains("--repeats: copy has no repeats"), "{err}");
     // Image flags make no sense for sequence models; an impossible task is refused.
     let err = run_cmd_err(glimpse().args(["train", "ntm", "--epochs", "3", "--out"]).arg(tmp.path().join("x")));
     assert!(err.contains("--epochs applies to image classifiers"), "{err}");
+    let err = run_cmd_err(
+        glimpse().args(["train", "ntm", "--init"]).arg(out.join("best")).arg("--out").arg(tmp.path().join("x")),
+    );
+    assert!(err.contains("--init applies to image classifiers"), "{err}");
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, std::fs::read_to_string(&cfg).unwrap().replace("min_len = 1", "min_len = 0")).unwrap();
     let err =
@@ -549,6 +556,20 @@ valid_size = 100
     assert!(said.contains("of 4 right"), "{said}");
     assert_eq!(&std::fs::read(prefix.with_extension("png")).unwrap()[1..4], b"PNG");
     assert_eq!(&std::fs::read(prefix.with_extension("gif")).unwrap()[..3], b"GIF");
+    // A curriculum's next stage starts from these weights, and its checkpoint says so.
+    let next = tmp.path().join("next");
+    let said = ok(glimpse()
+        .args(["train", "draw-classifier", "--quiet", "--epochs", "1", "--config"])
+        .arg(&cfg)
+        .arg("--init")
+        .arg(out.join("best"))
+        .arg("--out")
+        .arg(&next)
+        .arg("--data-dir")
+        .arg(fixture()));
+    assert!(said.contains("test error"), "{said}");
+    let saved = std::fs::read_to_string(next.join("best").join("config.toml")).unwrap();
+    assert!(saved.contains("init = "), "{saved}");
 }
 
 fn fixtures() -> PathBuf {

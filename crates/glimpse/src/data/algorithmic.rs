@@ -36,6 +36,11 @@ pub enum Task {
         min_repeats: usize,
         /// Most repeats (paper: 10); the count is fed as `n / max_repeats`.
         max_repeats: usize,
+        /// The divisor of the fed count when it is not `max_repeats`: a model trained on
+        /// `1..=10` repeats and tested on 20 keeps its scale with `count_scale = 10`
+        /// ([`Task::with_repeats`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count_scale: Option<usize>,
     },
     /// Associative recall (§4.3): items of `item_len` vectors, each after a delimiter; then a
     /// query item after a second delimiter; output the item that followed it.
@@ -179,6 +184,22 @@ impl Task {
         }
     }
 
+    /// Repeat copy with exactly `repeats` repeats, the count still fed on the training scale
+    /// (generalisation to more repeats, the NTM paper's figure 7); `None` for other tasks.
+    pub fn with_repeats(&self, repeats: usize) -> Option<Task> {
+        match *self {
+            Task::RepeatCopy { bits, min_len, max_len, max_repeats, count_scale, .. } => Some(Task::RepeatCopy {
+                bits,
+                min_len,
+                max_len,
+                min_repeats: repeats,
+                max_repeats: repeats,
+                count_scale: Some(count_scale.unwrap_or(max_repeats)),
+            }),
+            _ => None,
+        }
+    }
+
     /// The training range of the length parameter (sequence length, items, …).
     pub fn len_range(&self) -> (usize, usize) {
         match *self {
@@ -200,6 +221,7 @@ impl Task {
             Task::RepeatCopy { min_repeats, max_repeats, .. } if min_repeats == 0 || min_repeats > max_repeats => {
                 Err("repeat-copy: need 1 ≤ min_repeats ≤ max_repeats".into())
             }
+            Task::RepeatCopy { count_scale: Some(0), .. } => Err("repeat-copy: count_scale must be ≥ 1".into()),
             Task::AssociativeRecall { item_len: 0, .. } => Err("associative-recall: item_len must be ≥ 1".into()),
             Task::AssociativeRecall { min_items: 1, .. } => Err("associative-recall: need at least 2 items".into()),
             Task::NGrams { n, .. } if !(2..=16).contains(&n) => Err("n-grams: n must be in 2..=16".into()),
@@ -260,9 +282,10 @@ impl Task {
                 }
                 Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
             }
-            Task::RepeatCopy { bits, min_repeats, max_repeats, .. } => {
+            Task::RepeatCopy { bits, min_repeats, max_repeats, count_scale, .. } => {
                 // The repeat count is drawn per batch too, so every sequence has one length.
                 let n = min_repeats + rng.below(max_repeats - min_repeats + 1);
+                let scale = count_scale.unwrap_or(max_repeats).max(1);
                 let t = len + 1 + n * len + 1;
                 let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
                 for b in 0..batch {
@@ -276,7 +299,7 @@ impl Task {
                         }
                     }
                     x.set(len, b, bits, 1.0); // delimiter
-                    x.set(len, b, bits + 1, n as f32 / max_repeats as f32); // repeat count
+                    x.set(len, b, bits + 1, n as f32 / scale as f32); // repeat count
                     y.set(t - 1, b, bits, 1.0); // end marker
                     for s in len + 1..t {
                         m.set(s, b, 0, 1.0);
@@ -431,7 +454,8 @@ mod tests {
 
     #[test]
     fn repeat_copy_repeats_and_ends_with_a_marker() {
-        let task = Task::RepeatCopy { bits: 3, min_len: 2, max_len: 2, min_repeats: 3, max_repeats: 4 };
+        let task =
+            Task::RepeatCopy { bits: 3, min_len: 2, max_len: 2, min_repeats: 3, max_repeats: 4, count_scale: None };
         let e = task.sample(1, None, &mut Rng::new(2));
         let n = (e.steps - 4) / 2;
         assert!(n == 3 || n == 4);
@@ -443,6 +467,20 @@ mod tests {
         }
         assert_eq!(at(&e, &e.targets, 4, e.steps - 1, 0), vec![0.0, 0.0, 0.0, 1.0]);
         assert_eq!(e.mask.iter().sum::<f32>() as usize, n * 2 + 1);
+    }
+
+    #[test]
+    fn more_repeats_than_trained_keep_the_training_scale_of_the_count() {
+        let task =
+            Task::RepeatCopy { bits: 3, min_len: 2, max_len: 2, min_repeats: 1, max_repeats: 10, count_scale: None };
+        let twenty = task.with_repeats(20).expect("repeat copy");
+        let e = twenty.sample(1, None, &mut Rng::new(3));
+        assert_eq!(e.steps, 2 + 1 + 20 * 2 + 1);
+        assert_eq!(at(&e, &e.inputs, 5, 2, 0)[4], 2.0, "20 repeats on the scale of 10");
+        assert!(Task::Copy { bits: 8, min_len: 1, max_len: 20 }.with_repeats(3).is_none());
+        let bad =
+            Task::RepeatCopy { bits: 3, min_len: 1, max_len: 2, min_repeats: 1, max_repeats: 2, count_scale: Some(0) };
+        assert!(bad.validate().unwrap_err().contains("count_scale"));
     }
 
     #[test]

@@ -147,6 +147,12 @@ pub struct TrainConfig {
     pub limit_train: Option<usize>,
     /// Log the training loss every this many steps.
     pub log_every: usize,
+    /// Start from the weights of this checkpoint instead of a fresh initialisation (a
+    /// curriculum's next stage, or fine-tuning); the optimizer and the schedule start afresh.
+    /// The model's sizes must match; its input side may differ where the model allows it
+    /// (the DRAW classifier's window is in relative coordinates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -164,6 +170,7 @@ impl Default for TrainConfig {
             augment_shift: 0,
             limit_train: None,
             log_every: 50,
+            init: None,
         }
     }
 }
@@ -330,6 +337,20 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<(ClassifierRunConf
     Ok((cfg, model))
 }
 
+/// The weights of the checkpoint `from` in a model built from `cfg` (the next stage of a
+/// curriculum); a clear error when the checkpoint is of another model or other sizes.
+fn init_from(cfg: &ClassifierRunConfig, mut model: Classifier, from: &Path) -> Result<Classifier> {
+    let dir = checkpoint::find_dir(from)
+        .with_context(|| format!("init: {} is not a checkpoint (no meta.json)", from.display()))?;
+    let theirs: ClassifierRunConfig = checkpoint::read_config(&dir)?;
+    if theirs.model.kind() != cfg.model.kind() {
+        bail!("init: {} holds a {}, this run trains a {}", dir.display(), theirs.model.kind(), cfg.model.kind());
+    }
+    checkpoint::load_weights(&mut model, &dir.join(WEIGHTS)).with_context(|| format!("init from {}", dir.display()))?;
+    tracing::info!("initialised from {}", dir.display());
+    Ok(model)
+}
+
 #[derive(Serialize, Deserialize)]
 struct LastMeta {
     state: RunState,
@@ -343,45 +364,48 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
     let best_dir = opts.out.join("best");
 
     // Fresh start or resume: the configuration, weights, optimizer and state.
-    let (cfg, mut model, mut optim, mut state, mut train_seconds) = match checkpoint::find_dir(&last_dir)
-        .filter(|_| opts.resume)
-    {
-        Some(dir) => {
-            let saved: ClassifierRunConfig = checkpoint::read_config(&dir)?;
-            if saved != *cfg {
-                tracing::warn!(
-                    "resuming with the configuration saved in {} (it differs from the one given)",
-                    dir.display()
+    let (cfg, mut model, mut optim, mut state, mut train_seconds) =
+        match checkpoint::find_dir(&last_dir).filter(|_| opts.resume) {
+            Some(dir) => {
+                let saved: ClassifierRunConfig = checkpoint::read_config(&dir)?;
+                if saved != *cfg {
+                    tracing::warn!(
+                        "resuming with the configuration saved in {} (it differs from the one given)",
+                        dir.display()
+                    );
+                }
+                let mut model = checkpoint::number_params(saved.model.init(&device));
+                checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+                let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
+                let last: LastMeta = checkpoint::read_meta(&dir)?;
+                tracing::info!(
+                    "resuming from step {} (epoch {}, batch {})",
+                    last.state.step,
+                    last.state.epoch,
+                    last.state.batch_in_epoch
                 );
+                (saved, model, optim, last.state, last.train_seconds)
             }
-            let mut model = checkpoint::number_params(saved.model.init(&device));
-            checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
-            let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
-            let last: LastMeta = checkpoint::read_meta(&dir)?;
-            tracing::info!(
-                "resuming from step {} (epoch {}, batch {})",
-                last.state.step,
-                last.state.epoch,
-                last.state.batch_in_epoch
-            );
-            (saved, model, optim, last.state, last.train_seconds)
-        }
-        None => {
-            if opts.resume {
-                tracing::warn!("--resume: no checkpoint in {}, starting afresh", last_dir.display());
+            None => {
+                if opts.resume {
+                    tracing::warn!("--resume: no checkpoint in {}, starting afresh", last_dir.display());
+                }
+                let mut model =
+                    crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
+                if let Some(from) = &cfg.train.init {
+                    model = init_from(cfg, model, from)?;
+                }
+                let state = RunState {
+                    step: 0,
+                    epoch: 0,
+                    batch_in_epoch: 0,
+                    rng: Rng::derive(cfg.seed, "train", 0),
+                    best: None,
+                    stopped: false,
+                };
+                (cfg.clone(), model, cfg.train.optimizer.init(), state, 0.0)
             }
-            let model = crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
-            let state = RunState {
-                step: 0,
-                epoch: 0,
-                batch_in_epoch: 0,
-                rng: Rng::derive(cfg.seed, "train", 0),
-                best: None,
-                stopped: false,
-            };
-            (cfg.clone(), model, cfg.train.optimizer.init(), state, 0.0)
-        }
-    };
+        };
     let t = &cfg.train;
     if t.batch_size == 0 {
         bail!("batch_size must be positive");
@@ -557,6 +581,51 @@ mod tests {
             .map(|v| v["loss"].as_f64().unwrap())
             .collect();
         assert!(losses.last().unwrap() < &(0.6 * losses[0]), "validation loss fell: {losses:?}");
+    }
+
+    /// `init` starts a run from another run's weights: with a zero learning rate the second
+    /// run's model is the first's best, so both report the same errors; a checkpoint of
+    /// another model, or no checkpoint, is a clear error.
+    #[test]
+    fn a_run_starts_from_another_runs_weights() {
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mlp = |hidden: usize| {
+            ClassifierConfig::Mlp(crate::models::mlp::MlpConfig { input: [28, 28], hidden: vec![hidden], classes: 10 })
+        };
+        let train = TrainConfig {
+            epochs: 2,
+            batch_size: 20,
+            lr: 3e-3,
+            valid_size: 60,
+            checkpoint_every: 0,
+            ..TrainConfig::default()
+        };
+        let cfg = ClassifierRunConfig { seed: 2, model: mlp(16), data: ImageData::default(), train };
+        let opts = |out: &Path| RunOptions {
+            out: out.to_path_buf(),
+            data_root: fixture(),
+            device: "cpu".into(),
+            resume: false,
+            throttle_ms: 0,
+            progress: false,
+        };
+        let a = train_classifier(&cfg, &opts(first.path())).unwrap();
+        let mut next = cfg.clone();
+        next.seed = 5; // another fresh initialisation, replaced by the loaded weights
+        next.train = TrainConfig { epochs: 1, lr: 0.0, init: Some(a.best.clone()), ..cfg.train.clone() };
+        let b = train_classifier(&next, &opts(second.path())).unwrap();
+        assert_eq!((b.valid_error, b.test_error), (a.valid_error, a.test_error));
+        let saved: ClassifierRunConfig = checkpoint::read_config(&b.best).unwrap();
+        assert_eq!(saved.train.init.as_deref(), Some(a.best.as_path()), "the checkpoint records where it started");
+
+        let other = tempfile::tempdir().unwrap();
+        let mut wrong = next.clone();
+        wrong.model = mlp(8);
+        let err = format!("{:#}", train_classifier(&wrong, &opts(other.path())).unwrap_err());
+        assert!(err.contains("init from") && err.contains("ShapeMismatch"), "{err}");
+        wrong.train.init = Some(other.path().join("nothing-here"));
+        let err = format!("{:#}", train_classifier(&wrong, &opts(other.path())).unwrap_err());
+        assert!(err.contains("not a checkpoint"), "{err}");
     }
 
     #[test]

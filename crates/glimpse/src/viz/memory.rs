@@ -32,23 +32,42 @@ impl Panel {
         Self { rows, cols, values }
     }
 
-    /// Keeps only rows `lo..hi` (a window of memory locations).
-    pub fn rows_range(&self, lo: usize, hi: usize) -> Self {
-        let hi = hi.min(self.rows);
-        let lo = lo.min(hi);
-        Self { rows: hi - lo, cols: self.cols, values: self.values[lo * self.cols..hi * self.cols].to_vec() }
+    /// Keeps `len` rows from `start` on, wrapping past the last row to the first (memory is
+    /// circular under the NTM's shifts, so a head that moves past location `N − 1` goes on at 0).
+    pub fn rows_wrapping(&self, start: usize, len: usize) -> Self {
+        let len = len.min(self.rows);
+        let mut values = Vec::with_capacity(len * self.cols);
+        for k in 0..len {
+            let r = (start + k) % self.rows.max(1);
+            values.extend_from_slice(&self.values[r * self.cols..(r + 1) * self.cols]);
+        }
+        Self { rows: len, cols: self.cols, values }
     }
 
-    /// The rows any step gives more than `threshold`, widened by `pad` (the locations a head
-    /// used), as a `lo..hi` range; the whole panel if none.
+    /// The rows any step gives more than `threshold` (the locations a head used), as the
+    /// shortest circular window `(start, len)` holding them all, widened by `pad` on each side;
+    /// the whole panel if none.
     pub fn used_rows(&self, threshold: f32, pad: usize) -> (usize, usize) {
-        let used: Vec<usize> = (0..self.rows)
+        let n = self.rows;
+        let used: Vec<usize> = (0..n)
             .filter(|&r| self.values[r * self.cols..(r + 1) * self.cols].iter().any(|&v| v > threshold))
             .collect();
-        match (used.first(), used.last()) {
-            (Some(&a), Some(&b)) => (a.saturating_sub(pad), (b + 1 + pad).min(self.rows)),
-            _ => (0, self.rows),
+        if used.is_empty() {
+            return (0, n);
         }
+        // The window starts just after the widest circular gap between used rows.
+        let (mut start, mut widest) = (used[0], n - 1 - used[used.len() - 1] + used[0]);
+        for pair in used.windows(2) {
+            let gap = pair[1] - pair[0] - 1;
+            if gap > widest {
+                (start, widest) = (pair[1], gap);
+            }
+        }
+        let len = n - widest;
+        if len + 2 * pad >= n {
+            return (0, n);
+        }
+        ((start + n - pad) % n, len + 2 * pad)
     }
 }
 
@@ -92,7 +111,22 @@ mod tests {
         assert_eq!(img.get_pixel(0, 7).0, [255, 255, 255]); // the gap
         assert_eq!(p.used_rows(0.5, 0), (0, 2));
         let w = Panel::from_steps(&[vec![0.0, 0.0, 0.9, 0.0, 0.0]]);
-        assert_eq!(w.used_rows(0.5, 1), (1, 4));
-        assert_eq!(w.rows_range(1, 4).values, vec![0.0, 0.9, 0.0]);
+        assert_eq!(w.used_rows(0.5, 1), (1, 3));
+        assert_eq!(w.rows_wrapping(1, 3).values, vec![0.0, 0.9, 0.0]);
+        assert_eq!(Panel::from_steps(&[vec![0.0; 4]]).used_rows(0.5, 1), (0, 4), "none used: all");
+    }
+
+    #[test]
+    fn a_head_that_wraps_past_the_last_location_is_shown_as_one_window() {
+        // Rows 0, 1 and 8, 9 of 10 used: the window is 8, 9, 0, 1, not all ten rows.
+        let mut col = vec![0.0; 10];
+        for r in [0, 1, 8, 9] {
+            col[r] = 1.0;
+        }
+        let p = Panel::from_steps(&[col]);
+        assert_eq!(p.used_rows(0.5, 0), (8, 4));
+        assert_eq!(p.rows_wrapping(8, 4).values, vec![1.0; 4]);
+        assert_eq!(p.used_rows(0.5, 1), (7, 6));
+        assert_eq!(p.used_rows(0.5, 3), (0, 10), "padding past the whole memory: all of it");
     }
 }
