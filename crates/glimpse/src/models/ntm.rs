@@ -14,7 +14,9 @@
 //! The memory starts as a small constant (Collier & Beel found constant initialisation
 //! converges fastest), every head's weighting on location 0 (a uniform start on a constant
 //! memory could never focus: nothing would tell the locations apart), and the first read
-//! vectors are learned.
+//! vectors are learned. With `memory_init = "learned"` the first memory is a parameter
+//! instead: its rows can then differ, so content addressing can tell locations apart from the
+//! first step (priority sort writes each vector to a place chosen by its priority).
 
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
@@ -34,6 +36,17 @@ pub enum ControllerKind {
     Lstm,
     /// One `tanh` layer.
     FeedForward,
+}
+
+/// How the memory `M_0` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryInit {
+    /// Every cell `1e-6` (Collier & Beel 2018's fastest on copy).
+    #[default]
+    Constant,
+    /// A learned `N × M` parameter, initialised uniform in `±0.5` (distinct rows).
+    Learned,
 }
 
 /// Sizes of an NTM.
@@ -68,6 +81,13 @@ pub struct NtmConfig {
     /// Controller outputs are clipped to `[−clip, clip]`.
     #[serde(default = "d20f")]
     pub clip: f32,
+    /// How the memory starts.
+    #[serde(default, skip_serializing_if = "is_constant")]
+    pub memory_init: MemoryInit,
+}
+
+fn is_constant(m: &MemoryInit) -> bool {
+    *m == MemoryInit::Constant
 }
 
 fn d100() -> usize {
@@ -100,6 +120,7 @@ impl NtmConfig {
             write_heads: 1,
             shift_range: 1,
             clip: 20.0,
+            memory_init: MemoryInit::Constant,
         }
     }
 
@@ -121,6 +142,13 @@ impl NtmConfig {
             ControllerKind::FeedForward => (None, Some(LinearConfig::new(ctrl_in, self.controller_size).init(device))),
         };
         let r0 = Tensor::<1>::random([self.read_heads * self.memory_m], Distribution::Uniform(-0.1, 0.1), device);
+        let memory0 = (self.memory_init == MemoryInit::Learned).then(|| {
+            Param::from_tensor(Tensor::<2>::random(
+                [self.memory_n, self.memory_m],
+                Distribution::Uniform(-0.5, 0.5),
+                device,
+            ))
+        });
         Ntm {
             lstm,
             feed_forward,
@@ -128,6 +156,7 @@ impl NtmConfig {
             output: LinearConfig::new(self.controller_size + self.read_heads * self.memory_m, self.outputs)
                 .init(device),
             read0: Param::from_tensor(r0),
+            memory0,
             config: self.clone(),
         }
     }
@@ -142,6 +171,8 @@ pub struct Ntm {
     output: Linear,
     /// Learned first read vectors `r_0`, `(R·M)`.
     read0: Param<Tensor<1>>,
+    /// Learned first memory `M_0`, `(N, M)` (`memory_init = "learned"`).
+    memory0: Option<Param<Tensor<2>>>,
     #[module(skip)]
     config: NtmConfig,
 }
@@ -184,11 +215,15 @@ impl Ntm {
         &self.config
     }
 
-    fn initial_state(&self, b: usize, device: &Device) -> State {
+    /// The first state; `memory0 (N, M)`: the first memory, else the constant `1e-6`.
+    fn initial_state(&self, b: usize, memory0: Option<Tensor<2>>, device: &Device) -> State {
         let cfg = &self.config;
         let (n, m) = (cfg.memory_n, cfg.memory_m);
         State {
-            memory: Tensor::full([b, n, m], 1e-6, device),
+            memory: match memory0 {
+                Some(m0) => m0.unsqueeze_dim::<3>(0).expand([b, n, m]), // (B, N, M)
+                None => Tensor::full([b, n, m], 1e-6, device),
+            },
             h: Tensor::zeros([b, cfg.controller_size], device),
             c: Tensor::zeros([b, cfg.controller_size], device),
             reads: self.read0.val().unsqueeze_dim::<2>(0).expand([b, cfg.read_heads * m]),
@@ -244,9 +279,14 @@ impl Ntm {
 
     /// Runs the machine over a sequence: one `(B, I)` input per step → one `(B, O)` logit
     /// tensor per step. With `trace`, records batch element 0's weightings.
-    pub fn forward(&self, inputs: Vec<Tensor<2>>, mut trace: Option<&mut Trace>) -> Vec<Tensor<2>> {
+    pub fn forward(&self, inputs: Vec<Tensor<2>>, trace: Option<&mut Trace>) -> Vec<Tensor<2>> {
+        self.run(self.memory0.as_ref().map(Param::val), inputs, trace)
+    }
+
+    /// [`Ntm::forward`] from the first memory `memory0 (N, M)` (else the constant).
+    fn run(&self, memory0: Option<Tensor<2>>, inputs: Vec<Tensor<2>>, mut trace: Option<&mut Trace>) -> Vec<Tensor<2>> {
         let Some(first) = inputs.first() else { return vec![] };
-        let mut s = self.initial_state(first.dims()[0], &first.device());
+        let mut s = self.initial_state(first.dims()[0], memory0, &first.device());
         inputs
             .into_iter()
             .map(|x| {
@@ -310,5 +350,32 @@ mod tests {
             let xs: Vec<Tensor<2>> = (0..t).map(|s| x.clone().narrow(0, s * b * i, b * i).reshape([b, i])).collect();
             Tensor::cat(net.forward(xs, None), 1).reshape([t * b * 2])
         });
+    }
+
+    /// A learned first memory: the outputs' gradient with respect to it (through content
+    /// addressing, erase/add and reads) against central differences; the parameter is saved
+    /// with the model, and configurations without the field still read as constant.
+    #[test]
+    fn a_learned_first_memory_gets_exact_gradients() {
+        let dev = Device::flex();
+        dev.seed(4);
+        let cfg = NtmConfig { memory_init: MemoryInit::Learned, ..small() };
+        let ntm = cfg.init(&dev);
+        assert_eq!(ntm.memory0.as_ref().map(|p| p.val().dims()), Some([6, 3]));
+        assert_eq!(ntm.num_params(), small().init(&dev).num_params() + 18);
+        let (t, b, i) = (3, 2, 3);
+        let xs: Vec<f32> = uniform(t * b * i, -1.0, 1.0, 5);
+        grad_check(&[uniform(18, -0.5, 0.5, 6)], 1e-2, 3e-2, |m0| {
+            let [m0]: [Tensor<1>; 1] = m0.try_into().unwrap();
+            let d = m0.device();
+            let net = ntm.clone().fork(&d);
+            let x = Tensor::<1>::from_data(burn::tensor::TensorData::new(xs.clone(), [t * b * i]), &d);
+            let steps: Vec<Tensor<2>> = (0..t).map(|s| x.clone().narrow(0, s * b * i, b * i).reshape([b, i])).collect();
+            Tensor::cat(net.run(Some(m0.reshape([6, 3])), steps, None), 1).reshape([t * b * 2])
+        });
+        let text = toml::to_string(&small()).unwrap();
+        assert!(!text.contains("memory_init"), "the default stays out of saved configs: {text}");
+        let back: NtmConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(back.memory_init, MemoryInit::Learned);
     }
 }

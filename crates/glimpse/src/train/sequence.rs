@@ -67,6 +67,7 @@ impl SequenceModelConfig {
 
 /// One of the sequence models.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // one model per run, never in a collection: boxing buys nothing
 pub enum SequenceModel {
     /// See [`Ntm`].
     Ntm(Ntm),
