@@ -455,7 +455,14 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
             let right: i64 = logits.argmax(1).reshape([idx.len()]).equal(labels).int().sum().into_scalar();
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             if let Some(max) = t.clip_norm {
-                clip_global_norm(&model, &mut grads, max);
+                let norm = clip_global_norm(&model, &mut grads, max);
+                if !norm.is_finite() {
+                    bail!(
+                        "non-finite gradient norm ({norm}) at step {} with a finite loss; weights are left as after step {}",
+                        state.step + 1,
+                        state.step
+                    );
+                }
             }
             let lr = t.schedule.lr(t.lr, state.step as usize);
             model = optim.step(lr, model, grads);

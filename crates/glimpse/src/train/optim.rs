@@ -220,7 +220,31 @@ pub fn descend<M: Module>(
     step: u64,
 ) -> anyhow::Result<(M, f32)> {
     let value = finite(loss.clone().into_scalar(), what, step)?;
-    Ok((apply_loss(model, &loss, optim, lr, clip), value))
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    Ok((checked_step(model, grads, optim, lr, clip, step)?, value))
+}
+
+/// Clipping and one optimizer step, refused when the gradient norm is not finite: a finite
+/// loss with a NaN or infinite gradient is a backward-pass fault, and stepping would poison every
+/// weight. Without clipping the norm is not computed and nothing is checked.
+fn checked_step<M: Module>(
+    model: M,
+    mut grads: GradientsParams,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    clip: Option<f32>,
+    step: u64,
+) -> anyhow::Result<M> {
+    if let Some(max) = clip {
+        let norm = clip_global_norm(&model, &mut grads, max);
+        if !norm.is_finite() {
+            anyhow::bail!(
+                "non-finite gradient norm ({norm}) at step {} with a finite loss; weights are left as after step {step}",
+                step + 1
+            );
+        }
+    }
+    Ok(optim.step(lr, model, grads))
 }
 
 /// The error of a training step whose loss is not finite.
@@ -257,7 +281,7 @@ where
     }
     let (grads, loss) = sharded_gradients(&model, shards, loss_of);
     let value = finite(loss.into_scalar(), what, step)?;
-    Ok((apply_grads(model, grads, optim, lr, clip), value))
+    Ok((checked_step(model, grads, optim, lr, clip, step)?, value))
 }
 
 /// The `i`-th of `shards` contiguous, nearly equal parts of `items` (empty past the end).
@@ -444,6 +468,22 @@ mod tests {
         assert!((c.lr(1.0, 60) - 0.55).abs() < 1e-9);
         assert!((c.lr(1.0, 500) - 0.1).abs() < 1e-12);
         assert!((Schedule::Exponential { gamma: 0.9 }.lr(1.0, 2) - 0.81).abs() < 1e-12);
+    }
+
+    /// A finite loss whose backward pass gives NaN (`√(0·s)`: 0 × ∞) is refused before the
+    /// optimizer poisons the weights.
+    #[test]
+    fn a_nan_gradient_under_a_finite_loss_stops_the_step() {
+        use crate::models::mlp::MlpConfig;
+        use burn::tensor::{Device, TensorData};
+        let dev = Device::flex().autodiff();
+        let model = MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev);
+        let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 18], [2, 1, 3, 3]), &dev);
+        let loss = model.forward(x).sum().mul_scalar(0.0).sqrt();
+        let mut optim = OptimizerConfig::default().init();
+        let err = descend(model, loss, &mut optim, 1e-3, Some(1.0), "loss", 7).expect_err("refused");
+        let msg = err.to_string();
+        assert!(msg.contains("non-finite gradient norm") && msg.contains("step 8"), "{msg}");
     }
 
     #[test]
