@@ -877,6 +877,18 @@ fn is_sequence_checkpoint(dir: &Path) -> bool {
         .is_some_and(|t| t.contains_key("task"))
 }
 
+/// `--repeats R` of `eval` and `viz ntm`: repeat copy with exactly `R` repeats, the count fed
+/// on the training scale ([`Task::with_repeats`]); an error for other tasks or `R = 0`.
+fn apply_repeats(task: &mut Task, repeats: Option<usize>) -> Result<()> {
+    if let Some(r) = repeats {
+        if r == 0 {
+            bail!("--repeats must be at least 1");
+        }
+        *task = task.with_repeats(r).with_context(|| format!("--repeats: {} has no repeats", task.name()))?;
+    }
+    Ok(())
+}
+
 fn eval_sequence(
     dir: &Path,
     json: bool,
@@ -888,13 +900,7 @@ fn eval_sequence(
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
     let (mut cfg, model) = sequence::load_sequence_model(dir, &dev)?;
-    if let Some(r) = repeats {
-        if r == 0 {
-            bail!("--repeats must be at least 1");
-        }
-        cfg.task =
-            cfg.task.with_repeats(r).with_context(|| format!("--repeats: {} has no repeats", cfg.task.name()))?;
-    }
+    apply_repeats(&mut cfg.task, repeats)?;
     let m = sequence::evaluate(&model, &cfg.task, len, n, cfg.seed, "test", &dev);
     // Question answering: the error of each task type on its own, too.
     let mut per_task = serde_json::Map::new();
@@ -1149,13 +1155,7 @@ fn viz_ntm(dir: &Path, which: NtmSequence, out: &Path, scale: u32, all: bool, de
     if matches!(cfg.model, SequenceModelConfig::Lstm(_)) {
         bail!("{}: a {} checkpoint has no memory to draw", dir.display(), cfg.model.kind());
     }
-    if let Some(r) = which.repeats {
-        if r == 0 {
-            bail!("--repeats must be at least 1");
-        }
-        cfg.task =
-            cfg.task.with_repeats(r).with_context(|| format!("--repeats: {} has no repeats", cfg.task.name()))?;
-    }
+    apply_repeats(&mut cfg.task, which.repeats)?;
     let len = which.len.unwrap_or(cfg.task.len_range().1);
     let e = cfg.task.sample_len(1, len, &mut Rng::derive(which.seed, "viz", 0));
     let ep = sequence::episode_tensors(&e, &dev);

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, META, WEIGHTS};
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, clip_global_norm};
+use super::optim::{OptimizerConfig, Schedule, checked_step};
 use super::rng::Rng;
 use crate::data::translated::Translated;
 use crate::data::{ImageSet, Split, registry};
@@ -453,19 +453,9 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
                 );
             }
             let right: i64 = logits.argmax(1).reshape([idx.len()]).equal(labels).int().sum().into_scalar();
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            if let Some(max) = t.clip_norm {
-                let norm = clip_global_norm(&model, &mut grads, max);
-                if !norm.is_finite() {
-                    bail!(
-                        "non-finite gradient norm ({norm}) at step {} with a finite loss; weights are left as after step {}",
-                        state.step + 1,
-                        state.step
-                    );
-                }
-            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
             let lr = t.schedule.lr(t.lr, state.step as usize);
-            model = optim.step(lr, model, grads);
+            model = checked_step(model, grads, &mut optim, lr, t.clip_norm, state.step)?;
             state.step += 1;
             state.batch_in_epoch = b + 1;
             window.0 += loss_value as f64 * idx.len() as f64;

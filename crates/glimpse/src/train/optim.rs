@@ -227,7 +227,7 @@ pub fn descend<M: Module>(
 /// Clipping and one optimizer step, refused when the gradient norm is not finite: a finite
 /// loss with a NaN or infinite gradient is a backward-pass fault, and stepping would poison every
 /// weight. Without clipping the norm is not computed and nothing is checked.
-fn checked_step<M: Module>(
+pub fn checked_step<M: Module>(
     model: M,
     mut grads: GradientsParams,
     optim: &mut ModuleOptimizer,
