@@ -428,8 +428,8 @@ struct TrainArgs {
     /// Train on only the first N images.
     #[arg(long)]
     limit_train: Option<usize>,
-    /// Image classifiers: start from this checkpoint's weights (a curriculum's next stage,
-    /// fine-tuning); the optimizer starts afresh.
+    /// Image classifiers and the memory models (ntm, dnc, lstm): start from this checkpoint's
+    /// weights (a curriculum's next stage, fine-tuning, a longer run); the optimizer starts afresh.
     #[arg(long, value_name = "CHECKPOINT")]
     init: Option<PathBuf>,
     /// Log every N steps.
@@ -534,6 +534,8 @@ struct StepTrain<'a> {
     lr: &'a mut f64,
     optimizer: &'a mut OptimizerConfig,
     clip_norm: &'a mut Option<f32>,
+    /// Where `--init` goes; None: the model takes no `--init`.
+    init: Option<&'a mut Option<PathBuf>>,
 }
 
 /// Applies `--seed`, `--steps`, `--batch-size`, `--checkpoint-every`, `--log-every`, `--lr`,
@@ -562,6 +564,10 @@ fn apply_step_flags(a: &TrainArgs, seed: &mut u64, t: StepTrain, also: &[(&str, 
     if a.clip_norm.is_some() {
         *t.clip_norm = a.clip_norm;
     }
+    let takes_init = t.init.is_some();
+    if let (Some(field), Some(from)) = (t.init, &a.init) {
+        *field = Some(from.clone());
+    }
     let mut flags = vec![
         ("--dataset", a.dataset.is_some()),
         ("--canvas", a.canvas.is_some()),
@@ -570,7 +576,7 @@ fn apply_step_flags(a: &TrainArgs, seed: &mut u64, t: StepTrain, also: &[(&str, 
         ("--valid-size", a.valid_size.is_some()),
         ("--augment-shift", a.augment_shift.is_some()),
         ("--patience", a.patience.is_some()),
-        ("--init", a.init.is_some()),
+        ("--init", a.init.is_some() && !takes_init),
     ];
     flags.extend_from_slice(also);
     reject_flags(&flags, why)
@@ -639,6 +645,7 @@ fn sequence_run_config(a: &TrainArgs) -> Result<SequenceRunConfig> {
         lr: &mut t.lr,
         optimizer: &mut t.optimizer,
         clip_norm: &mut t.clip_norm,
+        init: Some(&mut t.init),
     };
     apply_step_flags(
         a,
@@ -1435,6 +1442,7 @@ fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
         lr: &mut t.lr,
         optimizer: &mut t.optimizer,
         clip_norm: &mut t.clip_norm,
+        init: None,
     };
     apply_step_flags(
         a,
@@ -1591,6 +1599,7 @@ fn handwriting_run_config(a: &TrainArgs) -> Result<HandwritingRunConfig> {
         lr: &mut t.lr,
         optimizer: &mut t.optimizer,
         clip_norm: &mut t.clip_norm,
+        init: None,
     };
     apply_step_flags(
         a,

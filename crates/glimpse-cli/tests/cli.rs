@@ -449,10 +449,18 @@ name = "adam"
     // Image flags make no sense for sequence models; an impossible task is refused.
     let err = run_cmd_err(glimpse().args(["train", "ntm", "--epochs", "3", "--out"]).arg(tmp.path().join("x")));
     assert!(err.contains("--epochs applies to image classifiers"), "{err}");
-    let err = run_cmd_err(
-        glimpse().args(["train", "ntm", "--init"]).arg(out.join("best")).arg("--out").arg(tmp.path().join("x")),
-    );
-    assert!(err.contains("--init applies to image classifiers"), "{err}");
+    // A new run from the checkpoint's weights (fresh optimizer), recorded in its config.
+    let next = tmp.path().join("next");
+    let said = ok(glimpse()
+        .args(["train", "ntm", "--quiet", "--steps", "30", "--config"])
+        .arg(&cfg)
+        .arg("--init")
+        .arg(out.join("best"))
+        .arg("--out")
+        .arg(&next));
+    assert!(said.contains("30 steps"), "{said}");
+    let saved = std::fs::read_to_string(next.join("best").join("config.toml")).unwrap();
+    assert!(saved.contains("init = "), "{saved}");
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, std::fs::read_to_string(&cfg).unwrap().replace("min_len = 1", "min_len = 0")).unwrap();
     let err =
@@ -643,6 +651,8 @@ beam = 1
     assert!(std::fs::read_to_string(prefix.with_extension("svg")).unwrap().contains("<svg"));
     let err = run_cmd_err(glimpse().args(["train", "seq2seq", "--epochs", "3", "--out"]).arg(tmp.path().join("x")));
     assert!(err.contains("--epochs does not apply"), "{err}");
+    let err = run_cmd_err(glimpse().args(["train", "seq2seq", "--init", "x", "--out"]).arg(tmp.path().join("x")));
+    assert!(err.contains("--init does not apply"), "{err}");
 }
 
 /// German→English from the committed dictionary fixture: a tiny Transformer trains and its

@@ -22,7 +22,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, DispatchDevice, Flex, Scalar, backend_extension};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Shape, Tensor, TensorData};
 
@@ -1038,6 +1038,8 @@ pub trait FusedOps: Backend {
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+    /// The identity forward; backward, the gradient clamped elementwise to `[−limit, limit]`.
+    fn grad_clamp(x: FloatTensor<Self>, limit: f32) -> FloatTensor<Self>;
 }
 
 /// The backward kernels an inner (non-autodiff) backend provides.
@@ -1128,6 +1130,10 @@ fn flex_f32<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> FlexTensor {
 }
 
 impl FusedOps for Flex {
+    fn grad_clamp(x: FlexTensor, _limit: f32) -> FlexTensor {
+        x
+    }
+
     fn lstm_gates(z: FlexTensor, c: FlexTensor) -> FlexTensor {
         let (z, c) = (contiguous(z), contiguous(c));
         let [b, h4] = z.shape().dims();
@@ -1449,6 +1455,28 @@ fn unary_autodiff<B: Backend + FusedBackward, C: CheckpointStrategy>(
 }
 
 impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn grad_clamp(x: FloatTensor<Self>, limit: f32) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ClampGrad(f32);
+
+        impl<B: Backend> Backward<B, 1> for ClampGrad {
+            type State = ();
+
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                if let [Some(node)] = ops.parents {
+                    let (lo, hi) = (Scalar::Float(-self.0 as f64), Scalar::Float(self.0 as f64));
+                    grads.register::<B>(node.id, B::float_clamp(g, lo, hi));
+                }
+            }
+        }
+
+        match ClampGrad(limit).prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((), x.into_primitive()),
+            OpsKind::UnTracked(prep) => prep.finish(x.into_primitive()),
+        }
+    }
+
     fn unary_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         unary_autodiff::<B, C>(x, Unary::Tanh)
     }
@@ -1685,6 +1713,17 @@ pub fn unary<const D: usize>(x: Tensor<D>, kind: Unary) -> Tensor<D> {
     })
 }
 
+/// `x` unchanged, but its gradient clamped elementwise to `[−limit, limit]` in the backward
+/// pass (Graves 2013 §4 clipped LSTM derivatives this way): put on a recurrent state, it keeps
+/// a gradient exploding through time from overflowing while the loss stays finite. On devices
+/// other than the CPU it is the identity (no clamping).
+pub fn grad_clamp<const D: usize>(x: Tensor<D>, limit: f32) -> Tensor<D> {
+    if !is_flex(&x.device()) {
+        return x;
+    }
+    Tensor::from_dispatch(<Dispatch as FusedOps>::grad_clamp(x.into_dispatch(), limit))
+}
+
 /// Additive (Bahdanau) attention scores `e_{b,s} = vᵀ tanh(keys_{b,s} + wq_b)`: `keys (B, S, A)`
 /// (the projected memory), `wq (B, A)` (the projected query), `v (A)` → `(B, S)`. On the CPU one
 /// pass forward and one backward, instead of a broadcast sum, a `tanh` and a product each with
@@ -1861,6 +1900,19 @@ mod tests {
     use super::*;
     use crate::testing::{grad_check, uniform};
     use burn::tensor::Device;
+
+    #[test]
+    fn grad_clamp_is_the_identity_forward_and_clamps_the_gradient_backward() {
+        let dev = Device::flex().autodiff();
+        let x = Tensor::<2>::from_data(TensorData::new(vec![0.5f32, -2.0, 3.0, 0.0], [2, 2]), &dev).require_grad();
+        let y = grad_clamp(x.clone(), 1.0);
+        assert_eq!(y.clone().into_data().try_to_vec::<f32>().unwrap(), vec![0.5, -2.0, 3.0, 0.0]);
+        // d(Σ c_i y_i)/dy = c: entries beyond ±1 are clamped, smaller ones pass unchanged.
+        let c = Tensor::<2>::from_data(TensorData::new(vec![100.0f32, -0.25, -7.0, 1.0], [2, 2]), &dev);
+        let grads = (y * c).sum().backward();
+        let g: Vec<f32> = x.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
+        assert_eq!(g, vec![1.0, -0.25, -1.0, 1.0]);
+    }
 
     #[test]
     fn exp_fast_is_accurate_over_the_range() {

@@ -84,6 +84,11 @@ pub struct NtmConfig {
     /// How the memory starts.
     #[serde(default, skip_serializing_if = "is_constant")]
     pub memory_init: MemoryInit,
+    /// Clamp the gradient of the state carried between steps (memory, controller state, read
+    /// vectors, weightings) elementwise to `[−limit, limit]` in the backward pass: bounds a
+    /// gradient exploding through time (Graves 2013 clipped LSTM derivatives alike). None: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clamp: Option<f32>,
 }
 
 fn is_constant(m: &MemoryInit) -> bool {
@@ -121,6 +126,7 @@ impl NtmConfig {
             shift_range: 1,
             clip: 20.0,
             memory_init: MemoryInit::Constant,
+            grad_clamp: None,
         }
     }
 
@@ -196,6 +202,16 @@ struct State {
     w_write: Vec<Tensor<2>>, // W × (B, N)
 }
 
+impl State {
+    /// Every tensor of the state through [`crate::fused::grad_clamp`].
+    fn clamp_gradients(&mut self, limit: f32) {
+        let clamp2 = |t: &mut Tensor<2>| *t = crate::fused::grad_clamp(t.clone(), limit);
+        self.memory = crate::fused::grad_clamp(self.memory.clone(), limit);
+        [&mut self.h, &mut self.c, &mut self.reads].into_iter().for_each(clamp2);
+        self.w_read.iter_mut().chain(self.w_write.iter_mut()).for_each(clamp2);
+    }
+}
+
 /// `(B, N)` weightings all on location 0. A constant memory and uniform weightings would be
 /// symmetric under any permutation of the locations, so no head could ever focus; a focused
 /// start lets the location shifts (eq. 8) break the symmetry.
@@ -237,6 +253,9 @@ impl Ntm {
         let cfg = &self.config;
         let (m, k, hl) = (cfg.memory_m, cfg.shift_range, cfg.head_len());
         let b = x.dims()[0];
+        if let Some(limit) = cfg.grad_clamp {
+            s.clamp_gradients(limit);
+        }
         let inp = Tensor::cat(vec![x, s.reads.clone()], 1); // (B, I + R·M)
         let out = match (&self.lstm, &self.feed_forward) {
             (Some(cell), _) => {
@@ -377,5 +396,33 @@ mod tests {
         assert!(!text.contains("memory_init"), "the default stays out of saved configs: {text}");
         let back: NtmConfig = toml::from_str(&toml::to_string(&cfg).unwrap()).unwrap();
         assert_eq!(back.memory_init, MemoryInit::Learned);
+    }
+    /// The state's gradient clamp: off, or with a limit never reached, the gradient is exact;
+    /// a tiny limit changes the gradient reaching earlier steps' inputs only (the last step's
+    /// input reaches its output without crossing a step boundary).
+    #[test]
+    fn grad_clamp_bounds_only_the_gradient_carried_between_steps() {
+        let dev = Device::flex().autodiff();
+        dev.seed(3);
+        let (t, b, i) = (4, 2, 3);
+        let xs = uniform(t * b * i, -1.0, 1.0, 8);
+        let input_grad = |limit: Option<f32>| -> Vec<f32> {
+            dev.seed(3);
+            let ntm = NtmConfig { grad_clamp: limit, ..small() }.init(&dev);
+            let x = Tensor::<1>::from_data(burn::tensor::TensorData::new(xs.clone(), [t * b * i]), &dev).require_grad();
+            let steps: Vec<Tensor<2>> = (0..t).map(|s| x.clone().narrow(0, s * b * i, b * i).reshape([b, i])).collect();
+            let loss = Tensor::cat(ntm.forward(steps, None), 1).mul_scalar(50.0).sum();
+            x.grad(&loss.backward()).unwrap().into_data().try_to_vec().unwrap()
+        };
+        let (exact, loose, tight) = (input_grad(None), input_grad(Some(1e30)), input_grad(Some(1e-6)));
+        // Equal up to rounding (the extra nodes change the order gradients are summed in).
+        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-5 * x.abs().max(1.0));
+        assert!(same(&exact, &loose));
+        let last = (t - 1) * b * i;
+        assert!(same(&exact[last..], &tight[last..]));
+        let moved = exact[..last].iter().zip(&tight[..last]).filter(|(a, b)| (*a - *b).abs() > 1e-3).count();
+        assert!(moved > last / 2, "{moved} of {last} earlier-step entries changed");
+        let text = toml::to_string(&small()).unwrap();
+        assert!(!text.contains("grad_clamp"), "off stays out of saved configs: {text}");
     }
 }

@@ -204,7 +204,33 @@ pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f32 {
     if parts.is_empty() {
         return 0.0;
     }
-    Tensor::cat(parts, 0).sum().into_scalar::<f32>().sqrt()
+    let norm = Tensor::cat(parts, 0).sum().into_scalar::<f32>().sqrt();
+    if norm == f32::INFINITY {
+        // The squares overflowed (an entry above ~1.8e19); the norm may still be finite:
+        // scaled by the largest entry first, as BLAS's nrm2 does. NaN or infinite entries stay
+        // non-finite.
+        return scaled_norm(module, grads);
+    }
+    norm
+}
+
+/// [`global_norm`] as `s · sqrt(Σ (g / s)²)` with `s` the largest `|g|`: no overflow.
+fn scaled_norm<M: Module>(module: &M, grads: &GradientsParams) -> f32 {
+    struct Values<'a>(&'a GradientsParams, Vec<f32>);
+    impl ModuleVisitor for Values<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.0.get::<D>(param.id) {
+                self.1.extend(g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default());
+            }
+        }
+    }
+    let mut v = Values(grads, vec![]);
+    module.visit(&mut v);
+    let scale = v.1.iter().fold(0.0f64, |a, &x| a.max((x as f64).abs()));
+    if !scale.is_finite() || v.1.iter().any(|x| x.is_nan()) {
+        return f32::NAN;
+    }
+    (scale * v.1.iter().map(|&x| (x as f64 / scale).powi(2)).sum::<f64>().sqrt()) as f32
 }
 
 /// One descent step on a scalar `loss`: a non-finite loss is refused before anything touches the
@@ -239,12 +265,56 @@ pub fn checked_step<M: Module>(
         let norm = clip_global_norm(&model, &mut grads, max);
         if !norm.is_finite() {
             anyhow::bail!(
-                "non-finite gradient norm ({norm}) at step {} with a finite loss; weights are left as after step {step}",
-                step + 1
+                "non-finite gradient norm ({norm}) at step {} with a finite loss; weights are left as after step {step}; \
+                 largest gradients: {}",
+                step + 1,
+                largest_gradients(&model, &grads, 4)
             );
         }
     }
     Ok(optim.step(lr, model, grads))
+}
+
+/// The `k` parameters with the largest gradient entries (non-finite ones first), as
+/// `path max|g|` pairs: where a diverging backward pass shows itself.
+pub fn largest_gradients<M: Module>(module: &M, grads: &GradientsParams, k: usize) -> String {
+    struct Paths<'a> {
+        grads: &'a GradientsParams,
+        path: Vec<String>,
+        found: Vec<(String, f32)>,
+    }
+    impl ModuleVisitor for Paths<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                let values = g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+                // NaN ranks above infinity, infinity above any finite size.
+                let size = values
+                    .iter()
+                    .fold(0.0f32, |a, &v| if v.is_nan() || a.is_nan() { f32::NAN } else { a.max(v.abs()) });
+                self.found.push((self.path.join("."), size));
+            }
+        }
+    }
+    let mut p = Paths { grads, path: vec![], found: vec![] };
+    module.visit(&mut p);
+    let rank = |v: f32| {
+        if v.is_nan() {
+            f32::INFINITY
+        } else if v.is_infinite() {
+            f32::MAX
+        } else {
+            v
+        }
+    };
+    p.found.sort_by(|a, b| rank(b.1).total_cmp(&rank(a.1)));
+    let shown: Vec<String> = p.found.iter().take(k).map(|(path, v)| format!("{path} {v:e}")).collect();
+    shown.join(", ")
 }
 
 /// The error of a training step whose loss is not finite.
@@ -484,6 +554,38 @@ mod tests {
         let err = descend(model, loss, &mut optim, 1e-3, Some(1.0), "loss", 7).expect_err("refused");
         let msg = err.to_string();
         assert!(msg.contains("non-finite gradient norm") && msg.contains("step 8"), "{msg}");
+    }
+
+    #[test]
+    fn a_huge_but_finite_gradient_has_a_finite_norm_and_is_clipped_not_refused() {
+        use crate::models::mlp::MlpConfig;
+        use burn::tensor::{Device, TensorData};
+        let dev = Device::flex().autodiff();
+        let model = MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev);
+        let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 18], [2, 1, 3, 3]), &dev);
+        let loss_of = |scale: f32| model.forward(x.clone()).sum().mul_scalar(scale);
+        let small = GradientsParams::from_grads(loss_of(1.0).backward(), &model);
+        let mut huge = GradientsParams::from_grads(loss_of(1e21).backward(), &model);
+        // Entries near 1e20: their squares overflow f32, the norm itself does not.
+        let (n1, n2) = (global_norm(&model, &small), global_norm(&model, &huge));
+        assert!(n1 > 0.0 && n2.is_finite(), "{n1} {n2}");
+        assert!((n2 / n1 / 1e21 - 1.0).abs() < 1e-3, "{n1} {n2}");
+        assert!((clip_global_norm(&model, &mut huge, 1.0) - n2).abs() <= 1e-3 * n2);
+        assert!((global_norm(&model, &huge) - 1.0).abs() < 1e-3);
+        // A NaN anywhere stays NaN (refused by `checked_step`), and the report names it first.
+        let mut poisoned = GradientsParams::from_grads(loss_of(1.0).backward(), &model);
+        let mut ids = Ids(vec![]);
+        model.visit(&mut ids);
+        let (id, rank) = *ids.0.iter().find(|p| p.1 == 1).expect("a bias");
+        assert_eq!(rank, 1);
+        let g = poisoned.remove::<1>(id).unwrap();
+        poisoned.register(id, g.mul_scalar(f32::NAN));
+        assert!(global_norm(&model, &poisoned).is_nan());
+        let report = largest_gradients(&model, &poisoned, 2);
+        assert!(report.contains("NaN") && report.contains("bias"), "{report}");
+        let mut optim = OptimizerConfig::Sgd { momentum: 0.0, nesterov: false }.init();
+        let err = checked_step(model, poisoned, &mut optim, 0.1, Some(1.0), 6).unwrap_err().to_string();
+        assert!(err.contains("at step 7") && err.contains("largest gradients"), "{err}");
     }
 
     #[test]

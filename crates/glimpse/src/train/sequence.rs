@@ -122,6 +122,11 @@ pub struct SequenceTrainConfig {
     /// backward passes run on their own threads (`train::optim::sharded_gradients`; 1: none).
     /// The same value gives the same loss curve; another changes it in the last bits.
     pub shards: usize,
+    /// Start from this checkpoint's weights (a longer run from a committed checkpoint, a
+    /// curriculum's next stage); the optimizer, the schedule and the step count start afresh.
+    /// The model must be of the same kind and sizes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 impl Default for SequenceTrainConfig {
@@ -140,6 +145,7 @@ impl Default for SequenceTrainConfig {
             checkpoint_every: 250,
             log_every: 50,
             shards: 1,
+            init: None,
         }
     }
 }
@@ -347,6 +353,25 @@ pub struct SequenceSummary {
     pub best: PathBuf,
 }
 
+/// The weights of the checkpoint `from` in a model built from `cfg`; a clear error when the
+/// checkpoint holds another kind of model or other sizes.
+fn init_from(cfg: &SequenceRunConfig, mut model: SequenceModel, from: &Path) -> Result<SequenceModel> {
+    let dir = checkpoint::find_dir(from)
+        .with_context(|| format!("init: {} is not a checkpoint (no meta.json)", from.display()))?;
+    let theirs: SequenceRunConfig = checkpoint::read_config(&dir)?;
+    if theirs.model != cfg.model {
+        bail!(
+            "init: {} holds a {} of other sizes or options than this run's {}",
+            dir.display(),
+            theirs.model.kind(),
+            cfg.model.kind()
+        );
+    }
+    checkpoint::load_weights(&mut model, &dir.join(WEIGHTS)).with_context(|| format!("init from {}", dir.display()))?;
+    tracing::info!("initialised from {}", dir.display());
+    Ok(model)
+}
+
 /// Loads an evaluable sequence checkpoint.
 pub fn load_sequence_model(dir: &Path, device: &Device) -> Result<(SequenceRunConfig, SequenceModel)> {
     let cfg: SequenceRunConfig = checkpoint::read_config(dir)?;
@@ -398,7 +423,11 @@ pub fn train_sequence(cfg: &SequenceRunConfig, opts: &RunOptions) -> Result<Sequ
             (saved, model, optim, state)
         }
         None => {
-            let model = crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
+            let mut model =
+                crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
+            if let Some(from) = &cfg.train.init {
+                model = init_from(cfg, model, from)?;
+            }
             let state = SequenceRunState {
                 step: 0,
                 rng: Rng::derive(cfg.seed, "episodes", 0),
@@ -651,6 +680,28 @@ mod tests {
         assert!((v.cost_bits_per_seq - s.valid.cost_bits_per_seq).abs() < 1e-3);
         let at5 = evaluate(&model, &cfg.task, Some(5), 64, 0, "test", &Device::flex());
         assert!(at5.bit_errors_per_seq < 0.5, "length 5: {at5:?}");
+    }
+
+    /// `init` starts a run from a checkpoint's weights: at a negligible rate the new run
+    /// validates as the checkpoint did; a model of other sizes is refused with a clear error.
+    #[test]
+    fn init_starts_from_a_checkpoint_and_refuses_other_sizes() {
+        let out = tempfile::tempdir().unwrap();
+        let first = train_sequence(&copy_run(300), &opts(&out.path().join("a"))).unwrap();
+        let mut cfg = copy_run(100);
+        cfg.train.lr = 1e-12;
+        cfg.train.init = Some(first.best.clone());
+        let again = train_sequence(&cfg, &opts(&out.path().join("b"))).unwrap();
+        assert!((again.valid.cost_bits_per_seq - first.valid.cost_bits_per_seq).abs() < 1e-2, "{again:?} {first:?}");
+        cfg.train.init = None;
+        let fresh = train_sequence(&cfg, &opts(&out.path().join("c"))).unwrap();
+        assert!(fresh.valid.cost_bits_per_seq > first.valid.cost_bits_per_seq + 1.0, "{fresh:?} {first:?}");
+        if let SequenceModelConfig::Ntm(m) = &mut cfg.model {
+            m.memory_n = 32;
+        }
+        cfg.train.init = Some(first.best);
+        let err = format!("{:#}", train_sequence(&cfg, &opts(&out.path().join("d"))).unwrap_err());
+        assert!(err.contains("other sizes"), "{err}");
     }
 
     /// The DNC learns the same short copy task in seconds.
