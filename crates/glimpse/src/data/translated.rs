@@ -4,7 +4,9 @@
 //! placed at a random position on a `W × W` canvas; the cluttered variant adds `K` random 8×8
 //! crops of other digits at random positions (pixel-wise maximum). Canvases are made on demand
 //! per batch, never all held in memory. A set may hold `P` placements of each digit (`P · n`
-//! examples): a training set that shows each digit at `P` positions instead of one.
+//! examples): a training set that shows each digit at `P` positions instead of one. A training
+//! set may also *warp* each digit (a random scale and rotation about its centre, bilinear), so
+//! that the placements of a digit are not all the same shape.
 
 use std::sync::Arc;
 
@@ -26,6 +28,9 @@ pub struct Translated {
     pub seed: u64,
     /// Placements of each digit `P`: the set has `P · n` examples (1: one per digit).
     pub placements: usize,
+    /// Digit warp `w`: scale uniform in `[1 − w, 1 + w]`, rotation uniform in `[−w, w]` radians
+    /// (0: none).
+    pub warp: f32,
 }
 
 impl Translated {
@@ -37,7 +42,14 @@ impl Translated {
     /// Cluttered translated MNIST with `clutter` 8×8 distractors (paper: 60/4 and 100/8).
     pub fn cluttered(base: Arc<ImageSet>, canvas: usize, clutter: usize, seed: u64) -> Self {
         assert!(canvas >= base.h && canvas >= base.w, "canvas {canvas} smaller than the digits");
-        Self { base, canvas, clutter, crop: 8, seed, placements: 1 }
+        Self { base, canvas, clutter, crop: 8, seed, placements: 1, warp: 0.0 }
+    }
+
+    /// The same task with each digit warped by up to `w` ([`Translated::warp`]); the layouts
+    /// (positions, clutter) stay those of the unwarped task.
+    pub fn with_warp(self, w: f32) -> Self {
+        assert!((0.0..0.5).contains(&w), "warp {w} outside [0, 0.5)");
+        Self { warp: w, ..self }
     }
 
     /// The same task with `p` placements of each digit (`p · n` examples; example `j` is
@@ -84,7 +96,17 @@ impl Translated {
         }
         let i = index % n;
         let (ty, tx) = (rng.below(w - b.h + 1), rng.below(w - b.w + 1));
-        let src = b.image(i);
+        let warped;
+        let src = if self.warp > 0.0 {
+            // Its own stream, so the layout does not depend on the warp.
+            let mut r = Rng::derive(self.seed, "warp", index as u64);
+            let scale = 1.0 + self.warp * (2.0 * r.uniform() as f32 - 1.0);
+            let angle = self.warp * (2.0 * r.uniform() as f32 - 1.0);
+            warped = warp_image(b.image(i), b.h, b.w, scale, angle);
+            &warped[..]
+        } else {
+            b.image(i)
+        };
         for r in 0..b.h {
             for c in 0..b.w {
                 let o = &mut out[(ty + r) * w + tx + c];
@@ -107,6 +129,34 @@ impl Translated {
         }
         (x, y)
     }
+}
+
+/// `img (h, w)` scaled by `scale` and rotated by `angle` radians about its centre: each output
+/// pixel samples the input bilinearly at the inverse-mapped point (zero outside).
+pub fn warp_image(img: &[u8], h: usize, w: usize, scale: f32, angle: f32) -> Vec<u8> {
+    let (cy, cx) = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
+    let (sin, cos) = angle.sin_cos();
+    let at = |y: isize, x: isize| -> f32 {
+        if y < 0 || x < 0 || y >= h as isize || x >= w as isize { 0.0 } else { img[y as usize * w + x as usize] as f32 }
+    };
+    let mut out = vec![0u8; h * w];
+    for r in 0..h {
+        for c in 0..w {
+            // Output offset from the centre, rotated back and unscaled: the source point.
+            let (dy, dx) = (r as f32 - cy, c as f32 - cx);
+            let sy = (cos * dy - sin * dx) / scale + cy;
+            let sx = (sin * dy + cos * dx) / scale + cx;
+            let (y0, x0) = (sy.floor(), sx.floor());
+            let (fy, fx) = (sy - y0, sx - x0);
+            let (y0, x0) = (y0 as isize, x0 as isize);
+            let v = at(y0, x0) * (1.0 - fy) * (1.0 - fx)
+                + at(y0, x0 + 1) * (1.0 - fy) * fx
+                + at(y0 + 1, x0) * fy * (1.0 - fx)
+                + at(y0 + 1, x0 + 1) * fy * fx;
+            out[r * w + c] = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -172,5 +222,37 @@ mod tests {
         let (bx, by) = t.batch_f32(&[4, 5]);
         assert_eq!((bx.len(), by), (20_000, vec![4, 5]));
         assert!(bx.iter().all(|&v| (0.0..=1.0).contains(&v)));
+    }
+
+    #[test]
+    fn warp_is_exact_at_identity_and_moves_mass_as_a_rotation_should() {
+        let img: Vec<u8> = (0..28 * 28).map(|i| ((i * 37) % 251) as u8).collect();
+        assert_eq!(warp_image(&img, 28, 28, 1.0, 0.0), img);
+        // A quarter turn of a bar along the top rows puts it along a side column.
+        let mut bar = vec![0u8; 28 * 28];
+        bar[2 * 28 + 4..2 * 28 + 24].fill(200);
+        let turned = warp_image(&bar, 28, 28, 1.0, std::f32::consts::FRAC_PI_2);
+        let col = |c: usize| (4..24).filter(|r| turned[r * 28 + c] > 100).count();
+        assert!(col(2).max(col(25)) >= 18, "{} {}", col(2), col(25));
+        // Scaling up by 1.5 spreads the bright square over more pixels.
+        let t = toy();
+        let big = warp_image(t.image(3), 28, 28, 1.5, 0.0);
+        let lit = |v: &[u8]| v.iter().filter(|&&p| p > 50).count();
+        assert!(lit(&big) > lit(t.image(3)) * 2, "{} {}", lit(&big), lit(t.image(3)));
+    }
+
+    #[test]
+    fn warped_placements_keep_the_layout_and_change_the_digit() {
+        let plain = Translated::cluttered(toy(), 100, 8, 1).with_placements(2);
+        let warped = plain.clone().with_warp(0.3);
+        let (mut a, mut b) = (vec![0; 10_000], vec![0; 10_000]);
+        let mut differ = 0;
+        for j in 0..20 {
+            let (la, pa) = plain.render(j, &mut a);
+            let (lb, pb) = warped.render(j, &mut b);
+            assert_eq!((la, pa), (lb, pb), "same label and position");
+            differ += (a != b) as usize;
+        }
+        assert!(differ >= 15, "{differ} of 20 warped");
     }
 }

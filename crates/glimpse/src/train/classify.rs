@@ -75,6 +75,14 @@ pub struct ImageData {
     /// times the digits, each at its own positions; validation and test keep one). Absent: 1.
     #[serde(default = "one_placement")]
     pub placements: usize,
+    /// Translated tasks: warp each training digit by a random scale in `[1 − w, 1 + w]` and
+    /// rotation in `[−w, w]` radians (validation and test digits are never warped). 0: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warp: f32,
+}
+
+fn is_zero(w: &f32) -> bool {
+    *w == 0.0
 }
 
 fn one_placement() -> usize {
@@ -83,7 +91,7 @@ fn one_placement() -> usize {
 
 impl Default for ImageData {
     fn default() -> Self {
-        Self { dataset: "mnist".into(), canvas: None, clutter: 0, placements: 1 }
+        Self { dataset: "mnist".into(), canvas: None, clutter: 0, placements: 1, warp: 0.0 }
     }
 }
 
@@ -110,11 +118,18 @@ impl ImageData {
     /// Wraps a loaded set as this task with `placements` placements of each digit (translated
     /// tasks; a plain set is returned as it is).
     pub fn wrap_placed(&self, set: ImageSet, seed: u64, placements: usize) -> Arc<dyn ImageTask> {
+        self.wrap_warped(set, seed, placements, 0.0)
+    }
+
+    /// [`ImageData::wrap_placed`] with each digit warped by up to `warp` (translated tasks).
+    fn wrap_warped(&self, set: ImageSet, seed: u64, placements: usize, warp: f32) -> Arc<dyn ImageTask> {
         match self.canvas {
             None => Arc::new(set),
-            Some(w) => {
-                Arc::new(Translated::cluttered(Arc::new(set), w, self.clutter, seed).with_placements(placements.max(1)))
-            }
+            Some(w) => Arc::new(
+                Translated::cluttered(Arc::new(set), w, self.clutter, seed)
+                    .with_placements(placements.max(1))
+                    .with_warp(warp),
+            ),
         }
     }
 }
@@ -326,7 +341,11 @@ pub fn train_and_validation(
     if let Some(limit) = cfg.train.limit_train {
         train_set = train_set.subset(&(0..limit.min(train_set.len())).collect::<Vec<_>>());
     }
-    Ok((cfg.data.wrap_placed(train_set, cfg.seed, cfg.data.placements), cfg.data.wrap(valid_set, cfg.seed ^ 0x7a11d)))
+    let d = &cfg.data;
+    if d.warp != 0.0 && (d.canvas.is_none() || !(0.0..0.5).contains(&d.warp)) {
+        bail!("warp = {} needs a translated task (canvas) and 0 ≤ warp < 0.5", d.warp);
+    }
+    Ok((d.wrap_warped(train_set, cfg.seed, d.placements, d.warp), d.wrap(valid_set, cfg.seed ^ 0x7a11d)))
 }
 
 /// Loads an evaluable classifier checkpoint (`config.toml` + `model.safetensors`) on `device`.
