@@ -132,6 +132,21 @@ pub fn find_dir(dir: &Path) -> Option<PathBuf> {
     old.join(META).is_file().then_some(old)
 }
 
+/// `model` with the weights of the checkpoint `from` (a run's `init`: a curriculum's next stage,
+/// a longer run), once `compatible` has accepted the checkpoint's configuration (its error says
+/// why not); the optimizer is the caller's to start afresh.
+pub fn init_from<C: serde::de::DeserializeOwned, M: Module>(
+    mut model: M,
+    from: &Path,
+    compatible: impl FnOnce(&C, &Path) -> Result<()>,
+) -> Result<M> {
+    let dir = find_dir(from).with_context(|| format!("init: {} is not a checkpoint (no meta.json)", from.display()))?;
+    compatible(&read_config(&dir)?, &dir)?;
+    load_weights(&mut model, &dir.join(WEIGHTS)).with_context(|| format!("init from {}", dir.display()))?;
+    tracing::info!("initialised from {}", dir.display());
+    Ok(model)
+}
+
 /// Reads `dir/config.toml` as `T`.
 pub fn read_config<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
     let path = dir.join(CONFIG);

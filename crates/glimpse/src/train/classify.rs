@@ -358,16 +358,13 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<(ClassifierRunConf
 
 /// The weights of the checkpoint `from` in a model built from `cfg` (the next stage of a
 /// curriculum); a clear error when the checkpoint is of another model or other sizes.
-fn init_from(cfg: &ClassifierRunConfig, mut model: Classifier, from: &Path) -> Result<Classifier> {
-    let dir = checkpoint::find_dir(from)
-        .with_context(|| format!("init: {} is not a checkpoint (no meta.json)", from.display()))?;
-    let theirs: ClassifierRunConfig = checkpoint::read_config(&dir)?;
-    if theirs.model.kind() != cfg.model.kind() {
-        bail!("init: {} holds a {}, this run trains a {}", dir.display(), theirs.model.kind(), cfg.model.kind());
-    }
-    checkpoint::load_weights(&mut model, &dir.join(WEIGHTS)).with_context(|| format!("init from {}", dir.display()))?;
-    tracing::info!("initialised from {}", dir.display());
-    Ok(model)
+fn init_from(cfg: &ClassifierRunConfig, model: Classifier, from: &Path) -> Result<Classifier> {
+    checkpoint::init_from(model, from, |theirs: &ClassifierRunConfig, dir| {
+        if theirs.model.kind() != cfg.model.kind() {
+            bail!("init: {} holds a {}, this run trains a {}", dir.display(), theirs.model.kind(), cfg.model.kind());
+        }
+        Ok(())
+    })
 }
 
 #[derive(Serialize, Deserialize)]

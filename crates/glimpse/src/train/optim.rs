@@ -216,21 +216,12 @@ pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f32 {
 
 /// [`global_norm`] as `s · sqrt(Σ (g / s)²)` with `s` the largest `|g|`: no overflow.
 fn scaled_norm<M: Module>(module: &M, grads: &GradientsParams) -> f32 {
-    struct Values<'a>(&'a GradientsParams, Vec<f32>);
-    impl ModuleVisitor for Values<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(g) = self.0.get::<D>(param.id) {
-                self.1.extend(g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default());
-            }
-        }
-    }
-    let mut v = Values(grads, vec![]);
-    module.visit(&mut v);
-    let scale = v.1.iter().fold(0.0f64, |a, &x| a.max((x as f64).abs()));
-    if !scale.is_finite() || v.1.iter().any(|x| x.is_nan()) {
+    let g = flat_gradients(module, grads); // zeros where a parameter has none: no change to the norm
+    let scale = g.iter().fold(0.0f64, |a, &x| a.max((x as f64).abs()));
+    if !scale.is_finite() || g.iter().any(|x| x.is_nan()) {
         return f32::NAN;
     }
-    (scale * v.1.iter().map(|&x| (x as f64 / scale).powi(2)).sum::<f64>().sqrt()) as f32
+    (scale * g.iter().map(|&x| (x as f64 / scale).powi(2)).sum::<f64>().sqrt()) as f32
 }
 
 /// One descent step on a scalar `loss`: a non-finite loss is refused before anything touches the

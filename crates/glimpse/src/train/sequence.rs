@@ -355,21 +355,18 @@ pub struct SequenceSummary {
 
 /// The weights of the checkpoint `from` in a model built from `cfg`; a clear error when the
 /// checkpoint holds another kind of model or other sizes.
-fn init_from(cfg: &SequenceRunConfig, mut model: SequenceModel, from: &Path) -> Result<SequenceModel> {
-    let dir = checkpoint::find_dir(from)
-        .with_context(|| format!("init: {} is not a checkpoint (no meta.json)", from.display()))?;
-    let theirs: SequenceRunConfig = checkpoint::read_config(&dir)?;
-    if theirs.model != cfg.model {
-        bail!(
-            "init: {} holds a {} of other sizes or options than this run's {}",
-            dir.display(),
-            theirs.model.kind(),
-            cfg.model.kind()
-        );
-    }
-    checkpoint::load_weights(&mut model, &dir.join(WEIGHTS)).with_context(|| format!("init from {}", dir.display()))?;
-    tracing::info!("initialised from {}", dir.display());
-    Ok(model)
+fn init_from(cfg: &SequenceRunConfig, model: SequenceModel, from: &Path) -> Result<SequenceModel> {
+    checkpoint::init_from(model, from, |theirs: &SequenceRunConfig, dir| {
+        if theirs.model != cfg.model {
+            bail!(
+                "init: {} holds a {} of other sizes or options than this run's {}",
+                dir.display(),
+                theirs.model.kind(),
+                cfg.model.kind()
+            );
+        }
+        Ok(())
+    })
 }
 
 /// Loads an evaluable sequence checkpoint.
