@@ -105,6 +105,11 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         /// --sequences held-out texts written once).
         #[arg(long, default_value_t = 0.0)]
         bias: f32,
+        /// Classifiers and sequence models: draw the evaluation data (clutter layouts and
+        /// placements, test sequences) from this seed instead of the run's, to see how much a
+        /// figure owes to one draw. The digits of each split stay the same.
+        #[arg(long)]
+        data_seed: Option<u64>,
     },
     /// Write a text in handwriting with a synthesis checkpoint (or draw unconditional samples
     /// with a prediction-network checkpoint).
@@ -902,11 +907,13 @@ fn eval_sequence(
     len: Option<usize>,
     repeats: Option<usize>,
     n: usize,
+    data_seed: Option<u64>,
     device: &str,
 ) -> Result<()> {
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
     let (mut cfg, model) = sequence::load_sequence_model(dir, &dev)?;
+    cfg.seed = data_seed.unwrap_or(cfg.seed);
     apply_repeats(&mut cfg.task, repeats)?;
     let m = sequence::evaluate(&model, &cfg.task, len, n, cfg.seed, "test", &dev);
     // Question answering: the error of each task type on its own, too.
@@ -927,6 +934,7 @@ fn eval_sequence(
         "bit_errors_per_seq": m.bit_errors_per_seq,
         "cost_bits_per_seq": m.cost_bits_per_seq,
         "n": m.n,
+        "data_seed": cfg.seed,
         "seconds": t0.elapsed().as_secs_f64(),
     });
     if let Some(opt) = sequence::ngram_optimal_cost(&cfg.task, len, n, cfg.seed, "test") {
@@ -966,12 +974,13 @@ fn eval_sequence(
     Ok(())
 }
 
-fn eval(dir: &Path, json: bool, split: &str, data_root: PathBuf, device: &str) -> Result<()> {
+fn eval(dir: &Path, json: bool, split: &str, data_seed: Option<u64>, data_root: PathBuf, device: &str) -> Result<()> {
     let dir =
         checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
-    let (cfg, model) = classify::load_classifier(&dir, &dev)?;
+    let (mut cfg, model) = classify::load_classifier(&dir, &dev)?;
+    cfg.seed = data_seed.unwrap_or(cfg.seed);
     let data = match split {
         "valid" => classify::train_and_validation(&cfg, &data_root)?.1,
         _ => cfg.data.load(&data_root, Split::Test, cfg.seed)?,
@@ -985,6 +994,7 @@ fn eval(dir: &Path, json: bool, split: &str, data_root: PathBuf, device: &str) -
         format!("{split}_error"): err,
         format!("{split}_loss"): loss,
         "n": n,
+        "data_seed": cfg.seed,
         "seconds": t0.elapsed().as_secs_f64(),
     });
     if json {
@@ -1227,8 +1237,19 @@ fn main() -> ExitCode {
     let root = data::resolve_root(cli.data_dir.clone());
     let result = match cli.command {
         Command::Train(a) => train(&a, root, &cli.device).map(|_| ExitCode::SUCCESS),
-        Command::Eval { checkpoint, json, split, len, repeats, sequences, beam, examples, bias } => {
-            match checkpoint::find_dir(&checkpoint) {
+        Command::Eval { checkpoint, json, split, len, repeats, sequences, beam, examples, bias, data_seed } => {
+            let dir = checkpoint::find_dir(&checkpoint);
+            let seeded = dir.as_ref().is_some_and(|d| {
+                is_sequence_checkpoint(d)
+                    || !(checkpoint_holds(d, "handwriting")
+                        || is_translate_checkpoint(d)
+                        || checkpoint_holds(d, "draw"))
+            });
+            if data_seed.is_some() && !seeded {
+                eprintln!("error: --data-seed applies to classifier and sequence checkpoints");
+                return ExitCode::FAILURE;
+            }
+            match dir {
                 Some(dir) if checkpoint_holds(&dir, "handwriting") => {
                     eval_handwriting(&dir, json, &split, sequences, bias, root, &cli.device)
                 }
@@ -1236,10 +1257,10 @@ fn main() -> ExitCode {
                     eval_translate(&dir, json, &split, beam, examples, &cli.device)
                 }
                 Some(dir) if is_sequence_checkpoint(&dir) => {
-                    eval_sequence(&dir, json, len, repeats, sequences, &cli.device)
+                    eval_sequence(&dir, json, len, repeats, sequences, data_seed, &cli.device)
                 }
                 Some(dir) if checkpoint_holds(&dir, "draw") => eval_draw(&dir, json, &split, root, &cli.device),
-                _ => eval(&checkpoint, json, &split, root, &cli.device),
+                _ => eval(&checkpoint, json, &split, data_seed, root, &cli.device),
             }
             .map(|_| ExitCode::SUCCESS)
         }

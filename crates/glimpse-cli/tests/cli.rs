@@ -439,6 +439,16 @@ name = "adam"
     assert_eq!((v["task"].as_str(), v["len"].as_u64(), v["n"].as_u64()), (Some("copy"), Some(8), Some(20)));
     let errors = v["bit_errors_per_seq"].as_f64().unwrap();
     assert!((0.0..=32.0).contains(&errors), "at most 8 × 4 bits can be wrong: {errors}");
+    assert_eq!(v["data_seed"].as_u64(), Some(2), "the run's seed by default");
+    // Other test sequences on request, the same ones for the same seed.
+    let with_seed = || {
+        let json =
+            ok(glimpse().arg("eval").arg(out.join("best")).args(["--sequences", "20", "--json", "--data-seed", "7"]));
+        serde_json::from_str::<serde_json::Value>(json.trim()).unwrap()
+    };
+    let (a, b) = (with_seed(), with_seed());
+    assert_eq!(a["data_seed"].as_u64(), Some(7));
+    assert_eq!(a["cost_bits_per_seq"], b["cost_bits_per_seq"]);
     let png = tmp.path().join("mem.png");
     let said = ok(glimpse().args(["viz", "ntm"]).arg(out.join("best")).args(["--len", "6", "--out"]).arg(&png));
     assert!(said.contains("length 6"), "{said}");
@@ -517,6 +527,8 @@ valid_limit = 0
     assert_eq!(&std::fs::read(tmp.path().join("pics/d.gif")).unwrap()[..3], b"GIF");
     let err = run_cmd_err(glimpse().args(["train", "draw", "--canvas", "60", "--out"]).arg(tmp.path().join("x")));
     assert!(err.contains("--canvas does not apply to DRAW"), "{err}");
+    let err = run_cmd_err(glimpse().arg("eval").arg(out.join("best")).args(["--data-seed", "3"]));
+    assert!(err.contains("--data-seed applies to classifier and sequence checkpoints"), "{err}");
 }
 
 #[test]
@@ -533,6 +545,7 @@ glimpses = 3
 read = 6
 hidden = 32
 classes = 10
+dropout = 0.2
 [train]
 epochs = 3
 batch_size = 20

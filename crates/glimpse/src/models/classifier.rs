@@ -118,6 +118,11 @@ impl ImageClassifier for Classifier {
     fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
         match self {
             Self::Ram(m) => m.hybrid_loss(&pixels(&images), labels, rng, &images.device()),
+            Self::DrawClassifier(m) => {
+                let logits = m.train_logits(images, rng);
+                let device = logits.device();
+                (CrossEntropyLossConfig::new().init(&device).forward(logits.clone(), labels), logits)
+            }
             other => cross_entropy(other, images, labels),
         }
     }

@@ -10,13 +10,14 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::classifier::ImageClassifier;
 use super::draw::{Window, windows};
 use super::lstm::LstmCell;
 use crate::attention::filterbank::{self, Filterbank};
+use crate::train::Rng;
 
 /// Sizes of a [`DrawClassifier`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,12 +33,24 @@ pub struct DrawClassifierConfig {
     pub hidden: usize,
     /// Number of classes.
     pub classes: usize,
+    /// Dropout on the last state fed to the classifier while training: each unit kept with
+    /// probability `1 − dropout` and scaled by its inverse. 0, the default, is the paper's model.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f32,
+    /// The same on each glimpse fed to the LSTM (Zaremba et al. 2014's dropout on the
+    /// non-recurrent connections). 0 by default.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read_dropout: f32,
+}
+
+fn is_zero(p: &f32) -> bool {
+    *p == 0.0
 }
 
 impl DrawClassifierConfig {
     /// The paper's settings for an `side × side` image: 12×12 reads, 256 units, 8 glimpses.
     pub fn new(side: usize) -> Self {
-        Self { input: [side, side], glimpses: 8, read: 12, hidden: 256, classes: 10 }
+        Self { input: [side, side], glimpses: 8, read: 12, hidden: 256, classes: 10, dropout: 0.0, read_dropout: 0.0 }
     }
 
     /// Builds the model. The first glimpse starts as a blurred view of the whole image
@@ -51,6 +64,8 @@ impl DrawClassifierConfig {
             input: self.input,
             glimpses: self.glimpses,
             read: self.read,
+            dropout: self.dropout,
+            read_dropout: self.read_dropout,
         }
     }
 }
@@ -69,12 +84,32 @@ pub struct DrawClassifier {
     glimpses: usize,
     #[module(skip)]
     read: usize,
+    #[module(skip)]
+    dropout: f32,
+    #[module(skip)]
+    read_dropout: f32,
 }
 
 impl DrawClassifier {
     /// Images `(B, 1, rows, cols)` → logits, and (when `windows_out` is given) the read window
     /// of every glimpse, per batch element.
-    pub fn run(&self, images: Tensor<4>, mut windows_out: Option<&mut Vec<Vec<Window>>>) -> Tensor<2> {
+    pub fn run(&self, images: Tensor<4>, windows_out: Option<&mut Vec<Vec<Window>>>) -> Tensor<2> {
+        self.run_with(images, windows_out, None)
+    }
+
+    /// Training logits: [`DrawClassifier::run`] with dropout masks drawn from `rng` (the
+    /// same as `run` when the model's dropout is 0).
+    pub fn train_logits(&self, images: Tensor<4>, rng: &mut Rng) -> Tensor<2> {
+        let rng = (self.dropout > 0.0 || self.read_dropout > 0.0).then_some(rng);
+        self.run_with(images, None, rng)
+    }
+
+    fn run_with(
+        &self,
+        images: Tensor<4>,
+        mut windows_out: Option<&mut Vec<Vec<Window>>>,
+        mut dropout: Option<&mut Rng>,
+    ) -> Tensor<2> {
         let [b, _, rows, cols] = images.dims();
         let x = images.reshape([b, rows, cols]);
         let device = x.device();
@@ -87,8 +122,14 @@ impl DrawClassifier {
                 w.push(windows(&fb));
             }
             let (fx, fy) = fb.matrices([rows, cols]);
-            let r = filterbank::read(x.clone(), fx, fy, fb.gamma).reshape([b, n * n]); // (B, N²)
+            let mut r = filterbank::read(x.clone(), fx, fy, fb.gamma).reshape([b, n * n]); // (B, N²)
+            if let Some(rng) = dropout.as_deref_mut().filter(|_| self.read_dropout > 0.0) {
+                r = r * dropout_mask([b, n * n], self.read_dropout, rng, &device);
+            }
             (h, c) = self.core.step(r, h, c);
+        }
+        if let Some(rng) = dropout.filter(|_| self.dropout > 0.0) {
+            h = h * dropout_mask([b, hidden], self.dropout, rng, &device);
         }
         self.action.forward(h)
     }
@@ -97,6 +138,13 @@ impl DrawClassifier {
     pub fn input(&self) -> [usize; 2] {
         self.input
     }
+}
+
+/// An inverted-dropout mask: each entry `1/(1 − p)` with probability `1 − p`, else 0.
+pub fn dropout_mask(shape: [usize; 2], p: f32, rng: &mut Rng, device: &Device) -> Tensor<2> {
+    let keep = 1.0 / (1.0 - p);
+    let v: Vec<f32> = (0..shape[0] * shape[1]).map(|_| if rng.uniform() < p as f64 { 0.0 } else { keep }).collect();
+    Tensor::from_data(TensorData::new(v, shape), device)
 }
 
 impl ImageClassifier for DrawClassifier {
@@ -111,12 +159,21 @@ mod tests {
     use crate::testing::{grad_check, uniform};
     use burn::nn::loss::CrossEntropyLossConfig;
     use burn::optim::{AdamConfig, GradientsParams};
-    use burn::tensor::{Int, TensorData};
+    use burn::tensor::Int;
 
     #[test]
     fn shapes_and_windows() {
         let dev = Device::flex();
-        let m = DrawClassifierConfig { input: [9, 7], glimpses: 3, read: 2, hidden: 6, classes: 4 }.init(&dev);
+        let m = DrawClassifierConfig {
+            input: [9, 7],
+            glimpses: 3,
+            read: 2,
+            hidden: 6,
+            classes: 4,
+            dropout: 0.0,
+            read_dropout: 0.0,
+        }
+        .init(&dev);
         let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 63, 0.0, 1.0, 1), [2, 1, 9, 7]), &dev);
         let mut w = Vec::new();
         assert_eq!(m.run(x, Some(&mut w)).dims(), [2, 4]);
@@ -127,12 +184,55 @@ mod tests {
     fn gradient_with_respect_to_the_image_matches_finite_differences() {
         let dev = Device::flex();
         dev.seed(2);
-        let m = DrawClassifierConfig { input: [5, 4], glimpses: 2, read: 2, hidden: 5, classes: 3 }.init(&dev);
+        let m = DrawClassifierConfig {
+            input: [5, 4],
+            glimpses: 2,
+            read: 2,
+            hidden: 5,
+            classes: 3,
+            dropout: 0.0,
+            read_dropout: 0.0,
+        }
+        .init(&dev);
         grad_check(&[uniform(2 * 20, 0.0, 1.0, 3)], 1e-2, 2e-2, |v| {
             let [x]: [Tensor<1>; 1] = v.try_into().unwrap();
             let m = m.clone().fork(&x.device());
             m.logits(x.reshape([2, 1, 5, 4])).reshape([6])
         });
+    }
+
+    #[test]
+    fn dropout_masks_only_training_and_follows_the_seed() {
+        let dev = Device::flex();
+        dev.seed(5);
+        let cfg = DrawClassifierConfig {
+            input: [9, 7],
+            glimpses: 3,
+            read: 2,
+            hidden: 6,
+            classes: 4,
+            dropout: 0.5,
+            read_dropout: 0.2,
+        };
+        let m = cfg.init(&dev);
+        let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 63, 0.0, 1.0, 1), [2, 1, 9, 7]), &dev);
+        let plain: Vec<f32> = m.run(x.clone(), None).into_data().try_to_vec::<f32>().unwrap();
+        let a: Vec<f32> = m.train_logits(x.clone(), &mut Rng::new(7)).into_data().try_to_vec::<f32>().unwrap();
+        let b: Vec<f32> = m.train_logits(x.clone(), &mut Rng::new(7)).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(a, b);
+        assert!(a.iter().zip(&plain).any(|(p, q)| (p - q).abs() > 1e-4));
+        // Without dropout, training and evaluation agree.
+        let m0 = DrawClassifierConfig { dropout: 0.0, read_dropout: 0.0, ..cfg }.init(&dev);
+        let p0: Vec<f32> = m0.run(x.clone(), None).into_data().try_to_vec::<f32>().unwrap();
+        let t0: Vec<f32> = m0.train_logits(x, &mut Rng::new(7)).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(p0, t0);
+        // The mask keeps about 1 − p of the units, scaled by 1/(1 − p): mean ≈ 1.
+        let mask: Vec<f32> =
+            dropout_mask([100, 100], 0.3, &mut Rng::new(8), &dev).into_data().try_to_vec::<f32>().unwrap();
+        let kept = mask.iter().filter(|&&v| v > 0.0).count() as f32 / 1e4;
+        let mean = mask.iter().sum::<f32>() / 1e4;
+        assert!((kept - 0.7).abs() < 0.02 && (mean - 1.0).abs() < 0.03, "kept {kept}, mean {mean}");
+        assert!(mask.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
     }
 
     /// Which quadrant holds a bright 3×3 blob on a 12×12 field with a dim distractor: learned
@@ -141,8 +241,16 @@ mod tests {
     fn learns_where_the_blob_is_in_seconds() {
         let dev = Device::flex().autodiff();
         dev.seed(3);
-        let mut model =
-            DrawClassifierConfig { input: [12, 12], glimpses: 2, read: 3, hidden: 24, classes: 4 }.init(&dev);
+        let mut model = DrawClassifierConfig {
+            input: [12, 12],
+            glimpses: 2,
+            read: 3,
+            hidden: 24,
+            classes: 4,
+            dropout: 0.0,
+            read_dropout: 0.0,
+        }
+        .init(&dev);
         let mut rng = crate::train::Rng::new(4);
         let mut batch = |n: usize| {
             let (mut x, mut y) = (vec![0.0f32; n * 144], vec![0i64; n]);

@@ -426,6 +426,11 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
     if t.batch_size == 0 {
         bail!("batch_size must be positive");
     }
+    if let ClassifierConfig::DrawClassifier(m) = &cfg.model
+        && !((0.0..1.0).contains(&m.dropout) && (0.0..1.0).contains(&m.read_dropout))
+    {
+        bail!("dropout = {} and read_dropout = {} must be in [0, 1)", m.dropout, m.read_dropout);
+    }
     let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
 
     // Data: a fixed train/validation split of the training set, and the test set.

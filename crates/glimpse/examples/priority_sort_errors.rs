@@ -1,0 +1,103 @@
+//! Where a priority-sort NTM makes its mistakes: the bit errors of each output, grouped by how
+//! close the priority of the vector it should output lies to the nearest other priority of the
+//! sequence, beside the floor of the strategy the NTM paper describes (§4.5: each vector is
+//! written at a location set by its priority, and the locations are read in order), which
+//! loses a vector whenever two priorities fall on the same of the `N` memory rows.
+//!
+//! ```text
+//! cargo run --release --example priority_sort_errors -- checkpoints/ntm-priority-sort [sequences]
+//! ```
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use glimpse::burn::tensor::{Device, Tensor};
+use glimpse::data::algorithmic::Task;
+use glimpse::train::Rng;
+use glimpse::train::sequence::{SequenceModelConfig, episode_tensors, evaluation_batches, load_sequence_model};
+
+/// Gap buckets (upper edges) in units of the priority range `[−1, 1]`.
+const EDGES: [f32; 6] = [1.0 / 256.0, 1.0 / 128.0, 1.0 / 64.0, 1.0 / 32.0, 1.0 / 16.0, f32::INFINITY];
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let dir = PathBuf::from(args.next().unwrap_or_else(|| "checkpoints/ntm-priority-sort".into()));
+    let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1024);
+    let device = Device::flex();
+    let (cfg, model) = load_sequence_model(&dir, &device)?;
+    let Task::PrioritySort { bits, inputs, outputs } = cfg.task else {
+        bail!("{} is not a priority-sort checkpoint", dir.display());
+    };
+    let (mut errors, mut count) = ([0.0f64; EDGES.len()], [0usize; EDGES.len()]);
+    let mut total = 0.0;
+    for e in evaluation_batches(&cfg.task, None, n, cfg.seed, "test") {
+        let (t, b) = (e.steps, e.batch);
+        let ins = e.len;
+        let (i, o) = (e.inputs.len() / (t * b), e.targets.len() / (t * b));
+        let ep = episode_tensors(&e, &device);
+        let logits: Vec<f32> =
+            Tensor::cat(model.forward(ep.inputs.clone(), None), 0).into_data().try_to_vec::<f32>().unwrap();
+        for s in 0..b {
+            // Priorities (input column bits + 1) and the order the targets follow.
+            let prio: Vec<f32> = (0..ins).map(|k| e.inputs[(k * b + s) * i + bits + 1]).collect();
+            let mut order: Vec<usize> = (0..ins).collect();
+            order.sort_by(|&p, &q| prio[q].total_cmp(&prio[p]));
+            for (k, &src) in order.iter().take(outputs.min(ins)).enumerate() {
+                let step = ins + 1 + k;
+                let wrong = (0..o)
+                    .filter(|&c| {
+                        let row = (step * b + s) * o + c;
+                        (logits[row] > 0.0) != (e.targets[row] > 0.5)
+                    })
+                    .count() as f64;
+                let gap =
+                    (0..ins).filter(|&q| q != src).map(|q| (prio[q] - prio[src]).abs()).fold(f32::INFINITY, f32::min);
+                let bucket = EDGES.iter().position(|&edge| gap / 2.0 < edge).unwrap();
+                errors[bucket] += wrong;
+                count[bucket] += 1;
+                total += wrong;
+            }
+        }
+    }
+    println!("{}: {n} test sequences, {:.2} bit errors per sequence", dir.display(), total / n as f64);
+    println!(
+        "gap to the nearest other priority (fraction of [-1, 1]) | outputs | share of outputs | bit errors per output | share of all errors"
+    );
+    let outs: usize = count.iter().sum();
+    let mut lower = 0.0;
+    for (k, &edge) in EDGES.iter().enumerate() {
+        println!(
+            "[{lower:.4}, {edge:.4}) | {} | {:.1}% | {:.3} | {:.1}%",
+            count[k],
+            100.0 * count[k] as f64 / outs as f64,
+            errors[k] / count[k].max(1) as f64,
+            100.0 * errors[k] / total.max(1e-9)
+        );
+        lower = edge;
+    }
+    // The floor of "write at the row set by the priority": priorities mapped linearly onto
+    // `N` rows; every vector that shares its row with an earlier one is lost, costing half
+    // its bits on average.
+    let mut rng = Rng::new(1);
+    let trials = 20_000;
+    let memory_n = match &cfg.model {
+        SequenceModelConfig::Ntm(c) => c.memory_n,
+        _ => 128,
+    };
+    for rows in [memory_n, 256, 1024] {
+        let mut lost = 0usize;
+        for _ in 0..trials {
+            let mut prio: Vec<f32> = (0..inputs).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
+            prio.sort_by(|p, q| q.total_cmp(p));
+            let mut used: Vec<usize> =
+                prio.iter().take(outputs).map(|p| ((p + 1.0) / 2.0 * rows as f32) as usize).collect();
+            used.dedup();
+            lost += outputs.min(inputs) - used.len();
+        }
+        println!(
+            "floor of priority-addressed writes on {rows} rows: {:.2} bit errors per sequence",
+            lost as f64 / trials as f64 * bits as f64 / 2.0
+        );
+    }
+    Ok(())
+}
