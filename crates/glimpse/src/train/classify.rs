@@ -345,6 +345,9 @@ pub fn train_and_validation(
     if d.warp != 0.0 && (d.canvas.is_none() || !(0.0..0.5).contains(&d.warp)) {
         bail!("warp = {} needs a translated task (canvas) and 0 ≤ warp < 0.5", d.warp);
     }
+    if d.placements == 0 {
+        bail!("placements = 0: each training digit needs at least one placement");
+    }
     Ok((d.wrap_warped(train_set, cfg.seed, d.placements, d.warp), d.wrap(valid_set, cfg.seed ^ 0x7a11d)))
 }
 
@@ -599,6 +602,25 @@ mod tests {
             .map(|v| v["loss"].as_f64().unwrap())
             .collect();
         assert!(losses.last().unwrap() < &(0.6 * losses[0]), "validation loss fell: {losses:?}");
+    }
+
+    /// Data settings that cannot make a training set are refused with a clear message.
+    #[test]
+    fn impossible_data_settings_are_refused() {
+        let mlp =
+            ClassifierConfig::Mlp(crate::models::mlp::MlpConfig { input: [28, 28], hidden: vec![8], classes: 10 });
+        let train = TrainConfig { valid_size: 60, ..TrainConfig::default() };
+        let with = |data: ImageData| ClassifierRunConfig { seed: 1, model: mlp.clone(), data, train: train.clone() };
+        let err = |data: ImageData| train_and_validation(&with(data), &fixture()).err().unwrap().to_string();
+        let e = err(ImageData { canvas: Some(40), placements: 0, ..ImageData::default() });
+        assert!(e.contains("placements = 0"), "{e}");
+        let e = err(ImageData { warp: 0.1, ..ImageData::default() });
+        assert!(e.contains("needs a translated task"), "{e}");
+        let e = err(ImageData { canvas: Some(40), warp: 0.7, ..ImageData::default() });
+        assert!(e.contains("0 ≤ warp < 0.5"), "{e}");
+        assert!(
+            train_and_validation(&with(ImageData { canvas: Some(40), ..ImageData::default() }), &fixture()).is_ok()
+        );
     }
 
     /// `init` starts a run from another run's weights: with a zero learning rate the second
