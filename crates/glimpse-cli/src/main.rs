@@ -184,6 +184,21 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         #[command(subcommand)]
         command: VizCommand,
     },
+    /// Average the weights of image-classifier checkpoints of one model into a new checkpoint
+    /// ("model soup": runs fine-tuned from one starting point; or points along one run), then
+    /// report its validation and test error.
+    #[command(after_help = "Example:\n  glimpse average runs/a/best runs/b/best --out runs/soup")]
+    Average {
+        /// Checkpoint directories (two or more), of the same model and sizes.
+        #[arg(required = true, num_args = 2..)]
+        checkpoints: Vec<PathBuf>,
+        /// Where to write the averaged checkpoint (its config and data are the first one's).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Implicit attention: the input gradient of a class logit, as a PNG heat map.
     #[command(after_help = "Example:\n  glimpse saliency checkpoints/cnn-mnist --index 7 --out saliency.png")]
     Saliency {
@@ -974,6 +989,65 @@ fn eval_sequence(
     Ok(())
 }
 
+/// `glimpse average`: the parameter-wise mean of classifier checkpoints, saved and evaluated.
+fn average(dirs: &[PathBuf], out: &Path, json: bool, data_root: PathBuf, device: &str) -> Result<()> {
+    let dev = glimpse::device::by_name(device)?;
+    let mut models = Vec::new();
+    let mut first: Option<ClassifierRunConfig> = None;
+    let mut train_seconds = 0.0;
+    for d in dirs {
+        let dir =
+            checkpoint::find_dir(d).with_context(|| format!("{}: not a checkpoint (no meta.json)", d.display()))?;
+        let (cfg, model) = classify::load_classifier(&dir, &dev)
+            .with_context(|| format!("{}: not an image-classifier checkpoint", dir.display()))?;
+        if let Some(f) = &first
+            && f.model != cfg.model
+        {
+            bail!("{} holds another model than {} (kind or sizes differ)", dir.display(), dirs[0].display());
+        }
+        // A best/ or a last/ directory: both record their training seconds.
+        let meta: serde_json::Value = checkpoint::read_meta(&dir)?;
+        train_seconds += meta["train_seconds"].as_f64().unwrap_or(0.0);
+        first.get_or_insert(cfg);
+        models.push(model);
+    }
+    let cfg = first.context("no checkpoints")?;
+    let model = checkpoint::average_weights(&models)?;
+    let valid = classify::train_and_validation(&cfg, &data_root)?.1;
+    let test = cfg.data.load(&data_root, Split::Test, cfg.seed)?;
+    let (_, verr, _) = classify::evaluate(&model, valid.as_ref(), 500, &dev);
+    let (tloss, terr, n) = classify::evaluate(&model, test.as_ref(), 500, &dev);
+    let meta = CheckpointMeta {
+        model: cfg.model.kind().into(),
+        step: 0,
+        epoch: 0,
+        valid_error: verr,
+        test_error: Some(terr),
+        train_seconds,
+    };
+    checkpoint::save_run_dir(out, &model, &cfg, &meta, None)?;
+    let summary = serde_json::json!({
+        "checkpoint": out.display().to_string(),
+        "averaged": dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
+        "valid_error": verr,
+        "test_error": terr,
+        "test_loss": tloss,
+        "n": n,
+    });
+    if json {
+        println!("{summary}");
+    } else {
+        println!(
+            "{}: the mean of {} checkpoints: validation error {:.2}%, test error {:.2}% ({n} images)",
+            out.display(),
+            dirs.len(),
+            100.0 * verr,
+            100.0 * terr
+        );
+    }
+    Ok(())
+}
+
 fn eval(dir: &Path, json: bool, split: &str, data_seed: Option<u64>, data_root: PathBuf, device: &str) -> Result<()> {
     let dir =
         checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
@@ -1282,6 +1356,9 @@ fn main() -> ExitCode {
         Command::Write { checkpoint, text, bias, out, samples, seed, max_steps, prime, window, held_out } => {
             let w = WriteArgs { text, bias, samples, seed, max_steps, prime, window, held_out };
             write(&checkpoint, w, &out, root, &cli.device).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Average { checkpoints, out, json } => {
+            average(&checkpoints, &out, json, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }
         Command::Saliency { checkpoint, index, class, out, scale } => {
             saliency(&checkpoint, index, class, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)

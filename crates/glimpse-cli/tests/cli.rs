@@ -178,6 +178,7 @@ fn help_prints_for_every_subcommand() {
         vec!["data", "list", "--help"],
         vec!["bench", "--help"],
         vec!["saliency", "--help"],
+        vec!["average", "--help"],
         vec!["viz", "--help"],
         vec!["viz", "ram", "--help"],
         vec!["viz", "ntm", "--help"],
@@ -384,6 +385,52 @@ checkpoint_every = 0
     ok(train_cmd(&write_config(tmp.path()), &mlp).args(["--epochs", "1"]));
     let out = run_cmd_err(glimpse().args(["viz", "ram"]).arg(mlp.join("best")).arg("--data-dir").arg(fixture()));
     assert!(out.contains("not a RAM"), "{out}");
+}
+
+/// Two runs of one MLP averaged into a checkpoint that `eval` reads and agrees with; a
+/// checkpoint of other sizes is refused.
+#[test]
+fn average_writes_an_evaluable_mean_of_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path());
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    ok(train_cmd(&cfg, &a).args(["--epochs", "1"]));
+    ok(train_cmd(&cfg, &b).args(["--epochs", "1", "--seed", "6"]));
+    let soup = tmp.path().join("soup");
+    let json = ok(glimpse()
+        .arg("average")
+        .arg(a.join("best"))
+        .arg(b.join("last"))
+        .arg("--out")
+        .arg(&soup)
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(fixture()));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let eval = ok(glimpse().arg("eval").arg(&soup).arg("--json").arg("--data-dir").arg(fixture()));
+    let e: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
+    assert_eq!(v["test_error"], e["test_error"], "{v} vs {e}");
+    assert_eq!(v["averaged"].as_array().map(|a| a.len()), Some(2));
+    let wa = tensors(&a.join("best/model.safetensors"));
+    let ws = tensors(&soup.join("model.safetensors"));
+    assert_eq!(wa.keys().collect::<Vec<_>>(), ws.keys().collect::<Vec<_>>());
+    assert!(wa.iter().any(|(k, t)| ws[k].1 != t.1), "the mean differs from either run");
+    let wide = tmp.path().join("wide");
+    let wide_cfg = tmp.path().join("wide.toml");
+    std::fs::write(&wide_cfg, std::fs::read_to_string(&cfg).unwrap().replace("hidden = [32]", "hidden = [16]"))
+        .unwrap();
+    ok(train_cmd(&wide_cfg, &wide).args(["--epochs", "1"]));
+    let err = run_cmd_err(
+        glimpse()
+            .arg("average")
+            .arg(a.join("best"))
+            .arg(wide.join("best"))
+            .arg("--out")
+            .arg(tmp.path().join("x"))
+            .arg("--data-dir")
+            .arg(fixture()),
+    );
+    assert!(err.contains("holds another model"), "{err}");
 }
 
 fn run_cmd_err(c: &mut Command) -> String {

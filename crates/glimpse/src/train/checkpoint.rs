@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
 /// File names inside a checkpoint directory.
 pub const WEIGHTS: &str = "model.safetensors";
@@ -161,6 +161,46 @@ pub fn read_meta<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
     serde_json::from_str(&text).with_context(|| format!("{}: invalid metadata", path.display()))
 }
 
+/// The parameter-wise mean of `models` (of one architecture): weight averaging of checkpoints
+/// that share a starting point ("model soups", Wortsman et al. 2022; Polyak averaging along
+/// one run). The result has the first model's structure and parameter ids.
+pub fn average_weights<M: Module>(models: &[M]) -> Result<M> {
+    struct Grab(Vec<(Vec<usize>, Vec<f32>)>);
+    impl ModuleVisitor for Grab {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let v = p.val();
+            self.0.push((v.dims().to_vec(), v.into_data().convert::<f32>().try_to_vec().expect("f32 weights")));
+        }
+    }
+    let Some(first) = models.first() else { bail!("nothing to average") };
+    let mut sum = Grab(Vec::new());
+    first.visit(&mut sum);
+    for (k, m) in models.iter().enumerate().skip(1) {
+        let mut g = Grab(Vec::new());
+        m.visit(&mut g);
+        if g.0.len() != sum.0.len() || g.0.iter().zip(&sum.0).any(|(a, b)| a.0 != b.0) {
+            bail!("model {k} has other parameters or shapes than model 0");
+        }
+        for ((_, acc), (_, v)) in sum.0.iter_mut().zip(&g.0) {
+            acc.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+        }
+    }
+    let scale = 1.0 / models.len() as f32;
+    struct Put(std::vec::IntoIter<(Vec<usize>, Vec<f32>)>);
+    impl ModuleMapper for Put {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, value, mapper) = param.consume();
+            let (shape, mean) = self.0.next().expect("one value per parameter");
+            let shape: [usize; D] = shape.try_into().expect("same rank");
+            let t = Tensor::<D>::from_data(TensorData::new(mean, shape), &value.device());
+            Param::from_mapped_value(id, t, mapper)
+        }
+    }
+    let means: Vec<_> =
+        sum.0.into_iter().map(|(shape, v)| (shape, v.into_iter().map(|x| x * scale).collect())).collect();
+    Ok(first.clone().map(&mut Put(means.into_iter())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +243,25 @@ mod tests {
             i.0
         };
         assert_eq!(ids(&b), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn averaging_takes_the_parameter_wise_mean_and_refuses_other_shapes() {
+        let dev = Device::flex();
+        let cfg = MlpConfig { input: [4, 4], hidden: vec![5], classes: 3 };
+        let (a, b, c) = (number_params(cfg.init(&dev)), number_params(cfg.init(&dev)), number_params(cfg.init(&dev)));
+        let mean = average_weights(&[a.clone(), b.clone(), c.clone()]).unwrap();
+        let (wa, wb, wc, wm) = (weights(&a), weights(&b), weights(&c), weights(&mean));
+        for k in 0..wa.len() {
+            for i in 0..wa[k].len() {
+                let want = (wa[k][i] + wb[k][i] + wc[k][i]) / 3.0;
+                assert!((wm[k][i] - want).abs() < 1e-6, "param {k}[{i}]: {} vs {want}", wm[k][i]);
+            }
+        }
+        assert_eq!(weights(&average_weights(std::slice::from_ref(&a)).unwrap()), wa);
+        let other = number_params(MlpConfig { input: [4, 4], hidden: vec![6], classes: 3 }.init(&dev));
+        assert!(average_weights(&[a, other]).is_err());
+        assert!(average_weights::<crate::models::mlp::Mlp>(&[]).is_err());
     }
 
     #[test]
