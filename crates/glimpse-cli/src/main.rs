@@ -1001,7 +1001,7 @@ fn average(dirs: &[PathBuf], out: &Path, json: bool, data_root: PathBuf, device:
         let (cfg, model) = classify::load_classifier(&dir, &dev)
             .with_context(|| format!("{}: not an image-classifier checkpoint", dir.display()))?;
         if let Some(f) = &first
-            && f.model != cfg.model
+            && f.model.architecture() != cfg.model.architecture()
         {
             bail!("{} holds another model than {} (kind or sizes differ)", dir.display(), dirs[0].display());
         }

@@ -52,6 +52,17 @@ pub enum ClassifierConfig {
 }
 
 impl ClassifierConfig {
+    /// The architecture alone: training-only options (dropout) cleared, so that two
+    /// configurations compare equal exactly when their weights are interchangeable.
+    pub fn architecture(&self) -> Self {
+        match self {
+            Self::DrawClassifier(c) => {
+                Self::DrawClassifier(DrawClassifierConfig { dropout: 0.0, read_dropout: 0.0, ..c.clone() })
+            }
+            other => other.clone(),
+        }
+    }
+
     /// Builds the classifier on `device`.
     pub fn init(&self, device: &Device) -> Classifier {
         match self {
@@ -125,5 +136,19 @@ impl ImageClassifier for Classifier {
             }
             other => cross_entropy(other, images, labels),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_architecture_ignores_dropout_only() {
+        let base = DrawClassifierConfig::new(100);
+        let with = |c: DrawClassifierConfig| ClassifierConfig::DrawClassifier(c).architecture();
+        let dropped = DrawClassifierConfig { dropout: 0.5, read_dropout: 0.1, ..base.clone() };
+        assert_eq!(with(dropped), with(base.clone()));
+        assert_ne!(with(DrawClassifierConfig { hidden: 128, ..base.clone() }), with(base));
     }
 }
