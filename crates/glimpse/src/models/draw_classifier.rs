@@ -161,19 +161,15 @@ mod tests {
     use burn::optim::{AdamConfig, GradientsParams};
     use burn::tensor::Int;
 
+    /// A configuration of these sizes, without dropout.
+    fn sizes(input: [usize; 2], glimpses: usize, read: usize, hidden: usize, classes: usize) -> DrawClassifierConfig {
+        DrawClassifierConfig { input, glimpses, read, hidden, classes, dropout: 0.0, read_dropout: 0.0 }
+    }
+
     #[test]
     fn shapes_and_windows() {
         let dev = Device::flex();
-        let m = DrawClassifierConfig {
-            input: [9, 7],
-            glimpses: 3,
-            read: 2,
-            hidden: 6,
-            classes: 4,
-            dropout: 0.0,
-            read_dropout: 0.0,
-        }
-        .init(&dev);
+        let m = sizes([9, 7], 3, 2, 6, 4).init(&dev);
         let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 63, 0.0, 1.0, 1), [2, 1, 9, 7]), &dev);
         let mut w = Vec::new();
         assert_eq!(m.run(x, Some(&mut w)).dims(), [2, 4]);
@@ -184,16 +180,7 @@ mod tests {
     fn gradient_with_respect_to_the_image_matches_finite_differences() {
         let dev = Device::flex();
         dev.seed(2);
-        let m = DrawClassifierConfig {
-            input: [5, 4],
-            glimpses: 2,
-            read: 2,
-            hidden: 5,
-            classes: 3,
-            dropout: 0.0,
-            read_dropout: 0.0,
-        }
-        .init(&dev);
+        let m = sizes([5, 4], 2, 2, 5, 3).init(&dev);
         grad_check(&[uniform(2 * 20, 0.0, 1.0, 3)], 1e-2, 2e-2, |v| {
             let [x]: [Tensor<1>; 1] = v.try_into().unwrap();
             let m = m.clone().fork(&x.device());
@@ -205,15 +192,7 @@ mod tests {
     fn dropout_masks_only_training_and_follows_the_seed() {
         let dev = Device::flex();
         dev.seed(5);
-        let cfg = DrawClassifierConfig {
-            input: [9, 7],
-            glimpses: 3,
-            read: 2,
-            hidden: 6,
-            classes: 4,
-            dropout: 0.5,
-            read_dropout: 0.2,
-        };
+        let cfg = DrawClassifierConfig { dropout: 0.5, read_dropout: 0.2, ..sizes([9, 7], 3, 2, 6, 4) };
         let m = cfg.init(&dev);
         let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 63, 0.0, 1.0, 1), [2, 1, 9, 7]), &dev);
         let plain: Vec<f32> = m.run(x.clone(), None).into_data().try_to_vec::<f32>().unwrap();
@@ -241,16 +220,7 @@ mod tests {
     fn learns_where_the_blob_is_in_seconds() {
         let dev = Device::flex().autodiff();
         dev.seed(3);
-        let mut model = DrawClassifierConfig {
-            input: [12, 12],
-            glimpses: 2,
-            read: 3,
-            hidden: 24,
-            classes: 4,
-            dropout: 0.0,
-            read_dropout: 0.0,
-        }
-        .init(&dev);
+        let mut model = sizes([12, 12], 2, 3, 24, 4).init(&dev);
         let mut rng = crate::train::Rng::new(4);
         let mut batch = |n: usize| {
             let (mut x, mut y) = (vec![0.0f32; n * 144], vec![0i64; n]);
