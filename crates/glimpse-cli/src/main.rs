@@ -1312,28 +1312,24 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => train(&a, root, &cli.device).map(|_| ExitCode::SUCCESS),
         Command::Eval { checkpoint, json, split, len, repeats, sequences, beam, examples, bias, data_seed } => {
-            let dir = checkpoint::find_dir(&checkpoint);
-            let seeded = dir.as_ref().is_some_and(|d| {
-                is_sequence_checkpoint(d)
-                    || !(checkpoint_holds(d, "handwriting")
-                        || is_translate_checkpoint(d)
-                        || checkpoint_holds(d, "draw"))
-            });
-            if data_seed.is_some() && !seeded {
-                eprintln!("error: --data-seed applies to classifier and sequence checkpoints");
-                return ExitCode::FAILURE;
-            }
-            match dir {
+            // The kinds whose evaluation data do not follow a seed refuse --data-seed.
+            let unseeded = || match data_seed {
+                Some(_) => bail!("--data-seed applies to classifier and sequence checkpoints"),
+                None => Ok(()),
+            };
+            match checkpoint::find_dir(&checkpoint) {
                 Some(dir) if checkpoint_holds(&dir, "handwriting") => {
-                    eval_handwriting(&dir, json, &split, sequences, bias, root, &cli.device)
+                    unseeded().and_then(|_| eval_handwriting(&dir, json, &split, sequences, bias, root, &cli.device))
                 }
                 Some(dir) if is_translate_checkpoint(&dir) => {
-                    eval_translate(&dir, json, &split, beam, examples, &cli.device)
+                    unseeded().and_then(|_| eval_translate(&dir, json, &split, beam, examples, &cli.device))
                 }
                 Some(dir) if is_sequence_checkpoint(&dir) => {
                     eval_sequence(&dir, json, len, repeats, sequences, data_seed, &cli.device)
                 }
-                Some(dir) if checkpoint_holds(&dir, "draw") => eval_draw(&dir, json, &split, root, &cli.device),
+                Some(dir) if checkpoint_holds(&dir, "draw") => {
+                    unseeded().and_then(|_| eval_draw(&dir, json, &split, root, &cli.device))
+                }
                 _ => eval(&checkpoint, json, &split, data_seed, root, &cli.device),
             }
             .map(|_| ExitCode::SUCCESS)

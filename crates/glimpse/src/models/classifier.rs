@@ -31,8 +31,12 @@ pub fn cross_entropy<M: ImageClassifier>(
     images: Tensor<4>,
     labels: Tensor<1, Int>,
 ) -> (Tensor<1>, Tensor<2>) {
-    let device = images.device();
-    let logits = model.logits(images);
+    logits_cross_entropy(model.logits(images), labels)
+}
+
+/// The mean cross-entropy of `logits` against `labels`, and the logits.
+fn logits_cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> (Tensor<1>, Tensor<2>) {
+    let device = logits.device();
     (CrossEntropyLossConfig::new().init(&device).forward(logits.clone(), labels), logits)
 }
 
@@ -129,11 +133,7 @@ impl ImageClassifier for Classifier {
     fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
         match self {
             Self::Ram(m) => m.hybrid_loss(&pixels(&images), labels, rng, &images.device()),
-            Self::DrawClassifier(m) => {
-                let logits = m.train_logits(images, rng);
-                let device = logits.device();
-                (CrossEntropyLossConfig::new().init(&device).forward(logits.clone(), labels), logits)
-            }
+            Self::DrawClassifier(m) => logits_cross_entropy(m.train_logits(images, rng), labels),
             other => cross_entropy(other, images, labels),
         }
     }

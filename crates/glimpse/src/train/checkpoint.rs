@@ -165,23 +165,14 @@ pub fn read_meta<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
 /// that share a starting point ("model soups", Wortsman et al. 2022; Polyak averaging along
 /// one run). The result has the first model's structure and parameter ids.
 pub fn average_weights<M: Module>(models: &[M]) -> Result<M> {
-    struct Grab(Vec<(Vec<usize>, Vec<f32>)>);
-    impl ModuleVisitor for Grab {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            let v = p.val();
-            self.0.push((v.dims().to_vec(), v.into_data().convert::<f32>().try_to_vec().expect("f32 weights")));
-        }
-    }
     let Some(first) = models.first() else { bail!("nothing to average") };
-    let mut sum = Grab(Vec::new());
-    first.visit(&mut sum);
+    let mut sum = weight_values(first);
     for (k, m) in models.iter().enumerate().skip(1) {
-        let mut g = Grab(Vec::new());
-        m.visit(&mut g);
-        if g.0.len() != sum.0.len() || g.0.iter().zip(&sum.0).any(|(a, b)| a.0 != b.0) {
+        let g = weight_values(m);
+        if g.len() != sum.len() || g.iter().zip(&sum).any(|(a, b)| a.0 != b.0) {
             bail!("model {k} has other parameters or shapes than model 0");
         }
-        for ((_, acc), (_, v)) in sum.0.iter_mut().zip(&g.0) {
+        for ((_, acc), (_, v)) in sum.iter_mut().zip(&g) {
             acc.iter_mut().zip(v).for_each(|(a, b)| *a += b);
         }
     }
@@ -196,9 +187,22 @@ pub fn average_weights<M: Module>(models: &[M]) -> Result<M> {
             Param::from_mapped_value(id, t, mapper)
         }
     }
-    let means: Vec<_> =
-        sum.0.into_iter().map(|(shape, v)| (shape, v.into_iter().map(|x| x * scale).collect())).collect();
+    let means: Vec<_> = sum.into_iter().map(|(shape, v)| (shape, v.into_iter().map(|x| x * scale).collect())).collect();
     Ok(first.clone().map(&mut Put(means.into_iter())))
+}
+
+/// Every float parameter's shape and values, in the module's visiting order.
+fn weight_values<M: Module>(module: &M) -> Vec<(Vec<usize>, Vec<f32>)> {
+    struct Grab(Vec<(Vec<usize>, Vec<f32>)>);
+    impl ModuleVisitor for Grab {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let v = p.val();
+            self.0.push((v.dims().to_vec(), v.into_data().convert::<f32>().try_to_vec().expect("f32 weights")));
+        }
+    }
+    let mut g = Grab(Vec::new());
+    module.visit(&mut g);
+    g.0
 }
 
 #[cfg(test)]
@@ -208,15 +212,7 @@ mod tests {
     use burn::tensor::Device;
 
     fn weights<M: Module>(m: &M) -> Vec<Vec<f32>> {
-        struct Grab(Vec<Vec<f32>>);
-        impl burn::module::ModuleVisitor for Grab {
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                self.0.push(p.val().into_data().try_to_vec::<f32>().unwrap());
-            }
-        }
-        let mut g = Grab(vec![]);
-        m.visit(&mut g);
-        g.0
+        weight_values(m).into_iter().map(|(_, v)| v).collect()
     }
 
     #[test]
