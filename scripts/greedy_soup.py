@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # Greedy soup of DRAW-classifier checkpoints (Wortsman et al. 2022) with `glimpse average`.
 # Usage (from the repository root, after `cargo build --release`):
-#   python3 scripts/greedy_soup.py CHECKPOINT...
+#   python3 scripts/greedy_soup.py ANCHOR CHECKPOINT...
+# ANCHOR is the common parent the ingredients were fine-tuned from; its data settings (seed 2:
+# stage 5's clutter) are the ones `average` takes, so every soup is validated on one clutter.
 # Writes the soup to /tmp/greedy-soup and prints its validation and test error.
 # Greedy soup (Wortsman et al. 2022): ingredients sorted by their validation error on the
 # soup's validation set; each kept if the soup's validation error does not rise.
@@ -18,9 +20,8 @@ def valid_of(dirs, out='/tmp/g-soup'):
 scored = sorted((valid_of([c])[0], c) for c in cands)
 for v, c in scored:
     print(f'ingredient {c}: valid {100*v:.2f}%', flush=True)
-# The soup starts from the common parent (the committed checkpoint, seed 2: `average` takes
-# its data, so every soup is validated on the same clutter).
-anchor = 'checkpoints/draw-cluttered100'
+# The soup starts from the common parent.
+anchor = cands[0]
 soup = [anchor]
 best = valid_of([anchor])[0]
 for v, c in [x for x in scored if x[1] != anchor]:

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use glimpse::burn::tensor::{Device, Tensor};
-use glimpse::data::algorithmic::Task;
+use glimpse::data::algorithmic::{Task, priority_order};
 use glimpse::train::Rng;
 use glimpse::train::sequence::{SequenceModelConfig, episode_tensors, evaluation_batches, load_sequence_model};
 
@@ -40,9 +40,7 @@ fn main() -> Result<()> {
         for s in 0..b {
             // Priorities (input column bits + 1) and the order the targets follow.
             let prio: Vec<f32> = (0..ins).map(|k| e.inputs[(k * b + s) * i + bits + 1]).collect();
-            let mut order: Vec<usize> = (0..ins).collect();
-            order.sort_by(|&p, &q| prio[q].total_cmp(&prio[p]));
-            for (k, &src) in order.iter().take(outputs.min(ins)).enumerate() {
+            for (k, &src) in priority_order(&prio).iter().take(outputs.min(ins)).enumerate() {
                 let step = ins + 1 + k;
                 let wrong = (0..o)
                     .filter(|&c| {
@@ -84,7 +82,10 @@ fn main() -> Result<()> {
         SequenceModelConfig::Ntm(c) => c.memory_n,
         _ => 128,
     };
-    for rows in [memory_n, 256, 1024] {
+    let mut sizes = vec![memory_n, 128, 256, 512, 1024];
+    sizes.sort_unstable();
+    sizes.dedup();
+    for rows in sizes {
         let mut lost = 0usize;
         for _ in 0..trials {
             let mut prio: Vec<f32> = (0..inputs).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();

@@ -369,9 +369,7 @@ impl Task {
                         x.set(s, b, bits + 1, prio[s]);
                     }
                     x.set(ins, b, bits, 1.0);
-                    let mut order: Vec<usize> = (0..ins).collect();
-                    order.sort_by(|&p, &q| prio[q].total_cmp(&prio[p]));
-                    for (k, &src) in order.iter().take(outs).enumerate() {
+                    for (k, &src) in priority_order(&prio).iter().take(outs).enumerate() {
                         for c in 0..bits {
                             y.set(ins + 1 + k, b, c, seq[src * bits + c]);
                         }
@@ -383,6 +381,13 @@ impl Task {
             Task::Babi { .. } => unreachable!("handled above"),
         }
     }
+}
+
+/// Priority sort's output order: the indices of `prio`, highest priority first.
+pub fn priority_order(prio: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..prio.len()).collect();
+    order.sort_by(|&p, &q| prio[q].total_cmp(&prio[p]));
+    order
 }
 
 /// `P(next = 1 | previous n−1 bits)` for each of the `2^(n−1)` contexts, from Beta(½, ½)
