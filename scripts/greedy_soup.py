@@ -2,17 +2,23 @@
 # Greedy soup of DRAW-classifier checkpoints (Wortsman et al. 2022) with `glimpse average`.
 # Usage (from the repository root, after `cargo build --release`):
 #   python3 scripts/greedy_soup.py ANCHOR CHECKPOINT...
-# ANCHOR is the common parent the ingredients were fine-tuned from; its data settings (seed 2:
-# stage 5's clutter) are the ones `average` takes, so every soup is validated on one clutter.
+# ANCHOR is the common parent the ingredients were fine-tuned from (stage 5:
+# runs/draw-cluttered100-stage5/best). A soup takes its first checkpoint's data settings, the
+# anchor's; single ingredients are evaluated on the anchor's clutter too (`--data-seed`), so
+# every figure is on one clutter.
 # Writes the soup to /tmp/greedy-soup and prints its validation and test error.
 # Greedy soup (Wortsman et al. 2022): ingredients sorted by their validation error on the
 # soup's validation set; each kept if the soup's validation error does not rise.
-import json, subprocess, sys
+import json, os, subprocess, sys, tomllib
 G = './target/release/glimpse'
 cands = sys.argv[1:]
+# The soup starts from the common parent.
+anchor = cands[0]
+with open(os.path.join(anchor, 'config.toml'), 'rb') as f:
+    seed = str(tomllib.load(f)['seed'])
 def valid_of(dirs, out='/tmp/g-soup'):
     if len(dirs) == 1:
-        r = subprocess.run([G, '--threads', '1', 'eval', dirs[0], '--split', 'valid', '--data-seed', '2', '--json'], capture_output=True, text=True, check=True)
+        r = subprocess.run([G, '--threads', '1', 'eval', dirs[0], '--split', 'valid', '--data-seed', seed, '--json'], capture_output=True, text=True, check=True)
         return json.loads(r.stdout)['valid_error'], None
     r = subprocess.run([G, '--threads', '1', 'average', *dirs, '--out', out, '--json'], capture_output=True, text=True, check=True)
     v = json.loads(r.stdout)
@@ -20,10 +26,8 @@ def valid_of(dirs, out='/tmp/g-soup'):
 scored = sorted((valid_of([c])[0], c) for c in cands)
 for v, c in scored:
     print(f'ingredient {c}: valid {100*v:.2f}%', flush=True)
-# The soup starts from the common parent.
-anchor = cands[0]
 soup = [anchor]
-best = valid_of([anchor])[0]
+best = next(v for v, c in scored if c == anchor)
 for v, c in [x for x in scored if x[1] != anchor]:
     e, _ = valid_of(soup + [c])
     if e <= best:
