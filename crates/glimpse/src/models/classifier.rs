@@ -87,6 +87,16 @@ impl ClassifierConfig {
         }
     }
 
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        match self {
+            Self::Mlp(c) => c.classes,
+            Self::Cnn(c) => c.classes,
+            Self::Ram(c) => c.classes,
+            Self::DrawClassifier(c) => c.classes,
+        }
+    }
+
     /// Short name of the architecture.
     pub fn kind(&self) -> &'static str {
         match self {

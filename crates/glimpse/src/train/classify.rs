@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, META, WEIGHTS};
+use super::distill::{self, DistillConfig, SoftTargets};
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, checked_step};
 use super::rng::Rng;
@@ -168,6 +169,10 @@ pub struct TrainConfig {
     /// (the DRAW classifier's window is in relative coordinates).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<PathBuf>,
+    /// Knowledge distillation: also fit the averaged, softened probabilities of these
+    /// teachers ([`super::distill`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distill: Option<DistillConfig>,
 }
 
 impl Default for TrainConfig {
@@ -186,6 +191,7 @@ impl Default for TrainConfig {
             limit_train: None,
             log_every: 50,
             init: None,
+            distill: None,
         }
     }
 }
@@ -445,6 +451,18 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
     }
     let side = train.side();
     let n = train.len();
+    let soft: Option<(&DistillConfig, SoftTargets)> = match &t.distill {
+        None => None,
+        Some(d) => {
+            // Soft targets belong to fixed images: no random shift, no random warp.
+            if t.augment_shift > 0 || cfg.data.warp != 0.0 {
+                bail!("distill needs the same images every epoch: set augment_shift = 0 and warp = 0");
+            }
+            let eval_device = device.clone().without_autodiff();
+            let classes = cfg.model.classes();
+            Some((d, distill::soft_targets(d, train.as_ref(), classes, &opts.out.join("soft-targets"), &eval_device)?))
+        }
+    };
     let batches_per_epoch = n.div_ceil(t.batch_size);
 
     let bar =
@@ -466,7 +484,11 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
                 random_shift(&mut x, side, t.augment_shift, &mut state.rng);
             }
             let (images, labels) = to_tensors(x, y, side, &device);
-            let (loss, logits) = model.train_loss(images, labels.clone(), &mut state.rng);
+            let (mut loss, logits) = model.train_loss(images, labels.clone(), &mut state.rng);
+            if let Some((d, targets)) = &soft {
+                let kd = distill::soft_loss(logits.clone(), targets.rows(idx, &device), d.temperature);
+                loss = distill::combine(loss, kd, d.weight);
+            }
             let loss_value: f32 = loss.clone().into_scalar();
             if !loss_value.is_finite() {
                 bail!(
@@ -666,6 +688,68 @@ mod tests {
         wrong.train.init = Some(other.path().join("nothing-here"));
         let err = format!("{:#}", train_classifier(&wrong, &opts(other.path())).unwrap_err());
         assert!(err.contains("not a checkpoint"), "{err}");
+    }
+
+    /// A distilled run: the teacher's soft targets are computed once, cached in the run
+    /// directory and read back on resume; with weight 1 and the teacher as its own student
+    /// at lr 0, the soft loss is zero (the KL of the teacher against itself).
+    #[test]
+    fn distillation_fits_a_teachers_soft_targets_and_caches_them() {
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mlp =
+            ClassifierConfig::Mlp(crate::models::mlp::MlpConfig { input: [28, 28], hidden: vec![16], classes: 10 });
+        let train = TrainConfig {
+            epochs: 2,
+            batch_size: 20,
+            lr: 3e-3,
+            valid_size: 60,
+            checkpoint_every: 0,
+            log_every: 1,
+            ..TrainConfig::default()
+        };
+        let cfg = ClassifierRunConfig { seed: 2, model: mlp, data: ImageData::default(), train };
+        let opts = |out: &Path, resume: bool| RunOptions {
+            out: out.to_path_buf(),
+            data_root: fixture(),
+            device: "cpu".into(),
+            resume,
+            throttle_ms: 0,
+            progress: false,
+        };
+        let teacher = train_classifier(&cfg, &opts(first.path(), false)).unwrap();
+        let mut student = cfg.clone();
+        let distill = DistillConfig { teachers: vec![teacher.best.clone()], weight: 1.0, temperature: 2.0 };
+        student.train = TrainConfig {
+            epochs: 1,
+            lr: 0.0,
+            init: Some(teacher.best.clone()),
+            distill: Some(distill),
+            ..cfg.train.clone()
+        };
+        let s = train_classifier(&student, &opts(second.path(), false)).unwrap();
+        assert_eq!(s.test_error, teacher.test_error, "lr 0: the student is the teacher");
+        let log = std::fs::read_to_string(second.path().join("metrics.jsonl")).unwrap();
+        let losses: Vec<f64> = log
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["split"] == "train")
+            .map(|v| v["loss"].as_f64().unwrap())
+            .collect();
+        assert!(!losses.is_empty() && losses.iter().all(|l| l.abs() < 1e-4), "KL against itself: {losses:?}");
+        let cache = second.path().join("soft-targets");
+        assert_eq!(std::fs::metadata(cache.join("probs.f32")).unwrap().len(), 240 * 10 * 4);
+
+        // Resumed with more epochs: the targets come from the cache (a damaged cache would fail).
+        std::fs::write(cache.join("probs.f32"), [0u8; 8]).unwrap();
+        student.train.epochs = 2;
+        let err = format!("{:#}", train_classifier(&student, &opts(second.path(), true)).unwrap_err());
+        assert!(err.contains("probs.f32 holds 8 bytes"), "{err}");
+
+        // Random shifts would change the images under fixed targets: refused.
+        student.train.augment_shift = 2;
+        let third = tempfile::tempdir().unwrap();
+        let err = format!("{:#}", train_classifier(&student, &opts(third.path(), false)).unwrap_err());
+        assert!(err.contains("augment_shift = 0"), "{err}");
     }
 
     #[test]

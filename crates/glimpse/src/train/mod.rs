@@ -14,6 +14,7 @@ pub mod bench;
 pub mod bleu;
 pub mod checkpoint;
 pub mod classify;
+pub mod distill;
 pub mod generative;
 pub mod handwriting;
 pub mod metrics;
