@@ -199,6 +199,23 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         #[arg(long)]
         json: bool,
     },
+    /// Give a trained NTM's learned first memory more rows (each new row interpolated from the
+    /// two nearest old ones), every other weight kept; a larger run starts from it with `init`
+    /// (the priority-sort recipe: 128 → 256 → 512 rows).
+    #[command(
+        name = "grow-memory",
+        after_help = "Example:\n  glimpse grow-memory checkpoints/ntm-priority-sort --rows 1024 --out runs/ps-1024-init"
+    )]
+    GrowMemory {
+        /// Checkpoint of an NTM trained with `memory_init = "learned"`.
+        checkpoint: PathBuf,
+        /// Rows of the grown memory (a multiple of the checkpoint's).
+        #[arg(long)]
+        rows: usize,
+        /// Where to write the grown checkpoint.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Implicit attention: the input gradient of a class logit, as a PNG heat map.
     #[command(after_help = "Example:\n  glimpse saliency checkpoints/cnn-mnist --index 7 --out saliency.png")]
     Saliency {
@@ -1356,6 +1373,17 @@ fn main() -> ExitCode {
         Command::Average { checkpoints, out, json } => {
             average(&checkpoints, &out, json, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }
+        Command::GrowMemory { checkpoint, rows, out } => glimpse::device::by_name(&cli.device)
+            .and_then(|dev| glimpse::train::sequence::grow_memory(&checkpoint, rows, &out, &dev))
+            .map(|cfg| {
+                println!(
+                    "{}: {} with {rows} memory rows written to {}",
+                    checkpoint.display(),
+                    cfg.model.kind(),
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }),
         Command::Saliency { checkpoint, index, class, out, scale } => {
             saliency(&checkpoint, index, class, &out, scale, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }

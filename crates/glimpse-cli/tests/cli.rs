@@ -179,6 +179,7 @@ fn help_prints_for_every_subcommand() {
         vec!["bench", "--help"],
         vec!["saliency", "--help"],
         vec!["average", "--help"],
+        vec!["grow-memory", "--help"],
         vec!["viz", "--help"],
         vec!["viz", "ram", "--help"],
         vec!["viz", "ntm", "--help"],
@@ -523,6 +524,11 @@ name = "adam"
     let err =
         run_cmd_err(glimpse().args(["train", "ntm", "--config"]).arg(&bad).arg("--out").arg(tmp.path().join("y")));
     assert!(err.contains("copy: need 1 ≤ min ≤ max"), "{err}");
+    // Memory growth needs a learned first memory; this run's is the constant one.
+    let err = run_cmd_err(
+        glimpse().arg("grow-memory").arg(out.join("best")).args(["--rows", "32", "--out"]).arg(tmp.path().join("g")),
+    );
+    assert!(err.contains("no learned first memory"), "{err}");
 }
 
 #[test]

@@ -221,6 +221,23 @@ fn first_location(b: usize, n: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(burn::tensor::TensorData::new(w, [b, n]), device)
 }
 
+/// A memory of `rows` rows from `old (n, m)` (`rows` a multiple of `n`): new row `i` sits at
+/// `x = (i + ½)·n/rows − ½` in old-row units and is the linear interpolation of old rows `⌊x⌋`
+/// and `⌊x⌋ + 1`, taken circularly as the location shifts take the memory.
+pub fn interpolate_rows(old: &[f32], n: usize, m: usize, rows: usize) -> Vec<f32> {
+    assert_eq!(old.len(), n * m, "old memory is (n, m)");
+    let mut out = Vec::with_capacity(rows * m);
+    for i in 0..rows {
+        let x = (i as f64 + 0.5) * n as f64 / rows as f64 - 0.5;
+        let lo = x.floor();
+        let t = (x - lo) as f32;
+        let a = (lo as i64).rem_euclid(n as i64) as usize;
+        let b = (a + 1) % n;
+        out.extend((0..m).map(|j| (1.0 - t) * old[a * m + j] + t * old[b * m + j]));
+    }
+    out
+}
+
 fn row0(t: &Tensor<2>) -> Vec<f32> {
     t.clone().narrow(0, 0, 1).into_data().try_to_vec().expect("f32")
 }
@@ -229,6 +246,26 @@ impl Ntm {
     /// The configuration.
     pub fn config(&self) -> &NtmConfig {
         &self.config
+    }
+
+    /// This model with its learned first memory grown to `rows` rows ([`interpolate_rows`]),
+    /// every other weight kept: nothing else depends on `N`, so a model trained on a small
+    /// memory can go on training on a larger one (finer locations for priority sort).
+    pub fn with_memory_rows(mut self, rows: usize) -> anyhow::Result<Ntm> {
+        let (n, m) = (self.config.memory_n, self.config.memory_m);
+        let Some(memory0) = self.memory0.take() else {
+            anyhow::bail!("the model has no learned first memory (memory_init = \"learned\") to grow");
+        };
+        if rows <= n || !rows.is_multiple_of(n) {
+            anyhow::bail!("rows = {rows}: must be a multiple of the model's {n} rows, and larger");
+        }
+        let device = memory0.val().device();
+        let old: Vec<f32> = memory0.val().into_data().try_to_vec().expect("f32");
+        let grown = interpolate_rows(&old, n, m, rows);
+        let data = burn::tensor::TensorData::new(grown, [rows, m]);
+        self.memory0 = Some(Param::from_tensor(Tensor::<2>::from_data(data, &device)));
+        self.config.memory_n = rows;
+        Ok(self)
     }
 
     /// The first state; `memory0 (N, M)`: the first memory, else the constant `1e-6`.
@@ -324,6 +361,38 @@ impl Ntm {
 mod tests {
     use super::*;
     use crate::testing::{grad_check, uniform};
+
+    #[test]
+    fn interpolated_rows_keep_a_constant_and_wrap_around() {
+        // A constant memory stays constant; a doubled memory's rows pair up around each old row.
+        assert_eq!(interpolate_rows(&[2.0; 6], 3, 2, 12), vec![2.0; 24]);
+        let old = [0.0, 4.0, 8.0, 4.0]; // n = 4, m = 1
+        let new = interpolate_rows(&old, 4, 1, 8);
+        assert_eq!(new, vec![1.0, 1.0, 3.0, 5.0, 7.0, 7.0, 5.0, 3.0]);
+        // Row 0 lies a quarter of an old row before old row 0: 3/4·old[0] + 1/4·old[3] (circular).
+        assert_eq!(new[0], 0.75 * old[0] + 0.25 * old[3]);
+        // Each pair of new rows averages to its old row smoothed by its neighbours.
+        for (k, pair) in new.chunks(2).enumerate() {
+            let mid = (pair[0] + pair[1]) / 2.0;
+            let expect = 0.75 * old[k] + 0.125 * (old[(k + 3) % 4] + old[(k + 1) % 4]);
+            assert!((mid - expect).abs() < 1e-6, "pair {k}: {mid} vs {expect}");
+        }
+    }
+
+    #[test]
+    fn a_grown_model_runs_and_refuses_impossible_sizes() {
+        let dev = Device::flex();
+        let cfg = NtmConfig { memory_init: MemoryInit::Learned, ..small() };
+        let grown = cfg.init(&dev).with_memory_rows(cfg.memory_n * 4).unwrap();
+        assert_eq!(grown.config().memory_n, cfg.memory_n * 4);
+        assert_eq!(grown.memory0.as_ref().map(|p| p.val().dims()), Some([cfg.memory_n * 4, cfg.memory_m]));
+        let x = vec![Tensor::<2>::zeros([2, cfg.inputs], &dev); 3];
+        assert_eq!(grown.forward(x, None)[2].dims(), [2, cfg.outputs]);
+        let err = cfg.init(&dev).with_memory_rows(cfg.memory_n + 1).unwrap_err().to_string();
+        assert!(err.contains("multiple"), "{err}");
+        let err = small().init(&dev).with_memory_rows(cfg.memory_n * 2).unwrap_err().to_string();
+        assert!(err.contains("no learned first memory"), "{err}");
+    }
 
     fn small() -> NtmConfig {
         NtmConfig {

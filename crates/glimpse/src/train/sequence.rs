@@ -377,6 +377,22 @@ pub fn load_sequence_model(dir: &Path, device: &Device) -> Result<(SequenceRunCo
     Ok((cfg, model))
 }
 
+/// Writes to `out` the NTM checkpoint `src` with its learned first memory grown to `rows`
+/// rows ([`crate::models::ntm::Ntm::with_memory_rows`]) and `memory_n = rows` in its
+/// configuration; its `meta.json` is `src`'s. A run continues from it with `init = "OUT"`.
+pub fn grow_memory(src: &Path, rows: usize, out: &Path, device: &Device) -> Result<SequenceRunConfig> {
+    let dir = checkpoint::find_dir(src).with_context(|| format!("{}: not a checkpoint", src.display()))?;
+    let (mut cfg, model) = load_sequence_model(&dir, device)?;
+    let SequenceModel::Ntm(ntm) = model else {
+        bail!("{}: memory growth applies to NTM checkpoints, this holds a {}", dir.display(), cfg.model.kind());
+    };
+    let grown = ntm.with_memory_rows(rows)?;
+    cfg.model = SequenceModelConfig::Ntm(grown.config().clone());
+    let meta: serde_json::Value = checkpoint::read_meta(&dir)?;
+    checkpoint::save_run_dir(out, &SequenceModel::Ntm(grown), &cfg, &meta, None)?;
+    Ok(cfg)
+}
+
 /// The length cap of the curriculum at `step`.
 fn curriculum_cap(task: &Task, t: &SequenceTrainConfig, step: u64) -> Option<usize> {
     (t.curriculum_steps > 0).then(|| {
@@ -699,6 +715,36 @@ mod tests {
         cfg.train.init = Some(first.best);
         let err = format!("{:#}", train_sequence(&cfg, &opts(&out.path().join("d"))).unwrap_err());
         assert!(err.contains("other sizes"), "{err}");
+    }
+
+    /// `grow_memory` writes a checkpoint with more memory rows that evaluates and that a run of
+    /// the larger size starts from; a model without a learned first memory is refused.
+    #[test]
+    fn a_grown_memory_checkpoint_is_a_starting_point_for_a_larger_run() {
+        let out = tempfile::tempdir().unwrap();
+        let mut cfg = copy_run(200);
+        if let SequenceModelConfig::Ntm(m) = &mut cfg.model {
+            m.memory_init = crate::models::ntm::MemoryInit::Learned;
+        }
+        let first = train_sequence(&cfg, &opts(&out.path().join("a"))).unwrap();
+        let dev = Device::flex();
+        let grown_dir = out.path().join("grown");
+        let grown = grow_memory(&first.best, 32, &grown_dir, &dev).unwrap();
+        let SequenceModelConfig::Ntm(m) = &grown.model else { unreachable!() };
+        assert_eq!(m.memory_n, 32);
+        let (saved, model) = load_sequence_model(&grown_dir, &dev).unwrap();
+        assert_eq!(saved, grown);
+        let v = evaluate(&model, &saved.task, None, 64, saved.seed, "valid", &dev);
+        assert!(v.cost_bits_per_seq.is_finite(), "{v:?}");
+
+        let mut next = grown.clone();
+        next.train = SequenceTrainConfig { steps: 100, lr: 1e-12, init: Some(grown_dir.clone()), ..cfg.train.clone() };
+        let again = train_sequence(&next, &opts(&out.path().join("b"))).unwrap();
+        assert!((again.valid.cost_bits_per_seq - v.cost_bits_per_seq).abs() < 1e-2, "{again:?} {v:?}");
+
+        let constant = train_sequence(&copy_run(100), &opts(&out.path().join("c"))).unwrap();
+        let err = format!("{:#}", grow_memory(&constant.best, 32, &out.path().join("d"), &dev).unwrap_err());
+        assert!(err.contains("no learned first memory"), "{err}");
     }
 
     /// The DNC learns the same short copy task in seconds.
