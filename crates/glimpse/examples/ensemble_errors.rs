@@ -1,9 +1,10 @@
 //! How much an ensemble of classifier checkpoints gains over its members: each checkpoint's
 //! error on one split, and the error of the mean of their class probabilities, all on the
-//! first checkpoint's data (its seed, so the same clutter), or on `--data-seed`'s.
+//! first checkpoint's data (its seed, so the same clutter), or with the clutter of another
+//! seed (`--data-seed S`, as `glimpse eval` takes it).
 //!
 //! ```text
-//! GLIMPSE_DATA=… cargo run --release --example ensemble_errors -- valid|test CKPT [CKPT …]
+//! GLIMPSE_DATA=… cargo run --release --example ensemble_errors -- valid|test [--data-seed S] CKPT [CKPT …]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -17,14 +18,23 @@ use glimpse::train::{checkpoint, classify};
 fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 {
-        bail!("usage: ensemble_errors valid|test CKPT [CKPT …]");
+        bail!("usage: ensemble_errors valid|test [--data-seed S] CKPT [CKPT …]");
     }
     let split = args.remove(0);
+    let data_seed = match args.first().map(String::as_str) {
+        Some("--data-seed") if args.len() > 2 => {
+            let seed = args[1].parse::<u64>().context("--data-seed takes a number")?;
+            args.drain(..2);
+            Some(seed)
+        }
+        _ => None,
+    };
     let root = PathBuf::from(std::env::var("GLIMPSE_DATA").context("set GLIMPSE_DATA to the data root")?);
     let device = Device::flex();
     let dirs: Vec<PathBuf> = args.iter().map(PathBuf::from).collect();
     let first = find(&dirs[0])?;
-    let (cfg, _) = classify::load_classifier(&first, &device)?;
+    let (mut cfg, _) = classify::load_classifier(&first, &device)?;
+    cfg.seed = data_seed.unwrap_or(cfg.seed);
     let data = match split.as_str() {
         "valid" => classify::train_and_validation(&cfg, &root)?.1,
         "test" => cfg.data.load(&root, Split::Test, cfg.seed)?,
