@@ -582,6 +582,16 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist-mini")
     }
 
+    /// The losses a run logged for `split`, in order.
+    fn logged_losses(out: &Path, split: &str) -> Vec<f64> {
+        let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        log.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["split"] == split)
+            .map(|v| v["loss"].as_f64().unwrap())
+            .collect()
+    }
+
     /// A tiny CNN learns the 300-image fixture in seconds.
     #[test]
     fn cnn_learns_a_tiny_mnist_in_seconds() {
@@ -616,13 +626,7 @@ mod tests {
         let s = train_classifier(&cfg, &opts).unwrap();
         assert_eq!((s.steps, s.n_test), (6 * 12, 100));
         assert!(s.test_error < 0.35, "test error {} (chance: 0.9)", s.test_error);
-        let log = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
-        let losses: Vec<f64> = log
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|v| v["split"] == "valid")
-            .map(|v| v["loss"].as_f64().unwrap())
-            .collect();
+        let losses = logged_losses(out.path(), "valid");
         assert!(losses.last().unwrap() < &(0.6 * losses[0]), "validation loss fell: {losses:?}");
     }
 
@@ -728,13 +732,7 @@ mod tests {
         };
         let s = train_classifier(&student, &opts(second.path(), false)).unwrap();
         assert_eq!(s.test_error, teacher.test_error, "lr 0: the student is the teacher");
-        let log = std::fs::read_to_string(second.path().join("metrics.jsonl")).unwrap();
-        let losses: Vec<f64> = log
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|v| v["split"] == "train")
-            .map(|v| v["loss"].as_f64().unwrap())
-            .collect();
+        let losses = logged_losses(second.path(), "train");
         assert!(!losses.is_empty() && losses.iter().all(|l| l.abs() < 1e-4), "KL against itself: {losses:?}");
         let cache = second.path().join("soft-targets");
         assert_eq!(std::fs::metadata(cache.join("probs.f32")).unwrap().len(), 240 * 10 * 4);
