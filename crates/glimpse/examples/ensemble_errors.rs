@@ -10,9 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use glimpse::burn::tensor::{Device, Tensor, TensorData, activation::softmax};
+use glimpse::burn::tensor::Device;
 use glimpse::data::images::Split;
-use glimpse::models::{Classifier, ImageClassifier};
 use glimpse::train::{checkpoint, classify};
 
 fn main() -> Result<()> {
@@ -43,11 +42,11 @@ fn main() -> Result<()> {
     let n = data.len();
     let all: Vec<usize> = (0..n).collect();
     let (_, labels) = data.batch(&all);
-    let mut sum = vec![0f32; n * 10];
+    let classes = cfg.model.classes();
+    let mut sum = vec![0f32; n * classes];
     for (k, dir) in dirs.iter().enumerate() {
         let (_, model) = classify::load_classifier(&find(dir)?, &device)?;
-        let probs = probabilities(&model, data.as_ref(), &device);
-        let classes = probs.len() / n;
+        let probs = classify::probabilities(&model, data.as_ref(), 1.0, &device);
         sum.iter_mut().zip(&probs).for_each(|(s, p)| *s += p);
         println!(
             "{:>3} {:<40} alone {:.2}%  ensemble of {} {:.2}%",
@@ -63,20 +62,6 @@ fn main() -> Result<()> {
 
 fn find(dir: &Path) -> Result<PathBuf> {
     checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint", dir.display()))
-}
-
-/// `(n * classes)` softmax probabilities of `model` on every image of `task`.
-fn probabilities(model: &Classifier, task: &dyn classify::ImageTask, device: &Device) -> Vec<f32> {
-    let mut out = Vec::new();
-    for start in (0..task.len()).step_by(500) {
-        let idx: Vec<usize> = (start..(start + 500).min(task.len())).collect();
-        let (x, _) = task.batch(&idx);
-        let side = task.side();
-        let images = Tensor::<4>::from_data(TensorData::new(x, [idx.len(), 1, side[0], side[1]]), device);
-        let p = softmax(model.logits(images), 1);
-        out.extend(p.into_data().try_to_vec::<f32>().unwrap());
-    }
-    out
 }
 
 /// Fraction of rows of `probs` whose largest entry is not the label.

@@ -311,6 +311,25 @@ pub fn random_shift(x: &mut [f32], side: [usize; 2], s: usize, rng: &mut Rng) {
     }
 }
 
+/// Class probabilities `softmax(logits / temperature)` of `model` on every image of `task`,
+/// row-major `(n × classes)`, 500 images at a time (distillation's soft targets, ensembles).
+pub fn probabilities<M: ImageClassifier>(
+    model: &M,
+    task: &dyn ImageTask,
+    temperature: f64,
+    device: &Device,
+) -> Vec<f32> {
+    let mut out = Vec::new();
+    for start in (0..task.len()).step_by(500) {
+        let idx: Vec<usize> = (start..(start + 500).min(task.len())).collect();
+        let (x, y) = task.batch(&idx);
+        let (images, _) = to_tensors(x, y, task.side(), device);
+        let p = burn::tensor::activation::softmax(model.logits(images).div_scalar(temperature), 1);
+        out.extend(p.into_data().try_to_vec::<f32>().expect("f32 probabilities"));
+    }
+    out
+}
+
 /// Mean cross-entropy, error rate and count of `model` on a whole task.
 pub fn evaluate<M: ImageClassifier>(
     model: &M,
@@ -582,6 +601,18 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist-mini")
     }
 
+    /// Options of a test run in `out` on the MNIST fixture.
+    fn opts(out: &Path, resume: bool) -> RunOptions {
+        RunOptions {
+            out: out.to_path_buf(),
+            data_root: fixture(),
+            device: "cpu".into(),
+            resume,
+            throttle_ms: 0,
+            progress: false,
+        }
+    }
+
     /// The losses a run logged for `split`, in order.
     fn logged_losses(out: &Path, split: &str) -> Vec<f64> {
         let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -615,15 +646,7 @@ mod tests {
                 ..TrainConfig::default()
             },
         };
-        let opts = RunOptions {
-            out: out.path().to_path_buf(),
-            data_root: fixture(),
-            device: "cpu".into(),
-            resume: false,
-            throttle_ms: 0,
-            progress: false,
-        };
-        let s = train_classifier(&cfg, &opts).unwrap();
+        let s = train_classifier(&cfg, &opts(out.path(), false)).unwrap();
         assert_eq!((s.steps, s.n_test), (6 * 12, 100));
         assert!(s.test_error < 0.35, "test error {} (chance: 0.9)", s.test_error);
         let losses = logged_losses(out.path(), "valid");
@@ -667,19 +690,11 @@ mod tests {
             ..TrainConfig::default()
         };
         let cfg = ClassifierRunConfig { seed: 2, model: mlp(16), data: ImageData::default(), train };
-        let opts = |out: &Path| RunOptions {
-            out: out.to_path_buf(),
-            data_root: fixture(),
-            device: "cpu".into(),
-            resume: false,
-            throttle_ms: 0,
-            progress: false,
-        };
-        let a = train_classifier(&cfg, &opts(first.path())).unwrap();
+        let a = train_classifier(&cfg, &opts(first.path(), false)).unwrap();
         let mut next = cfg.clone();
         next.seed = 5; // another fresh initialisation, replaced by the loaded weights
         next.train = TrainConfig { epochs: 1, lr: 0.0, init: Some(a.best.clone()), ..cfg.train.clone() };
-        let b = train_classifier(&next, &opts(second.path())).unwrap();
+        let b = train_classifier(&next, &opts(second.path(), false)).unwrap();
         assert_eq!((b.valid_error, b.test_error), (a.valid_error, a.test_error));
         let saved: ClassifierRunConfig = checkpoint::read_config(&b.best).unwrap();
         assert_eq!(saved.train.init.as_deref(), Some(a.best.as_path()), "the checkpoint records where it started");
@@ -687,10 +702,10 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let mut wrong = next.clone();
         wrong.model = mlp(8);
-        let err = format!("{:#}", train_classifier(&wrong, &opts(other.path())).unwrap_err());
+        let err = format!("{:#}", train_classifier(&wrong, &opts(other.path(), false)).unwrap_err());
         assert!(err.contains("init from") && err.contains("ShapeMismatch"), "{err}");
         wrong.train.init = Some(other.path().join("nothing-here"));
-        let err = format!("{:#}", train_classifier(&wrong, &opts(other.path())).unwrap_err());
+        let err = format!("{:#}", train_classifier(&wrong, &opts(other.path(), false)).unwrap_err());
         assert!(err.contains("not a checkpoint"), "{err}");
     }
 
@@ -712,14 +727,6 @@ mod tests {
             ..TrainConfig::default()
         };
         let cfg = ClassifierRunConfig { seed: 2, model: mlp, data: ImageData::default(), train };
-        let opts = |out: &Path, resume: bool| RunOptions {
-            out: out.to_path_buf(),
-            data_root: fixture(),
-            device: "cpu".into(),
-            resume,
-            throttle_ms: 0,
-            progress: false,
-        };
         let teacher = train_classifier(&cfg, &opts(first.path(), false)).unwrap();
         let mut student = cfg.clone();
         let distill = DistillConfig { teachers: vec![teacher.best.clone()], weight: 1.0, temperature: 2.0 };

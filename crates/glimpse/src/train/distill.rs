@@ -12,13 +12,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
-use super::classify::{ImageTask, load_classifier};
-use crate::models::ImageClassifier;
+use super::classify::{ImageTask, load_classifier, probabilities};
 
 /// `[train.distill]`: the teachers and how much their soft targets weigh.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,8 +101,8 @@ struct SoftMeta {
 const PROBS: &str = "probs.f32";
 
 /// The soft targets of `cfg`'s teachers on every image of `task`: read from `cache` when it
-/// holds those of the same teachers, temperature and number of images, else computed
-/// (`batch` images at a time, on `device`) and written there atomically.
+/// holds those of the same teachers, temperature and number of images, else computed on
+/// `device` and written there atomically.
 pub fn soft_targets(
     cfg: &DistillConfig,
     task: &dyn ImageTask,
@@ -132,19 +131,11 @@ pub fn soft_targets(
                 task.side()
             );
         }
-        for start in (0..n).step_by(500) {
-            let idx: Vec<usize> = (start..(start + 500).min(n)).collect();
-            let (x, _) = task.batch(&idx);
-            let [h, w] = task.side();
-            let images = Tensor::<4>::from_data(TensorData::new(x, [idx.len(), 1, h, w]), device);
-            let logits = teacher.logits(images);
-            if logits.dims()[1] != classes {
-                bail!("distill: teacher {} has {} classes, the run {classes}", dir.display(), logits.dims()[1]);
-            }
-            let p: Vec<f32> = softmax(logits.div_scalar(cfg.temperature), 1).into_data().try_to_vec().unwrap();
-            let rows = &mut probs[start * classes..(start + idx.len()) * classes];
-            rows.iter_mut().zip(&p).for_each(|(s, v)| *s += v / cfg.teachers.len() as f32);
+        if teacher_cfg.model.classes() != classes {
+            bail!("distill: teacher {} has {} classes, the run {classes}", dir.display(), teacher_cfg.model.classes());
         }
+        let p = probabilities(&teacher, task, cfg.temperature, device);
+        probs.iter_mut().zip(&p).for_each(|(s, v)| *s += v / cfg.teachers.len() as f32);
         tracing::info!(
             "soft targets: teacher {}/{} ({}) done, {:.0} s",
             k + 1,
