@@ -260,7 +260,9 @@ enum VizCommand {
         /// Pixels per cell.
         #[arg(long, default_value_t = 4)]
         scale: u32,
-        /// Show every memory location, not only the ones the heads used.
+        /// Show every memory location. By default each head's panel shows one window round
+        /// the locations it used or, where those lie far apart, only them (a grey row stands
+        /// for each run of locations left out).
         #[arg(long)]
         all_locations: bool,
     },
@@ -1011,7 +1013,7 @@ fn average(dirs: &[PathBuf], out: &Path, json: bool, data_root: PathBuf, device:
     let dev = glimpse::device::by_name(device)?;
     let mut models = Vec::new();
     let mut first: Option<ClassifierRunConfig> = None;
-    let mut train_seconds = 0.0;
+    let mut seconds = Vec::new();
     for d in dirs {
         let dir =
             checkpoint::find_dir(d).with_context(|| format!("{}: not a checkpoint (no meta.json)", d.display()))?;
@@ -1022,14 +1024,16 @@ fn average(dirs: &[PathBuf], out: &Path, json: bool, data_root: PathBuf, device:
         {
             bail!("{} holds another model than {} (kind or sizes differ)", dir.display(), dirs[0].display());
         }
-        // A best/ or a last/ directory: both record their training seconds.
+        // Every checkpoint records its run's cumulative training seconds.
         let meta: serde_json::Value = checkpoint::read_meta(&dir)?;
-        train_seconds += meta["train_seconds"].as_f64().unwrap_or(0.0);
+        let path = std::fs::canonicalize(&dir).unwrap_or(dir);
+        seconds.push((path, meta["train_seconds"].as_f64().unwrap_or(0.0)));
         first.get_or_insert(cfg);
         models.push(model);
     }
     let cfg = first.context("no checkpoints")?;
     let model = checkpoint::average_weights(&models)?;
+    let train_seconds = checkpoint::combined_train_seconds(&seconds);
     let valid = classify::train_and_validation(&cfg, &data_root)?.1;
     let test = cfg.data.load(&data_root, Split::Test, cfg.seed)?;
     let (_, verr, _) = classify::evaluate(&model, valid.as_ref(), 500, &dev);
@@ -1288,8 +1292,11 @@ fn viz_ntm(dir: &Path, which: NtmSequence, out: &Path, scale: u32, all: bool, de
                 if all {
                     p
                 } else {
+                    // One window round the used locations; or, where they lie far apart
+                    // (priority sort), only them.
                     let (start, len) = p.used_rows(0.05, 2);
-                    p.rows_wrapping(start, len)
+                    let sparse = p.used_rows_only(0.05, 1);
+                    if 2 * sparse.rows < len { sparse } else { p.rows_wrapping(start, len) }
                 }
             })
             .collect()

@@ -416,6 +416,25 @@ fn average_writes_an_evaluable_mean_of_checkpoints() {
     let ws = tensors(&soup.join("model.safetensors"));
     assert_eq!(wa.keys().collect::<Vec<_>>(), ws.keys().collect::<Vec<_>>());
     assert!(wa.iter().any(|(k, t)| ws[k].1 != t.1), "the mean differs from either run");
+    // Checkpoints of one run share its training time: the soup records it once, not twice.
+    let same_run = tmp.path().join("same-run");
+    ok(glimpse()
+        .arg("average")
+        .arg(a.join("best"))
+        .arg(a.join("last"))
+        .arg("--out")
+        .arg(&same_run)
+        .arg("--data-dir")
+        .arg(fixture()));
+    let secs = |d: &std::path::Path| {
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("meta.json")).unwrap()).unwrap();
+        m["train_seconds"].as_f64().unwrap()
+    };
+    let last = secs(&a.join("last"));
+    assert!(last > 0.0);
+    assert_eq!(secs(&same_run), last.max(secs(&a.join("best"))));
+    assert_eq!(secs(&soup), secs(&a.join("best")) + secs(&b.join("last")));
     let wide = tmp.path().join("wide");
     let wide_cfg = tmp.path().join("wide.toml");
     std::fs::write(&wide_cfg, std::fs::read_to_string(&cfg).unwrap().replace("hidden = [32]", "hidden = [16]"))

@@ -191,6 +191,36 @@ pub fn average_weights<M: Module>(models: &[M]) -> Result<M> {
     Ok(first.clone().map(&mut Put(means.into_iter())))
 }
 
+/// The training time behind a set of checkpoints, given each one's directory and recorded
+/// `train_seconds`. A checkpoint records its run's cumulative time, so checkpoints of one run
+/// (its `best`, `last` and `epoch-N` directories, or their `.NAME.old` copies) count once, by
+/// the longest-trained of them, and separate runs add up.
+pub fn combined_train_seconds(items: &[(PathBuf, f64)]) -> f64 {
+    let mut per_run: Vec<(PathBuf, f64)> = Vec::new();
+    for (dir, secs) in items {
+        let run = run_of(dir);
+        match per_run.iter_mut().find(|(r, _)| *r == run) {
+            Some((_, s)) => *s = s.max(*secs),
+            None => per_run.push((run, *secs)),
+        }
+    }
+    per_run.iter().map(|(_, s)| s).sum()
+}
+
+/// The run directory a checkpoint directory belongs to: the parent of a run's `best`, `last`
+/// or `epoch-N`, else the checkpoint itself (a committed, standalone checkpoint).
+fn run_of(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = name.strip_prefix('.').and_then(|n| n.strip_suffix(".old")).unwrap_or(&name);
+    let in_run = name == "best"
+        || name == "last"
+        || name.strip_prefix("epoch-").is_some_and(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()));
+    match dir.parent() {
+        Some(parent) if in_run => parent.to_path_buf(),
+        _ => dir.to_path_buf(),
+    }
+}
+
 /// Every float parameter's shape and values, in the module's visiting order.
 fn weight_values<M: Module>(module: &M) -> Vec<(Vec<usize>, Vec<f32>)> {
     struct Grab(Vec<(Vec<usize>, Vec<f32>)>);
@@ -213,6 +243,27 @@ mod tests {
 
     fn weights<M: Module>(m: &M) -> Vec<Vec<f32>> {
         weight_values(m).into_iter().map(|(_, v)| v).collect()
+    }
+
+    #[test]
+    fn train_seconds_count_each_run_once() {
+        let item = |p: &str, s: f64| (PathBuf::from(p), s);
+        // Three epochs of one run: the last holds the others' time already.
+        let one_run = [item("runs/a/epoch-4", 40.0), item("runs/a/epoch-8", 80.0), item("runs/a/last", 100.0)];
+        assert_eq!(combined_train_seconds(&one_run), 100.0);
+        // Two runs and a standalone checkpoint add up; a left-aside `.best.old` is its run's.
+        let mixed = [
+            item("runs/a/best", 60.0),
+            item("runs/b/.best.old", 30.0),
+            item("runs/b/epoch-2", 20.0),
+            item("checkpoints/draw", 500.0),
+            item("checkpoints/draw-soup", 700.0),
+        ];
+        assert_eq!(combined_train_seconds(&mixed), 60.0 + 30.0 + 500.0 + 700.0);
+        // Not run sub-directories: `epoch-` alone, `epoch-x`, other names.
+        let odd = [item("runs/c/epoch-", 1.0), item("runs/c/epoch-x", 2.0), item("runs/c/bestish", 4.0)];
+        assert_eq!(combined_train_seconds(&odd), 7.0);
+        assert_eq!(combined_train_seconds(&[]), 0.0);
     }
 
     #[test]

@@ -71,7 +71,42 @@ impl Panel {
     }
 }
 
-/// Stacks panels vertically, `scale` pixels per cell, with a white gap between panels.
+impl Panel {
+    /// Only the rows any step gives more than `threshold`, each with `pad` neighbours on either
+    /// side (circularly), in location order; a row of NaN (drawn grey by [`stack`]) stands for
+    /// each run of locations left out. For heads that touch a few locations spread over a large
+    /// memory (priority sort's writes land by priority anywhere in 1,024 rows), where the
+    /// window of [`Panel::used_rows`] would be nearly the whole memory.
+    pub fn used_rows_only(&self, threshold: f32, pad: usize) -> Self {
+        let n = self.rows;
+        let mut keep = vec![false; n];
+        for r in 0..n {
+            if self.values[r * self.cols..(r + 1) * self.cols].iter().any(|&v| v > threshold) {
+                for d in 0..=2 * pad {
+                    keep[(r + n * (pad + 1) + d - pad) % n] = true;
+                }
+            }
+        }
+        if keep.iter().all(|&k| !k) {
+            return self.clone();
+        }
+        let mut values = Vec::new();
+        let mut rows = 0;
+        for r in 0..n {
+            if keep[r] {
+                values.extend_from_slice(&self.values[r * self.cols..(r + 1) * self.cols]);
+                rows += 1;
+            } else if r == 0 || keep[r - 1] {
+                values.extend(std::iter::repeat_n(f32::NAN, self.cols));
+                rows += 1;
+            }
+        }
+        Self { rows, cols: self.cols, values }
+    }
+}
+
+/// Stacks panels vertically, `scale` pixels per cell, with a white gap between panels; NaN
+/// cells (locations left out) are grey.
 pub fn stack(panels: &[Panel], scale: u32) -> RgbImage {
     let gap = 2 * scale.max(2);
     let cols = panels.iter().map(|p| p.cols).max().unwrap_or(0) as u32;
@@ -82,7 +117,8 @@ pub fn stack(panels: &[Panel], scale: u32) -> RgbImage {
     for p in panels {
         for r in 0..p.rows {
             for c in 0..p.cols {
-                let colour = Rgb(ramp(p.values[r * p.cols + c]));
+                let v = p.values[r * p.cols + c];
+                let colour = if v.is_nan() { Rgb(LEFT_OUT) } else { Rgb(ramp(v)) };
                 for dy in 0..scale {
                     for dx in 0..scale {
                         img.put_pixel(c as u32 * scale + dx, top + r as u32 * scale + dy, colour);
@@ -94,6 +130,9 @@ pub fn stack(panels: &[Panel], scale: u32) -> RgbImage {
     }
     img
 }
+
+/// The colour of a row that stands for locations left out of a panel.
+const LEFT_OUT: [u8; 3] = [190, 190, 190];
 
 #[cfg(test)]
 mod tests {
@@ -128,5 +167,28 @@ mod tests {
         assert_eq!(p.rows_wrapping(8, 4).values, vec![1.0; 4]);
         assert_eq!(p.used_rows(0.5, 1), (7, 6));
         assert_eq!(p.used_rows(0.5, 3), (0, 10), "padding past the whole memory: all of it");
+    }
+
+    #[test]
+    fn sparse_heads_keep_only_their_locations_with_a_grey_row_per_gap() {
+        // Locations 2 and 7 of 12 used, and 11 (whose pad wraps to 0).
+        let mut col = vec![0.0; 12];
+        for (r, v) in [(2, 0.9), (7, 0.8), (11, 0.7)] {
+            col[r] = v;
+        }
+        let p = Panel::from_steps(&[col]).used_rows_only(0.5, 1);
+        // Kept: 0 1 2 3 (0 as 11's neighbour) | gap 4-5 | 6 7 8 | gap 9 | 10 11.
+        let shown: Vec<String> =
+            p.values.iter().map(|v| if v.is_nan() { "-".into() } else { format!("{v}") }).collect();
+        assert_eq!(shown, ["0", "0", "0.9", "0", "-", "0", "0.8", "0", "-", "0", "0.7"]);
+        assert_eq!(p.rows, 11);
+        let img = stack(&[p], 1);
+        assert_eq!(img.get_pixel(0, 4).0, LEFT_OUT);
+        assert_eq!(img.get_pixel(0, 2).0, ramp(0.9));
+        // Nothing over the threshold: the panel as it was.
+        let quiet = Panel::from_steps(&[vec![0.1; 5]]);
+        assert_eq!(quiet.used_rows_only(0.5, 1).values, quiet.values);
+        // Padding that covers the memory: every row, no gap rows.
+        assert_eq!(Panel::from_steps(&[vec![0.0, 1.0, 0.0]]).used_rows_only(0.5, 1).rows, 3);
     }
 }
