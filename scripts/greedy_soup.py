@@ -2,10 +2,12 @@
 # Greedy soup of DRAW-classifier checkpoints (Wortsman et al. 2022) with `glimpse average`.
 # Usage (from the repository root, after `cargo build --release`):
 #   python3 scripts/greedy_soup.py ANCHOR CHECKPOINT...
-# ANCHOR is the common parent the ingredients were fine-tuned from (stage 5:
-# runs/draw-cluttered100-stage5/best). A soup takes its first checkpoint's data settings, the
-# anchor's; single ingredients are evaluated on the anchor's clutter too (`--data-seed`), so
-# every figure is on one clutter.
+# ANCHOR is the soup's first ingredient: the common parent the others were fine-tuned from, or
+# one of them (stage 10 used a copy of its last weights whose config.toml says seed = 2, the
+# clutter of stage 5 every DRAW figure is compared on). A soup takes its first checkpoint's data
+# settings, the anchor's; single ingredients are evaluated on the anchor's clutter too
+# (`--data-seed`), so every figure is on one clutter. Needs GLIMPSE_DATA (or the cache) to
+# find MNIST.
 # Writes the soup to /tmp/greedy-soup and prints its validation and test error.
 # Greedy soup (Wortsman et al. 2022): ingredients sorted by their validation error on the
 # soup's validation set; each kept if the soup's validation error does not rise.

@@ -1,8 +1,33 @@
-//! Test helpers shared by the mechanisms' tests: a finite-difference gradient check.
+//! Test helpers shared by the crate's tests: a finite-difference gradient check, the committed
+//! MNIST fixture, quiet run options.
+
+use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::train::Rng;
+use crate::train::{Rng, RunOptions};
+
+/// The small MNIST set committed under `tests/fixtures/mnist-mini` (standard IDX files).
+pub fn mnist_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist-mini")
+}
+
+/// Options of a quiet CPU test run in `out` reading data under `data_root`.
+pub fn run_in(out: &Path, data_root: &Path, resume: bool) -> RunOptions {
+    RunOptions {
+        out: out.to_path_buf(),
+        data_root: data_root.to_path_buf(),
+        device: "cpu".into(),
+        resume,
+        throttle_ms: 0,
+        progress: false,
+    }
+}
+
+/// Options of a quiet CPU test run in `out` on the MNIST fixture.
+pub fn mnist_run(out: &Path, resume: bool) -> RunOptions {
+    run_in(out, &mnist_fixture(), resume)
+}
 
 /// Checks the autodiff gradient of `f` against central differences.
 ///

@@ -55,10 +55,9 @@ impl Binarised {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn fixture() -> ImageSet {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist-mini");
+        let root = crate::testing::mnist_fixture();
         ImageSet::load(crate::data::registry::by_name("mnist").unwrap(), &root, Split::Train).unwrap()
     }
 

@@ -596,22 +596,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist-mini")
-    }
-
-    /// Options of a test run in `out` on the MNIST fixture.
-    fn opts(out: &Path, resume: bool) -> RunOptions {
-        RunOptions {
-            out: out.to_path_buf(),
-            data_root: fixture(),
-            device: "cpu".into(),
-            resume,
-            throttle_ms: 0,
-            progress: false,
-        }
-    }
+    use crate::testing::{mnist_fixture as fixture, mnist_run as opts};
 
     /// The losses a run logged for `split`, in order.
     fn logged_losses(out: &Path, split: &str) -> Vec<f64> {

@@ -401,10 +401,7 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mnist-mini")
-    }
+    use crate::testing::{mnist_fixture as fixture, mnist_run as opts};
 
     fn tiny() -> DrawRunConfig {
         DrawRunConfig {
@@ -422,17 +419,6 @@ mod tests {
                 log_every: 5,
                 ..Default::default()
             },
-        }
-    }
-
-    fn opts(out: &Path, resume: bool) -> RunOptions {
-        RunOptions {
-            out: out.to_path_buf(),
-            data_root: fixture(),
-            device: "cpu".into(),
-            resume,
-            throttle_ms: 0,
-            progress: false,
         }
     }
 

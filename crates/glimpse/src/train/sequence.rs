@@ -671,14 +671,7 @@ mod tests {
     }
 
     fn opts(out: &Path) -> RunOptions {
-        RunOptions {
-            out: out.to_path_buf(),
-            data_root: out.to_path_buf(),
-            device: "cpu".into(),
-            resume: false,
-            throttle_ms: 0,
-            progress: false,
-        }
+        crate::testing::run_in(out, out, false)
     }
 
     /// The NTM learns to copy sequences of length ≤ 5 (4-bit vectors) in seconds.
