@@ -2,7 +2,9 @@
 //! close the priority of the vector it should output lies to the nearest other priority of the
 //! sequence, beside the floor of the strategy the NTM paper describes (§4.5: each vector is
 //! written at a location set by its priority, and the locations are read in order), which
-//! loses a vector whenever two priorities fall on the same of the `N` memory rows.
+//! loses a vector whenever two priorities fall on the same of the `N` memory rows. Then how
+//! sharp the heads' weightings are (the first sequence of each evaluation batch): each write
+//! head's while the inputs come in, each read head's while the outputs go out.
 //!
 //! ```text
 //! cargo run --release --example priority_sort_errors -- checkpoints/ntm-priority-sort [sequences]
@@ -13,6 +15,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use glimpse::burn::tensor::{Device, Tensor};
 use glimpse::data::algorithmic::{Task, priority_order};
+use glimpse::models::ntm::Trace;
 use glimpse::train::Rng;
 use glimpse::train::sequence::{SequenceModelConfig, episode_tensors, evaluation_batches, load_sequence_model};
 
@@ -30,13 +33,17 @@ fn main() -> Result<()> {
     };
     let (mut errors, mut count) = ([0.0f64; EDGES.len()], [0usize; EDGES.len()]);
     let mut total = 0.0;
+    let (mut writes, mut reads) = (Sharpness::default(), Sharpness::default());
     for e in evaluation_batches(&cfg.task, None, n, cfg.seed, "test") {
         let (t, b) = (e.steps, e.batch);
         let ins = e.len;
         let (i, o) = (e.inputs.len() / (t * b), e.targets.len() / (t * b));
         let ep = episode_tensors(&e, &device);
+        let mut trace = Trace::default();
         let logits: Vec<f32> =
-            Tensor::cat(model.forward(ep.inputs.clone(), None), 0).into_data().try_to_vec::<f32>().unwrap();
+            Tensor::cat(model.forward(ep.inputs.clone(), Some(&mut trace)), 0).into_data().try_to_vec::<f32>().unwrap();
+        writes.add(&trace.writes[..ins.min(trace.writes.len())]);
+        reads.add(trace.reads.get(ins + 1..).unwrap_or(&[]));
         for s in 0..b {
             // Priorities (input column bits + 1) and the order the targets follow.
             let prio: Vec<f32> = (0..ins).map(|k| e.inputs[(k * b + s) * i + bits + 1]).collect();
@@ -73,6 +80,8 @@ fn main() -> Result<()> {
         );
         lower = edge;
     }
+    writes.print("write", "input");
+    reads.print("read", "output");
     // The floor of "write at the row set by the priority": priorities mapped linearly onto
     // `N` rows; every vector that shares its row with an earlier one is lost, costing half
     // its bits on average.
@@ -101,4 +110,42 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Per head, over the steps seen: the largest weight of each step and the effective number of
+/// locations, `1 / Σ_i w_i²` (1 for a weighting on one row, `k` for one spread evenly over `k`).
+#[derive(Default)]
+struct Sharpness {
+    max: Vec<Vec<f32>>,
+    effective: Vec<Vec<f32>>,
+}
+
+impl Sharpness {
+    /// Adds steps of `(heads, N)` weightings.
+    fn add(&mut self, steps: &[Vec<Vec<f32>>]) {
+        for heads in steps {
+            self.max.resize(heads.len(), Vec::new());
+            self.effective.resize(heads.len(), Vec::new());
+            for (h, w) in heads.iter().enumerate() {
+                self.max[h].push(w.iter().copied().fold(0.0, f32::max));
+                self.effective[h].push(1.0 / w.iter().map(|v| v * v).sum::<f32>().max(1e-12));
+            }
+        }
+    }
+
+    fn print(&self, kind: &str, steps: &str) {
+        let median = |v: &[f32]| {
+            let mut v = v.to_vec();
+            v.sort_by(f32::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(f32::NAN)
+        };
+        for h in 0..self.max.len() {
+            println!(
+                "{kind} head {h} on {} {steps} steps: median largest weight {:.3}, median effective locations {:.1}",
+                self.max[h].len(),
+                median(&self.max[h]),
+                median(&self.effective[h])
+            );
+        }
+    }
 }
