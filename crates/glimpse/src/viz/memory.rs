@@ -49,9 +49,7 @@ impl Panel {
     /// the whole panel if none.
     pub fn used_rows(&self, threshold: f32, pad: usize) -> (usize, usize) {
         let n = self.rows;
-        let used: Vec<usize> = (0..n)
-            .filter(|&r| self.values[r * self.cols..(r + 1) * self.cols].iter().any(|&v| v > threshold))
-            .collect();
+        let used: Vec<usize> = (0..n).filter(|&r| self.row_used(r, threshold)).collect();
         if used.is_empty() {
             return (0, n);
         }
@@ -69,9 +67,7 @@ impl Panel {
         }
         ((start + n - pad) % n, len + 2 * pad)
     }
-}
 
-impl Panel {
     /// Only the rows any step gives more than `threshold`, each with `pad` neighbours on either
     /// side (circularly), in location order; a row of NaN (drawn grey by [`stack`]) stands for
     /// each run of locations left out. For heads that touch a few locations spread over a large
@@ -81,7 +77,7 @@ impl Panel {
         let n = self.rows;
         let mut keep = vec![false; n];
         for r in 0..n {
-            if self.values[r * self.cols..(r + 1) * self.cols].iter().any(|&v| v > threshold) {
+            if self.row_used(r, threshold) {
                 for d in 0..=2 * pad {
                     keep[(r + n * (pad + 1) + d - pad) % n] = true;
                 }
@@ -102,6 +98,11 @@ impl Panel {
             }
         }
         Self { rows, cols: self.cols, values }
+    }
+
+    /// Whether any step gives row `r` more than `threshold`.
+    fn row_used(&self, r: usize, threshold: f32) -> bool {
+        self.values[r * self.cols..(r + 1) * self.cols].iter().any(|&v| v > threshold)
     }
 }
 
