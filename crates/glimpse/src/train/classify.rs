@@ -311,6 +311,18 @@ pub fn random_shift(x: &mut [f32], side: [usize; 2], s: usize, rng: &mut Rng) {
     }
 }
 
+/// Calls `f(images, labels)` on every image of `task` in order, `batch` images at a time
+/// (evaluation, soft targets, ensembles: one pass, no shuffling, no augmentation).
+fn for_each_batch(task: &dyn ImageTask, batch: usize, device: &Device, mut f: impl FnMut(Tensor<4>, Tensor<1, Int>)) {
+    let n = task.len();
+    for start in (0..n).step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
+        let (x, y) = task.batch(&idx);
+        let (images, labels) = to_tensors(x, y, task.side(), device);
+        f(images, labels);
+    }
+}
+
 /// Class probabilities `softmax(logits / temperature)` of `model` on every image of `task`,
 /// row-major `(n × classes)`, 500 images at a time (distillation's soft targets, ensembles).
 pub fn probabilities<M: ImageClassifier>(
@@ -320,13 +332,10 @@ pub fn probabilities<M: ImageClassifier>(
     device: &Device,
 ) -> Vec<f32> {
     let mut out = Vec::new();
-    for start in (0..task.len()).step_by(500) {
-        let idx: Vec<usize> = (start..(start + 500).min(task.len())).collect();
-        let (x, y) = task.batch(&idx);
-        let (images, _) = to_tensors(x, y, task.side(), device);
-        let p = burn::tensor::activation::softmax(model.logits(images).div_scalar(temperature), 1);
+    for_each_batch(task, 500, device, |images, _| {
+        let p = burn::tensor::activation::softmax(model.logits(images).div_scalar(temperature), 1); // (B, C)
         out.extend(p.into_data().try_to_vec::<f32>().expect("f32 probabilities"));
-    }
+    });
     out
 }
 
@@ -340,17 +349,15 @@ pub fn evaluate<M: ImageClassifier>(
     let n = task.len();
     let ce = CrossEntropyLossConfig::new().init(device);
     let (mut loss_sum, mut wrong) = (0.0f64, 0usize);
-    for start in (0..n).step_by(batch.max(1)) {
-        let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
-        let (x, y) = task.batch(&idx);
-        let (images, labels) = to_tensors(x, y, task.side(), device);
-        let logits = model.logits(images);
+    for_each_batch(task, batch, device, |images, labels| {
+        let b = labels.dims()[0];
+        let logits = model.logits(images); // (B, C)
         let loss: f32 = ce.forward(logits.clone(), labels.clone()).into_scalar();
-        loss_sum += loss as f64 * idx.len() as f64;
-        let pred = logits.argmax(1).reshape([idx.len()]);
+        loss_sum += loss as f64 * b as f64;
+        let pred = logits.argmax(1).reshape([b]);
         let right: i64 = pred.equal(labels).int().sum().into_scalar();
-        wrong += idx.len() - right as usize;
-    }
+        wrong += b - right as usize;
+    });
     (loss_sum / n.max(1) as f64, wrong as f64 / n.max(1) as f64, n)
 }
 
