@@ -195,6 +195,11 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         /// Where to write the averaged checkpoint (its config and data are the first one's).
         #[arg(long)]
         out: PathBuf,
+        /// Draw the soup's clutter layouts and placements from this seed instead of the first
+        /// checkpoint's (written into the soup's `config.toml`), so that checkpoints of runs on
+        /// other clutter are scored, and the soup kept, on one clutter.
+        #[arg(long)]
+        data_seed: Option<u64>,
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
@@ -1009,7 +1014,14 @@ fn eval_sequence(
 }
 
 /// `glimpse average`: the parameter-wise mean of classifier checkpoints, saved and evaluated.
-fn average(dirs: &[PathBuf], out: &Path, json: bool, data_root: PathBuf, device: &str) -> Result<()> {
+fn average(
+    dirs: &[PathBuf],
+    out: &Path,
+    data_seed: Option<u64>,
+    json: bool,
+    data_root: PathBuf,
+    device: &str,
+) -> Result<()> {
     let dev = glimpse::device::by_name(device)?;
     let mut models = Vec::new();
     let mut first: Option<ClassifierRunConfig> = None;
@@ -1031,7 +1043,8 @@ fn average(dirs: &[PathBuf], out: &Path, json: bool, data_root: PathBuf, device:
         first.get_or_insert(cfg);
         models.push(model);
     }
-    let cfg = first.context("no checkpoints")?;
+    let mut cfg = first.context("no checkpoints")?;
+    cfg.seed = data_seed.unwrap_or(cfg.seed);
     let model = checkpoint::average_weights(&models)?;
     let train_seconds = checkpoint::combined_train_seconds(&seconds);
     let valid = classify::train_and_validation(&cfg, &data_root)?.1;
@@ -1050,6 +1063,7 @@ fn average(dirs: &[PathBuf], out: &Path, json: bool, data_root: PathBuf, device:
     let summary = serde_json::json!({
         "checkpoint": out.display().to_string(),
         "averaged": dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
+        "data_seed": cfg.seed,
         "valid_error": verr,
         "test_error": terr,
         "test_loss": tloss,
@@ -1377,8 +1391,8 @@ fn main() -> ExitCode {
             let w = WriteArgs { text, bias, samples, seed, max_steps, prime, window, held_out };
             write(&checkpoint, w, &out, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }
-        Command::Average { checkpoints, out, json } => {
-            average(&checkpoints, &out, json, root, &cli.device).map(|_| ExitCode::SUCCESS)
+        Command::Average { checkpoints, out, data_seed, json } => {
+            average(&checkpoints, &out, data_seed, json, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }
         Command::GrowMemory { checkpoint, rows, out } => glimpse::device::by_name(&cli.device)
             .and_then(|dev| glimpse::train::sequence::grow_memory(&checkpoint, rows, &out, &dev))

@@ -416,16 +416,23 @@ fn average_writes_an_evaluable_mean_of_checkpoints() {
     let ws = tensors(&soup.join("model.safetensors"));
     assert_eq!(wa.keys().collect::<Vec<_>>(), ws.keys().collect::<Vec<_>>());
     assert!(wa.iter().any(|(k, t)| ws[k].1 != t.1), "the mean differs from either run");
+    assert_eq!(v["data_seed"], 5, "the first checkpoint's seed: {v}");
     // Checkpoints of one run share its training time: the soup records it once, not twice.
+    // `--data-seed` sets the soup's data seed in place of its first checkpoint's.
     let same_run = tmp.path().join("same-run");
-    ok(glimpse()
+    let json = ok(glimpse()
         .arg("average")
         .arg(a.join("best"))
         .arg(a.join("last"))
         .arg("--out")
         .arg(&same_run)
+        .args(["--data-seed", "9", "--json"])
         .arg("--data-dir")
         .arg(fixture()));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["data_seed"], 9, "{v}");
+    let soup_cfg = std::fs::read_to_string(same_run.join("config.toml")).unwrap();
+    assert!(soup_cfg.lines().any(|l| l.trim() == "seed = 9"), "{soup_cfg}");
     let secs = |d: &std::path::Path| {
         let m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(d.join("meta.json")).unwrap()).unwrap();
