@@ -221,6 +221,22 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         #[arg(long)]
         out: PathBuf,
     },
+    /// Give a trained DRAW classifier a wider LSTM that computes the same logits (the new
+    /// units start with zero weights into the rest of the model); a run of the wider model
+    /// starts from it with `init` (a larger student for distillation).
+    #[command(
+        after_help = "Example:\n  glimpse widen checkpoints/draw-cluttered100 --hidden 512 --out runs/draw-512-init"
+    )]
+    Widen {
+        /// Checkpoint of a DRAW classifier.
+        checkpoint: PathBuf,
+        /// LSTM units of the wider model (more than the checkpoint's).
+        #[arg(long)]
+        hidden: usize,
+        /// Where to write the widened checkpoint.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Implicit attention: the input gradient of a class logit, as a PNG heat map.
     #[command(after_help = "Example:\n  glimpse saliency checkpoints/cnn-mnist --index 7 --out saliency.png")]
     Saliency {
@@ -1394,6 +1410,16 @@ fn main() -> ExitCode {
         Command::Average { checkpoints, out, data_seed, json } => {
             average(&checkpoints, &out, data_seed, json, root, &cli.device).map(|_| ExitCode::SUCCESS)
         }
+        Command::Widen { checkpoint, hidden, out } => glimpse::device::by_name(&cli.device)
+            .and_then(|dev| glimpse::train::classify::widen(&checkpoint, hidden, &out, &dev))
+            .map(|_| {
+                println!(
+                    "{}: DRAW classifier with {hidden} LSTM units written to {}",
+                    checkpoint.display(),
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }),
         Command::GrowMemory { checkpoint, rows, out } => glimpse::device::by_name(&cli.device)
             .and_then(|dev| glimpse::train::sequence::grow_memory(&checkpoint, rows, &out, &dev))
             .map(|cfg| {

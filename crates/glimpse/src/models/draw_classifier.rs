@@ -8,14 +8,14 @@
 //! the class logits are `W_a h_T`. The paper's cluttered 100×100 MNIST model: `N = 12`,
 //! 256 LSTM units, 8 glimpses.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::classifier::ImageClassifier;
 use super::draw::{Window, windows};
-use super::lstm::LstmCell;
+use super::lstm::{LstmCell, widen_rows};
 use crate::attention::filterbank::{self, Filterbank};
 use crate::train::Rng;
 
@@ -138,6 +138,38 @@ impl DrawClassifier {
     pub fn input(&self) -> [usize; 2] {
         self.input
     }
+
+    /// LSTM width.
+    pub fn hidden(&self) -> usize {
+        self.core.hidden()
+    }
+
+    /// This model with `hidden` LSTM units, computing the same logits ([`LstmCell::widened`]):
+    /// the new units start from a fresh initialisation drawn on `device` and have zero weights
+    /// into the old units, the window and the classifier, so training grows them from a
+    /// model that already works. A larger student for the same teachers.
+    pub fn widened(self, hidden: usize, device: &Device) -> anyhow::Result<DrawClassifier> {
+        let h0 = self.core.hidden();
+        let cfg = DrawClassifierConfig {
+            input: self.input,
+            glimpses: self.glimpses,
+            read: self.read,
+            hidden,
+            classes: self.action.weight.dims()[1],
+            dropout: self.dropout,
+            read_dropout: self.read_dropout,
+        };
+        let fresh = cfg.init(device);
+        let core = self.core.widened(fresh.core)?;
+        let pad = |mut layer: Linear| -> Linear {
+            let [_, cols] = layer.weight.dims();
+            let old: Vec<f32> = layer.weight.val().into_data().try_to_vec().expect("f32 weights");
+            let w = widen_rows(&old, h0, hidden);
+            layer.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, [hidden, cols]), device));
+            layer
+        };
+        Ok(DrawClassifier { attention: pad(self.attention), core, action: pad(self.action), ..fresh })
+    }
 }
 
 /// An inverted-dropout mask: each entry `1/(1 − p)` with probability `1 − p`, else 0.
@@ -186,6 +218,27 @@ mod tests {
             let m = m.clone().fork(&x.device());
             m.logits(x.reshape([2, 1, 5, 4])).reshape([6])
         });
+    }
+
+    #[test]
+    fn a_widened_model_gives_the_same_logits_and_trains_its_new_units() {
+        let dev = Device::flex().autodiff();
+        dev.seed(6);
+        let m = sizes([9, 7], 3, 2, 5, 4).init(&dev);
+        let x = Tensor::<4>::from_data(TensorData::new(uniform(3 * 63, 0.0, 1.0, 2), [3, 1, 9, 7]), &dev);
+        let before: Vec<f32> = m.run(x.clone(), None).into_data().try_to_vec().unwrap();
+        let wide = m.clone().widened(8, &dev).unwrap();
+        assert_eq!(wide.hidden(), 8);
+        let after: Vec<f32> = wide.run(x.clone(), None).into_data().try_to_vec().unwrap();
+        for (a, b) in before.iter().zip(&after) {
+            assert!((a - b).abs() < 1e-5, "{before:?} vs {after:?}");
+        }
+        // The new units' weights into the classifier get a gradient, so training grows them.
+        let loss = wide.run(x, None).square().sum();
+        let grads = loss.backward();
+        let g: Vec<f32> = wide.action.weight.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
+        assert!(g[5 * 4..].iter().any(|v| v.abs() > 1e-6), "no gradient into the new units' rows");
+        assert!(m.clone().widened(5, &dev).is_err() && m.widened(3, &dev).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// `(h, c) ← LSTM(x, h, c)` with all four gates from one matrix product over `[x, h]`.
@@ -100,11 +100,74 @@ impl LstmCell {
         (out.narrow(2, 0, hd), (last.clone().narrow(1, 0, hd), last.narrow(1, hd, hd)))
     }
 
+    /// This cell widened to `fresh`'s width without changing what its first `H` units compute
+    /// (Net2Net-style growth, Chen et al. 2016): the old units keep their weights and get
+    /// zero weights from the new units' `h`; the new units' weights and biases are `fresh`'s,
+    /// a newly initialised cell of the wide size. Whatever reads `h` must give the new units
+    /// zero weights too ([`widen_rows`]) for the model's function to stay the same.
+    pub fn widened(self, fresh: LstmCell) -> anyhow::Result<LstmCell> {
+        let (h0, h1) = (self.hidden, fresh.hidden);
+        let [rows, _] = self.gates.weight.dims();
+        let inputs = rows - h0;
+        if h1 <= h0 || fresh.gates.weight.dims()[0] != inputs + h1 {
+            anyhow::bail!(
+                "widening an LSTM of {inputs} inputs and {h0} units needs a cell of the same inputs and more units"
+            );
+        }
+        let device = self.gates.weight.val().device();
+        let vec = |t: Tensor<2>| -> Vec<f32> { t.into_data().try_to_vec().expect("f32 weights") };
+        let w = widen_gates(&vec(self.gates.weight.val()), &vec(fresh.gates.weight.val()), [rows, inputs + h1], h0, h1);
+        let mut gates = fresh.gates;
+        gates.weight =
+            burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(w, [inputs + h1, 4 * h1]), &device));
+        if let (Some(old), Some(new)) = (&self.gates.bias, &gates.bias) {
+            let (old, new): (Vec<f32>, Vec<f32>) = (
+                old.val().into_data().try_to_vec().expect("f32 bias"),
+                new.val().into_data().try_to_vec().expect("f32 bias"),
+            );
+            let b = widen_gates(&old, &new, [1, 1], h0, h1);
+            gates.bias =
+                Some(burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(b, [4 * h1]), &device)));
+        }
+        Ok(LstmCell { gates, hidden: h1 })
+    }
+
     /// The gates from pre-activations `z (B, 4H)` (i, f, u, o) and the cell `c`: one fused
     /// kernel on the CPU ([`crate::fused::lstm_gates`]).
     fn gate(&self, z: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         crate::fused::lstm_gates(z, c)
     }
+}
+
+/// Gate weights `old (R0, 4·H0)` widened to `fresh`'s shape `(R1, 4·H1)`, `R1 ≥ R0` (the rows
+/// being the inputs `[x, h]`, so the new rows `R0..R1` are the new units' `h`): in each gate
+/// block (i, f, u, o) the first `H0` columns are the old units', with the old weights in the
+/// old rows and zero in the new ones; every other entry is `fresh`'s. A bias is one row
+/// (`R0 = R1 = 1`).
+pub fn widen_gates(old: &[f32], fresh: &[f32], rows: [usize; 2], h0: usize, h1: usize) -> Vec<f32> {
+    let [r0, r1] = rows;
+    assert!(r1 >= r0 && h1 >= h0, "widening shrinks nothing");
+    assert_eq!(old.len(), r0 * 4 * h0, "old gate weights");
+    assert_eq!(fresh.len(), r1 * 4 * h1, "fresh gate weights");
+    let mut out = fresh.to_vec();
+    for r in 0..r1 {
+        for g in 0..4 {
+            for u in 0..h0 {
+                out[r * 4 * h1 + g * h1 + u] = if r < r0 { old[r * 4 * h0 + g * h0 + u] } else { 0.0 };
+            }
+        }
+    }
+    out
+}
+
+/// The weights `old (H0, O)` of a layer reading an LSTM's `h`, for a widened `h` of `h1`
+/// units: the new units' rows are zero, so the layer's output is unchanged.
+pub fn widen_rows(old: &[f32], h0: usize, h1: usize) -> Vec<f32> {
+    assert!(h1 >= h0 && old.len().is_multiple_of(h0.max(1)), "rows to widen");
+    let cols = old.len() / h0;
+    let mut out = old.to_vec();
+    out.resize(h1 * cols, 0.0);
+    out
 }
 
 /// Sizes of a plain LSTM sequence model.
@@ -174,6 +237,39 @@ impl Lstm {
 mod tests {
     use super::*;
     use crate::testing::{grad_check, uniform};
+
+    /// Over several steps the widened cell's first units follow the old cell exactly, and
+    /// the gate layout is pinned: old weights in each gate block's first columns, zeros from
+    /// the new units' `h`, fresh values elsewhere.
+    #[test]
+    fn a_widened_cell_keeps_its_old_units() {
+        let w = widen_gates(&[1.0, 2.0, 3.0, 4.0], &[9.0; 2 * 8], [1, 2], 1, 2);
+        assert_eq!(w, vec![1.0, 9.0, 2.0, 9.0, 3.0, 9.0, 4.0, 9.0, 0.0, 9.0, 0.0, 9.0, 0.0, 9.0, 0.0, 9.0]);
+        assert_eq!(widen_rows(&[1.0, 2.0, 3.0, 4.0], 2, 3), vec![1.0, 2.0, 3.0, 4.0, 0.0, 0.0]);
+
+        let dev = Device::flex();
+        dev.seed(3);
+        let (old, b) = (LstmCell::new(3, 4, &dev), 2);
+        let wide = old.clone().widened(LstmCell::new(3, 7, &dev)).unwrap();
+        assert!(old.clone().widened(LstmCell::new(2, 7, &dev)).is_err(), "other inputs");
+        let (mut h, mut c) = (Tensor::<2>::zeros([b, 4], &dev), Tensor::<2>::zeros([b, 4], &dev));
+        let (mut hw, mut cw) = (Tensor::<2>::zeros([b, 7], &dev), Tensor::<2>::zeros([b, 7], &dev));
+        for t in 0..4 {
+            let x = Tensor::<2>::from_data(TensorData::new(uniform(b * 3, -1.0, 1.0, 10 + t), [b, 3]), &dev);
+            (h, c) = old.step(x.clone(), h, c);
+            (hw, cw) = wide.step(x, hw, cw);
+            let (a, w): (Vec<f32>, Vec<f32>) = (
+                h.clone().into_data().try_to_vec().unwrap(),
+                hw.clone().narrow(1, 0, 4).into_data().try_to_vec().unwrap(),
+            );
+            assert!(a.iter().zip(&w).all(|(p, q)| (p - q).abs() < 1e-6), "step {t}: {a:?} vs {w:?}");
+        }
+        let new: Vec<f32> = hw.narrow(1, 4, 3).into_data().try_to_vec().unwrap();
+        assert!(new.iter().any(|v| v.abs() > 1e-3), "the new units compute something");
+        let (a, w): (Vec<f32>, Vec<f32>) =
+            (c.into_data().try_to_vec().unwrap(), cw.narrow(1, 0, 4).into_data().try_to_vec().unwrap());
+        assert!(a.iter().zip(&w).all(|(p, q)| (p - q).abs() < 1e-6), "cells: {a:?} vs {w:?}");
+    }
 
     #[test]
     fn projected_steps_equal_plain_steps() {

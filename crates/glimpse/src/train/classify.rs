@@ -391,6 +391,24 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<(ClassifierRunConf
     Ok((cfg, model))
 }
 
+/// Writes to `out` the DRAW-classifier checkpoint `src` with `hidden` LSTM units
+/// ([`crate::models::draw_classifier::DrawClassifier::widened`]: the same logits; the new
+/// units drawn from the checkpoint's seed) and `hidden` in its configuration; its `meta.json`
+/// is `src`'s. A run of the wider model continues from it with `init = "OUT"`.
+pub fn widen(src: &Path, hidden: usize, out: &Path, device: &Device) -> Result<ClassifierRunConfig> {
+    let dir = checkpoint::find_dir(src).with_context(|| format!("{}: not a checkpoint", src.display()))?;
+    let (mut cfg, model) = load_classifier(&dir, device)?;
+    let Classifier::DrawClassifier(m) = model else {
+        bail!("{}: widening applies to DRAW classifiers, this holds a {}", dir.display(), cfg.model.kind());
+    };
+    let wide = crate::device::seeded(device, cfg.seed, || m.widened(hidden, device))?;
+    let ClassifierConfig::DrawClassifier(c) = &mut cfg.model else { unreachable!("a DRAW classifier's config") };
+    c.hidden = hidden;
+    let meta: serde_json::Value = checkpoint::read_meta(&dir)?;
+    checkpoint::save_run_dir(out, &Classifier::DrawClassifier(wide), &cfg, &meta, None)?;
+    Ok(cfg)
+}
+
 /// The weights of the checkpoint `from` in a model built from `cfg` (the next stage of a
 /// curriculum); a clear error when the checkpoint is of another model or other sizes.
 fn init_from(cfg: &ClassifierRunConfig, model: Classifier, from: &Path) -> Result<Classifier> {
@@ -699,6 +717,54 @@ mod tests {
         wrong.train.init = Some(other.path().join("nothing-here"));
         let err = format!("{:#}", train_classifier(&wrong, &opts(other.path(), false)).unwrap_err());
         assert!(err.contains("not a checkpoint"), "{err}");
+    }
+
+    /// `widen` writes a DRAW classifier with a wider LSTM that a wider run starts from: at
+    /// lr 0 that run scores what the original scored; widening another model is refused.
+    #[test]
+    fn a_widened_draw_classifier_starts_a_wider_run() {
+        let (first, second, wide) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let draw = |hidden: usize| {
+            ClassifierConfig::DrawClassifier(crate::models::draw_classifier::DrawClassifierConfig {
+                glimpses: 2,
+                read: 4,
+                hidden,
+                ..crate::models::draw_classifier::DrawClassifierConfig::new(28)
+            })
+        };
+        let train = TrainConfig {
+            epochs: 1,
+            batch_size: 20,
+            lr: 3e-3,
+            valid_size: 60,
+            checkpoint_every: 0,
+            ..TrainConfig::default()
+        };
+        let cfg = ClassifierRunConfig { seed: 2, model: draw(6), data: ImageData::default(), train };
+        let a = train_classifier(&cfg, &opts(first.path(), false)).unwrap();
+        let dev = Device::flex();
+        let grown = widen(&a.best, 11, wide.path(), &dev).unwrap();
+        assert_eq!(grown.model, draw(11));
+        let mut next = cfg.clone();
+        next.model = draw(11);
+        next.train = TrainConfig { lr: 0.0, init: Some(wide.path().to_path_buf()), ..cfg.train.clone() };
+        let b = train_classifier(&next, &opts(second.path(), false)).unwrap();
+        assert_eq!((b.valid_error, b.test_error), (a.valid_error, a.test_error));
+        let err = format!("{:#}", widen(&a.best, 6, &wide.path().join("same"), &dev).unwrap_err());
+        assert!(err.contains("more units"), "{err}");
+
+        let mlp = ClassifierRunConfig {
+            model: ClassifierConfig::Mlp(crate::models::mlp::MlpConfig {
+                input: [28, 28],
+                hidden: vec![8],
+                classes: 10,
+            }),
+            ..cfg.clone()
+        };
+        let m = train_classifier(&mlp, &opts(&first.path().join("mlp"), false)).unwrap();
+        let err = format!("{:#}", widen(&m.best, 16, &wide.path().join("mlp"), &dev).unwrap_err());
+        assert!(err.contains("applies to DRAW classifiers"), "{err}");
     }
 
     /// A distilled run: the teacher's soft targets are computed once, cached in the run
