@@ -1,0 +1,105 @@
+//! Where a DRAW classifier's mistakes come from on cluttered MNIST: for each test image, how
+//! far its last read window's centre lies from the digit's centre, how wide the window is, and
+//! whether any glimpse after the first came within 7 px of the digit's centre, split by right
+//! and wrong answers. A mistake with the window far from the digit is one of
+//! looking (the clutter drew the attention); one with the window on the digit is one of
+//! reading (the digit itself was misread).
+//!
+//! ```text
+//! GLIMPSE_DATA=… cargo run --release --example draw_errors -- CKPT [--data-seed S] [--split valid|test]
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use glimpse::burn::tensor::{Device, Tensor, TensorData};
+use glimpse::data::translated::Translated;
+use glimpse::data::{ImageSet, Split};
+use glimpse::models::Classifier;
+use glimpse::train::{checkpoint, classify};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(ckpt) = args.first() else { bail!("usage: draw_errors CKPT [--data-seed S] [--split valid|test]") };
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let root = PathBuf::from(std::env::var("GLIMPSE_DATA").context("set GLIMPSE_DATA to the data root")?);
+    let device = Device::flex();
+    let dir = checkpoint::find_dir(&PathBuf::from(ckpt)).context("not a checkpoint")?;
+    let (cfg, model) = classify::load_classifier(&dir, &device)?;
+    let Classifier::DrawClassifier(model) = model else { bail!("{ckpt}: not a DRAW classifier") };
+    let seed = flag("--data-seed").map(|s| s.parse::<u64>()).transpose()?.unwrap_or(cfg.seed);
+    let split = flag("--split").unwrap_or_else(|| "test".into());
+    let canvas = cfg.data.canvas.context("a translated (canvas) task")?;
+    let spec = cfg.data.spec()?;
+    // The same images `glimpse eval` scores: the test split's placements use `seed ^ 0x7e57`,
+    // the validation digits are the training set's last `valid_size`, placed with `seed ^ 0x7a11d`.
+    let (base, placement_seed) = match split.as_str() {
+        "test" => (ImageSet::load(spec, &root, Split::Test)?, seed ^ 0x7e57),
+        "valid" => {
+            let (_, valid) = ImageSet::load(spec, &root, Split::Train)?.split_validation(cfg.train.valid_size);
+            (valid, seed ^ 0x7a11d)
+        }
+        other => bail!("--split {other}: valid or test"),
+    };
+    let task = Translated::cluttered(Arc::new(base), canvas, cfg.data.clutter, placement_seed);
+    let (n, side) = (task.len(), canvas * canvas);
+    let mut buf = vec![0u8; side];
+    // Per image: right?, distance (max over axes) of the last window's centre from the
+    // digit's, the last window's side, the closest any glimpse after the first came.
+    let mut rows: Vec<(bool, f32, f32, f32)> = Vec::with_capacity(n);
+    for start in (0..n).step_by(200) {
+        let idx: Vec<usize> = (start..(start + 200).min(n)).collect();
+        let (mut x, mut y, mut at) = (Vec::new(), Vec::new(), Vec::new());
+        for &i in &idx {
+            let (label, corner) = task.render(i, &mut buf);
+            x.extend(buf.iter().map(|&p| p as f32 / 255.0));
+            y.push(label as i64);
+            at.push(corner);
+        }
+        let b = idx.len();
+        let images = Tensor::<4>::from_data(TensorData::new(x, [b, 1, canvas, canvas]), &device);
+        let mut windows = Vec::new();
+        let logits: Vec<f32> = model.run(images, Some(&mut windows)).into_data().try_to_vec().expect("f32");
+        let classes = logits.len() / b;
+        let last = windows.last().context("no glimpse")?;
+        for k in 0..b {
+            let p = &logits[k * classes..(k + 1) * classes];
+            let guess = (0..classes).max_by(|&a, &c| p[a].total_cmp(&p[c])).unwrap_or(0);
+            let (ty, tx) = at[k];
+            let off = |w: &glimpse::models::draw::Window| {
+                (w.row - (ty as f32 + 13.5)).abs().max((w.col - (tx as f32 + 13.5)).abs())
+            };
+            let closest = windows[1..].iter().map(|g| off(&g[k])).fold(f32::INFINITY, f32::min);
+            rows.push((guess as i64 == y[k], off(&last[k]), last[k].side, closest));
+        }
+    }
+    let report = |name: &str, pick: &dyn Fn(&(bool, f32, f32, f32)) -> bool| {
+        let sel: Vec<&(bool, f32, f32, f32)> = rows.iter().filter(|r| pick(r)).collect();
+        let m = sel.len().max(1) as f32;
+        let far = |t: f32| sel.iter().filter(|r| r.1 > t).count();
+        let mut d: Vec<f32> = sel.iter().map(|r| r.1).collect();
+        d.sort_by(f32::total_cmp);
+        let median = d.get(d.len() / 2).copied().unwrap_or(f32::NAN);
+        let mean_side = sel.iter().map(|r| r.2).sum::<f32>() / m;
+        let never = sel.iter().filter(|r| r.3 > 7.0).count();
+        println!(
+            "{name:<6} {:>6} images: centre off the digit's by median {median:.1} px; > 7 px: {} ({:.1}%), > 14 px (off the digit): {} ({:.1}%); mean window side {mean_side:.1} px; no glimpse within 7 px: {} ({:.1}%)",
+            sel.len(),
+            far(7.0),
+            100.0 * far(7.0) as f32 / m,
+            far(14.0),
+            100.0 * far(14.0) as f32 / m,
+            never,
+            100.0 * never as f32 / m
+        );
+    };
+    println!(
+        "{} on {split} (clutter seed {seed}): error {:.2}%",
+        dir.display(),
+        100.0 * rows.iter().filter(|r| !r.0).count() as f32 / n as f32
+    );
+    report("right", &|r| r.0);
+    report("wrong", &|r| !r.0);
+    Ok(())
+}
