@@ -19,6 +19,16 @@ use glimpse::data::{ImageSet, Split};
 use glimpse::models::Classifier;
 use glimpse::train::{checkpoint, classify};
 
+/// One image: answered right; how far (px, the larger of the two axes) the last window's
+/// centre is from the digit's; the last window's side; the closest any glimpse after the
+/// first came.
+struct Seen {
+    right: bool,
+    off: f32,
+    side: f32,
+    closest: f32,
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(ckpt) = args.first() else { bail!("usage: draw_errors CKPT [--data-seed S] [--split valid|test]") };
@@ -45,9 +55,7 @@ fn main() -> Result<()> {
     let task = Translated::cluttered(Arc::new(base), canvas, cfg.data.clutter, placement_seed);
     let (n, side) = (task.len(), canvas * canvas);
     let mut buf = vec![0u8; side];
-    // Per image: right?, distance (max over axes) of the last window's centre from the
-    // digit's, the last window's side, the closest any glimpse after the first came.
-    let mut rows: Vec<(bool, f32, f32, f32)> = Vec::with_capacity(n);
+    let mut rows: Vec<Seen> = Vec::with_capacity(n);
     for start in (0..n).step_by(200) {
         let idx: Vec<usize> = (start..(start + 200).min(n)).collect();
         let (mut x, mut y, mut at) = (Vec::new(), Vec::new(), Vec::new());
@@ -71,18 +79,18 @@ fn main() -> Result<()> {
                 (w.row - (ty as f32 + 13.5)).abs().max((w.col - (tx as f32 + 13.5)).abs())
             };
             let closest = windows[1..].iter().map(|g| off(&g[k])).fold(f32::INFINITY, f32::min);
-            rows.push((guess as i64 == y[k], off(&last[k]), last[k].side, closest));
+            rows.push(Seen { right: guess as i64 == y[k], off: off(&last[k]), side: last[k].side, closest });
         }
     }
-    let report = |name: &str, pick: &dyn Fn(&(bool, f32, f32, f32)) -> bool| {
-        let sel: Vec<&(bool, f32, f32, f32)> = rows.iter().filter(|r| pick(r)).collect();
+    let report = |name: &str, pick: &dyn Fn(&Seen) -> bool| {
+        let sel: Vec<&Seen> = rows.iter().filter(|r| pick(r)).collect();
         let m = sel.len().max(1) as f32;
-        let far = |t: f32| sel.iter().filter(|r| r.1 > t).count();
-        let mut d: Vec<f32> = sel.iter().map(|r| r.1).collect();
+        let far = |t: f32| sel.iter().filter(|r| r.off > t).count();
+        let mut d: Vec<f32> = sel.iter().map(|r| r.off).collect();
         d.sort_by(f32::total_cmp);
         let median = d.get(d.len() / 2).copied().unwrap_or(f32::NAN);
-        let mean_side = sel.iter().map(|r| r.2).sum::<f32>() / m;
-        let never = sel.iter().filter(|r| r.3 > 7.0).count();
+        let mean_side = sel.iter().map(|r| r.side).sum::<f32>() / m;
+        let never = sel.iter().filter(|r| r.closest > 7.0).count();
         println!(
             "{name:<6} {:>6} images: centre off the digit's by median {median:.1} px; > 7 px: {} ({:.1}%), > 14 px (off the digit): {} ({:.1}%); mean window side {mean_side:.1} px; no glimpse within 7 px: {} ({:.1}%)",
             sel.len(),
@@ -97,9 +105,9 @@ fn main() -> Result<()> {
     println!(
         "{} on {split} (clutter seed {seed}): error {:.2}%",
         dir.display(),
-        100.0 * rows.iter().filter(|r| !r.0).count() as f32 / n as f32
+        100.0 * rows.iter().filter(|r| !r.right).count() as f32 / n as f32
     );
-    report("right", &|r| r.0);
-    report("wrong", &|r| !r.0);
+    report("right", &|r| r.right);
+    report("wrong", &|r| !r.right);
     Ok(())
 }
