@@ -21,12 +21,13 @@ use glimpse::train::{checkpoint, classify};
 
 /// One image: answered right; how far (px, the larger of the two axes) the last window's
 /// centre is from the digit's; the last window's side; the closest any glimpse after the
-/// first came.
+/// first came; how far the digit's centre is from the image's (the larger axis).
 struct Seen {
     right: bool,
     off: f32,
     side: f32,
     closest: f32,
+    eccentric: f32,
 }
 
 fn main() -> Result<()> {
@@ -79,7 +80,10 @@ fn main() -> Result<()> {
                 (w.row - (ty as f32 + 13.5)).abs().max((w.col - (tx as f32 + 13.5)).abs())
             };
             let closest = windows[1..].iter().map(|g| off(&g[k])).fold(f32::INFINITY, f32::min);
-            rows.push(Seen { right: guess as i64 == y[k], off: off(&last[k]), side: last[k].side, closest });
+            let half = (canvas as f32 - 1.0) / 2.0;
+            let eccentric = (ty as f32 + 13.5 - half).abs().max((tx as f32 + 13.5 - half).abs());
+            let right = guess as i64 == y[k];
+            rows.push(Seen { right, off: off(&last[k]), side: last[k].side, closest, eccentric });
         }
     }
     let report = |name: &str, pick: &dyn Fn(&Seen) -> bool| {
@@ -91,8 +95,11 @@ fn main() -> Result<()> {
         let median = d.get(d.len() / 2).copied().unwrap_or(f32::NAN);
         let mean_side = sel.iter().map(|r| r.side).sum::<f32>() / m;
         let never = sel.iter().filter(|r| r.closest > 7.0).count();
+        let mean_ecc = |v: Vec<&&Seen>| v.iter().map(|r| r.eccentric).sum::<f32>() / v.len().max(1) as f32;
+        let ecc_never = mean_ecc(sel.iter().filter(|r| r.closest > 7.0).collect());
+        let ecc_seen = mean_ecc(sel.iter().filter(|r| r.closest <= 7.0).collect());
         println!(
-            "{name:<6} {:>6} images: centre off the digit's by median {median:.1} px; > 7 px: {} ({:.1}%), > 14 px (off the digit): {} ({:.1}%); mean window side {mean_side:.1} px; no glimpse within 7 px: {} ({:.1}%)",
+            "{name:<6} {:>6} images: centre off the digit's by median {median:.1} px; > 7 px: {} ({:.1}%), > 14 px (off the digit): {} ({:.1}%); mean window side {mean_side:.1} px; no glimpse within 7 px: {} ({:.1}%); digit's centre from the image's: {ecc_never:.1} px for those, {ecc_seen:.1} for the rest",
             sel.len(),
             far(7.0),
             100.0 * far(7.0) as f32 / m,
