@@ -10,11 +10,9 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use glimpse::burn::tensor::{Device, Tensor, TensorData};
-use glimpse::data::translated::Translated;
 use glimpse::data::{ImageSet, Split};
 use glimpse::models::Classifier;
 use glimpse::train::{checkpoint, classify};
@@ -43,17 +41,19 @@ fn main() -> Result<()> {
     let split = flag("--split").unwrap_or_else(|| "test".into());
     let canvas = cfg.data.canvas.context("a translated (canvas) task")?;
     let spec = cfg.data.spec()?;
-    // The same images `glimpse eval` scores: the test split's placements use `seed ^ 0x7e57`,
-    // the validation digits are the training set's last `valid_size`, placed with `seed ^ 0x7a11d`.
-    let (base, placement_seed) = match split.as_str() {
-        "test" => (ImageSet::load(spec, &root, Split::Test)?, seed ^ 0x7e57),
+    // The same images and layouts `glimpse eval` scores.
+    let (base, layout) = match split.as_str() {
+        "test" => (ImageSet::load(spec, &root, Split::Test)?, classify::layout_seed(Split::Test, seed)),
         "valid" => {
             let (_, valid) = ImageSet::load(spec, &root, Split::Train)?.split_validation(cfg.train.valid_size);
-            (valid, seed ^ 0x7a11d)
+            (valid, classify::valid_layout_seed(seed))
         }
         other => bail!("--split {other}: valid or test"),
     };
-    let task = Translated::cluttered(Arc::new(base), canvas, cfg.data.clutter, placement_seed);
+    // Centres, in pixels: the digit's from its top-left corner; the image's.
+    let (digit_mid, image_mid) =
+        ([(base.h as f32 - 1.0) / 2.0, (base.w as f32 - 1.0) / 2.0], (canvas as f32 - 1.0) / 2.0);
+    let task = cfg.data.translated(canvas, base, layout, 1, 0.0);
     let (n, side) = (task.len(), canvas * canvas);
     let mut buf = vec![0u8; side];
     let mut rows: Vec<Seen> = Vec::with_capacity(n);
@@ -76,12 +76,10 @@ fn main() -> Result<()> {
             let p = &logits[k * classes..(k + 1) * classes];
             let guess = (0..classes).max_by(|&a, &c| p[a].total_cmp(&p[c])).unwrap_or(0);
             let (ty, tx) = at[k];
-            let off = |w: &glimpse::models::draw::Window| {
-                (w.row - (ty as f32 + 13.5)).abs().max((w.col - (tx as f32 + 13.5)).abs())
-            };
+            let (row, col) = (ty as f32 + digit_mid[0], tx as f32 + digit_mid[1]);
+            let off = |w: &glimpse::models::draw::Window| (w.row - row).abs().max((w.col - col).abs());
             let closest = windows[1..].iter().map(|g| off(&g[k])).fold(f32::INFINITY, f32::min);
-            let half = (canvas as f32 - 1.0) / 2.0;
-            let eccentric = (ty as f32 + 13.5 - half).abs().max((tx as f32 + 13.5 - half).abs());
+            let eccentric = (row - image_mid).abs().max((col - image_mid).abs());
             let right = guess as i64 == y[k];
             rows.push(Seen { right, off: off(&last[k]), side: last[k].side, closest, eccentric });
         }
@@ -94,10 +92,9 @@ fn main() -> Result<()> {
         d.sort_by(f32::total_cmp);
         let median = d.get(d.len() / 2).copied().unwrap_or(f32::NAN);
         let mean_side = sel.iter().map(|r| r.side).sum::<f32>() / m;
-        let never = sel.iter().filter(|r| r.closest > 7.0).count();
-        let mean_ecc = |v: Vec<&&Seen>| v.iter().map(|r| r.eccentric).sum::<f32>() / v.len().max(1) as f32;
-        let ecc_never = mean_ecc(sel.iter().filter(|r| r.closest > 7.0).collect());
-        let ecc_seen = mean_ecc(sel.iter().filter(|r| r.closest <= 7.0).collect());
+        let (missed, found): (Vec<&Seen>, Vec<&Seen>) = sel.iter().partition(|r| r.closest > 7.0);
+        let mean_ecc = |v: &[&Seen]| v.iter().map(|r| r.eccentric).sum::<f32>() / v.len().max(1) as f32;
+        let (never, ecc_never, ecc_seen) = (missed.len(), mean_ecc(&missed), mean_ecc(&found));
         println!(
             "{name:<6} {:>6} images: centre off the digit's by median {median:.1} px; > 7 px: {} ({:.1}%), > 14 px (off the digit): {} ({:.1}%); mean window side {mean_side:.1} px; no glimpse within 7 px: {} ({:.1}%); digit's centre from the image's: {ecc_never:.1} px for those, {ecc_seen:.1} for the rest",
             sel.len(),

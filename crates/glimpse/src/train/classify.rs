@@ -108,7 +108,7 @@ impl ImageData {
     pub fn load(&self, root: &Path, split: Split, seed: u64) -> Result<Arc<dyn ImageTask>> {
         let spec = self.spec()?;
         let set = ImageSet::load(spec, root, split)?;
-        Ok(self.wrap(set, seed ^ if split == Split::Test { 0x7e57 } else { 0 }))
+        Ok(self.wrap(set, layout_seed(split, seed)))
     }
 
     /// Wraps a loaded set as this task (one placement per digit).
@@ -126,13 +126,29 @@ impl ImageData {
     fn wrap_warped(&self, set: ImageSet, seed: u64, placements: usize, warp: f32) -> Arc<dyn ImageTask> {
         match self.canvas {
             None => Arc::new(set),
-            Some(w) => Arc::new(
-                Translated::cluttered(Arc::new(set), w, self.clutter, seed)
-                    .with_placements(placements.max(1))
-                    .with_warp(warp),
-            ),
+            Some(w) => Arc::new(self.translated(w, set, seed, placements, warp)),
         }
     }
+
+    /// This task's layout of `set` on a `canvas`-wide canvas (its clutter, `placements` per
+    /// digit, each warped by up to `warp`): the task [`ImageData::wrap_placed`] wraps, as a
+    /// [`Translated`], which also tells where each digit lies.
+    pub fn translated(&self, canvas: usize, set: ImageSet, seed: u64, placements: usize, warp: f32) -> Translated {
+        Translated::cluttered(Arc::new(set), canvas, self.clutter, seed)
+            .with_placements(placements.max(1))
+            .with_warp(warp)
+    }
+}
+
+/// The placement seed of a translated task's `split` images for the run seed `seed`: the test
+/// images get layouts of their own, the training images the run's.
+pub fn layout_seed(split: Split, seed: u64) -> u64 {
+    seed ^ if split == Split::Test { 0x7e57 } else { 0 }
+}
+
+/// The placement seed of the validation digits held out of the training set.
+pub fn valid_layout_seed(seed: u64) -> u64 {
+    seed ^ 0x7a11d
 }
 
 /// Hyper-parameters of a training run.
@@ -380,7 +396,7 @@ pub fn train_and_validation(
     if d.placements == 0 {
         bail!("placements = 0: each training digit needs at least one placement");
     }
-    Ok((d.wrap_warped(train_set, cfg.seed, d.placements, d.warp), d.wrap(valid_set, cfg.seed ^ 0x7a11d)))
+    Ok((d.wrap_warped(train_set, cfg.seed, d.placements, d.warp), d.wrap(valid_set, valid_layout_seed(cfg.seed))))
 }
 
 /// Loads an evaluable classifier checkpoint (`config.toml` + `model.safetensors`) on `device`.
