@@ -56,13 +56,16 @@ pub enum ClassifierConfig {
 }
 
 impl ClassifierConfig {
-    /// The architecture alone: training-only options (dropout) cleared, so that two
+    /// The architecture alone: training-only options (dropout, step_loss) cleared, so that two
     /// configurations compare equal exactly when their weights are interchangeable.
     pub fn architecture(&self) -> Self {
         match self {
-            Self::DrawClassifier(c) => {
-                Self::DrawClassifier(DrawClassifierConfig { dropout: 0.0, read_dropout: 0.0, ..c.clone() })
-            }
+            Self::DrawClassifier(c) => Self::DrawClassifier(DrawClassifierConfig {
+                dropout: 0.0,
+                read_dropout: 0.0,
+                step_loss: 0.0,
+                ..c.clone()
+            }),
             other => other.clone(),
         }
     }
@@ -143,7 +146,7 @@ impl ImageClassifier for Classifier {
     fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
         match self {
             Self::Ram(m) => m.hybrid_loss(&pixels(&images), labels, rng, &images.device()),
-            Self::DrawClassifier(m) => logits_cross_entropy(m.train_logits(images, rng), labels),
+            Self::DrawClassifier(m) => m.train_loss(images, labels, rng),
             other => cross_entropy(other, images, labels),
         }
     }
@@ -157,7 +160,7 @@ mod tests {
     fn the_architecture_ignores_dropout_only() {
         let base = DrawClassifierConfig::new(100);
         let with = |c: DrawClassifierConfig| ClassifierConfig::DrawClassifier(c).architecture();
-        let dropped = DrawClassifierConfig { dropout: 0.5, read_dropout: 0.1, ..base.clone() };
+        let dropped = DrawClassifierConfig { dropout: 0.5, read_dropout: 0.1, step_loss: 0.5, ..base.clone() };
         assert_eq!(with(dropped), with(base.clone()));
         assert_ne!(with(DrawClassifierConfig { hidden: 128, ..base.clone() }), with(base));
     }

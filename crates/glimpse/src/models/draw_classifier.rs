@@ -9,8 +9,9 @@
 //! 256 LSTM units, 8 glimpses.
 
 use burn::module::{Module, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::classifier::ImageClassifier;
@@ -41,6 +42,13 @@ pub struct DrawClassifierConfig {
     /// non-recurrent connections). 0 by default.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub read_dropout: f32,
+    /// Deep supervision while training: the classifier also answers after each glimpse
+    /// `t = ⌈T/2⌉ … T − 1` (the same layer `W_a` on `h_t`), and the mean cross-entropy of
+    /// those answers is added to the loss with this weight. It asks for the digit to be found
+    /// early rather than by the last glimpse. 0, the default, is the paper's loss; the model
+    /// (and its evaluation) is the same either way.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub step_loss: f32,
 }
 
 fn is_zero(p: &f32) -> bool {
@@ -50,7 +58,16 @@ fn is_zero(p: &f32) -> bool {
 impl DrawClassifierConfig {
     /// The paper's settings for an `side × side` image: 12×12 reads, 256 units, 8 glimpses.
     pub fn new(side: usize) -> Self {
-        Self { input: [side, side], glimpses: 8, read: 12, hidden: 256, classes: 10, dropout: 0.0, read_dropout: 0.0 }
+        Self {
+            input: [side, side],
+            glimpses: 8,
+            read: 12,
+            hidden: 256,
+            classes: 10,
+            dropout: 0.0,
+            read_dropout: 0.0,
+            step_loss: 0.0,
+        }
     }
 
     /// Builds the model. The first glimpse starts as a blurred view of the whole image
@@ -66,6 +83,7 @@ impl DrawClassifierConfig {
             read: self.read,
             dropout: self.dropout,
             read_dropout: self.read_dropout,
+            step_loss: self.step_loss,
         }
     }
 }
@@ -88,27 +106,49 @@ pub struct DrawClassifier {
     dropout: f32,
     #[module(skip)]
     read_dropout: f32,
+    #[module(skip)]
+    step_loss: f32,
 }
 
 impl DrawClassifier {
     /// Images `(B, 1, rows, cols)` → logits, and (when `windows_out` is given) the read window
     /// of every glimpse, per batch element.
     pub fn run(&self, images: Tensor<4>, windows_out: Option<&mut Vec<Vec<Window>>>) -> Tensor<2> {
-        self.run_with(images, windows_out, None)
+        self.run_with(images, windows_out, None, None)
     }
 
     /// Training logits: [`DrawClassifier::run`] with dropout masks drawn from `rng` (the
     /// same as `run` when the model's dropout is 0).
     pub fn train_logits(&self, images: Tensor<4>, rng: &mut Rng) -> Tensor<2> {
         let rng = (self.dropout > 0.0 || self.read_dropout > 0.0).then_some(rng);
-        self.run_with(images, None, rng)
+        self.run_with(images, None, rng, None)
     }
 
+    /// The training loss and the final logits: the cross-entropy of the last answer, plus
+    /// `step_loss` times the mean cross-entropy of the answers after glimpses `⌈T/2⌉ … T − 1`
+    /// ([`DrawClassifierConfig::step_loss`]; no dropout on those).
+    pub fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
+        let rng = (self.dropout > 0.0 || self.read_dropout > 0.0).then_some(rng);
+        let mut early = Vec::new();
+        let want = (self.step_loss > 0.0).then_some(&mut early);
+        let logits = self.run_with(images, None, rng, want);
+        let ce = CrossEntropyLossConfig::new().init(&logits.device());
+        let mut loss = ce.forward(logits.clone(), labels.clone());
+        if !early.is_empty() {
+            let k = early.len() as f64;
+            let steps = early.into_iter().map(|l| ce.forward(l, labels.clone())).reduce(|a, b| a + b);
+            loss = loss + steps.expect("at least one early answer").mul_scalar(self.step_loss as f64 / k);
+        }
+        (loss, logits)
+    }
+
+    /// `early`, when given, collects the logits after glimpses `⌈T/2⌉ … T − 1`.
     fn run_with(
         &self,
         images: Tensor<4>,
         mut windows_out: Option<&mut Vec<Vec<Window>>>,
         mut dropout: Option<&mut Rng>,
+        mut early: Option<&mut Vec<Tensor<2>>>,
     ) -> Tensor<2> {
         let [b, _, rows, cols] = images.dims();
         let x = images.reshape([b, rows, cols]);
@@ -116,7 +156,7 @@ impl DrawClassifier {
         let n = self.read;
         let hidden = self.core.hidden();
         let (mut h, mut c) = (Tensor::<2>::zeros([b, hidden], &device), Tensor::<2>::zeros([b, hidden], &device));
-        for _ in 0..self.glimpses {
+        for t in 1..=self.glimpses {
             let fb = Filterbank::from_raw(self.attention.forward(h.clone()), [rows, cols], n);
             if let Some(w) = windows_out.as_deref_mut() {
                 w.push(windows(&fb));
@@ -127,6 +167,9 @@ impl DrawClassifier {
                 r = r * dropout_mask([b, n * n], self.read_dropout, rng, &device);
             }
             (h, c) = self.core.step(r, h, c);
+            if let Some(e) = early.as_deref_mut().filter(|_| t >= self.glimpses.div_ceil(2) && t < self.glimpses) {
+                e.push(self.action.forward(h.clone()));
+            }
         }
         if let Some(rng) = dropout.filter(|_| self.dropout > 0.0) {
             h = h * dropout_mask([b, hidden], self.dropout, rng, &device);
@@ -158,6 +201,7 @@ impl DrawClassifier {
             classes: self.action.weight.dims()[1],
             dropout: self.dropout,
             read_dropout: self.read_dropout,
+            step_loss: self.step_loss,
         };
         let fresh = cfg.init(device);
         let core = self.core.widened(fresh.core)?;
@@ -189,13 +233,11 @@ impl ImageClassifier for DrawClassifier {
 mod tests {
     use super::*;
     use crate::testing::{grad_check, uniform};
-    use burn::nn::loss::CrossEntropyLossConfig;
     use burn::optim::{AdamConfig, GradientsParams};
-    use burn::tensor::Int;
 
     /// A configuration of these sizes, without dropout.
     fn sizes(input: [usize; 2], glimpses: usize, read: usize, hidden: usize, classes: usize) -> DrawClassifierConfig {
-        DrawClassifierConfig { input, glimpses, read, hidden, classes, dropout: 0.0, read_dropout: 0.0 }
+        DrawClassifierConfig { input, glimpses, read, hidden, classes, dropout: 0.0, read_dropout: 0.0, step_loss: 0.0 }
     }
 
     #[test]
@@ -265,6 +307,38 @@ mod tests {
         let mean = mask.iter().sum::<f32>() / 1e4;
         assert!((kept - 0.7).abs() < 0.02 && (mean - 1.0).abs() < 0.03, "kept {kept}, mean {mean}");
         assert!(mask.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+    }
+
+    /// `step_loss` adds the mean cross-entropy of the answers after glimpses ⌈T/2⌉ … T − 1
+    /// (here 2 and 3 of 4) to the last answer's, and its gradient matches finite differences.
+    #[test]
+    fn step_loss_adds_the_early_answers_and_its_gradient_checks() {
+        let dev = Device::flex();
+        dev.seed(8);
+        let m = DrawClassifierConfig { step_loss: 0.6, ..sizes([6, 5], 4, 2, 5, 3) }.init(&dev);
+        let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 30, 0.0, 1.0, 4), [2, 1, 6, 5]), &dev);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &dev);
+        let ce = CrossEntropyLossConfig::new().init(&dev);
+        let after = |t: usize| -> f32 {
+            let mt = DrawClassifier { glimpses: t, ..m.clone() };
+            ce.forward(mt.run(x.clone(), None), y.clone()).into_scalar()
+        };
+        let want = after(4) + 0.6 * (after(2) + after(3)) / 2.0;
+        let (loss, logits) = m.train_loss(x.clone(), y.clone(), &mut Rng::new(1));
+        let got: f32 = loss.into_scalar();
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        assert_eq!(logits.dims(), [2, 3]);
+        // Without it, the paper's loss: the last answer's cross-entropy only.
+        let plain = DrawClassifier { step_loss: 0.0, ..m.clone() };
+        let p: f32 = plain.train_loss(x.clone(), y.clone(), &mut Rng::new(1)).0.into_scalar();
+        assert!((p - after(4)).abs() < 1e-6 && (got - p).abs() > 1e-3);
+        grad_check(&[uniform(2 * 30, 0.0, 1.0, 4)], 1e-2, 2e-2, |v| {
+            let [x]: [Tensor<1>; 1] = v.try_into().unwrap();
+            let d = x.device();
+            let m = m.clone().fork(&d);
+            let y = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &d);
+            m.train_loss(x.reshape([2, 1, 6, 5]), y, &mut Rng::new(1)).0.reshape([1])
+        });
     }
 
     /// Which quadrant holds a bright 3×3 blob on a 12×12 field with a dim distractor: learned

@@ -500,6 +500,11 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
     {
         bail!("dropout = {} and read_dropout = {} must be in [0, 1)", m.dropout, m.read_dropout);
     }
+    if let ClassifierConfig::DrawClassifier(m) = &cfg.model
+        && !(m.step_loss >= 0.0 && m.step_loss.is_finite())
+    {
+        bail!("step_loss = {} must be a finite weight ≥ 0", m.step_loss);
+    }
     let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
 
     // Data: a fixed train/validation split of the training set, and the test set.
