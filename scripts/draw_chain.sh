@@ -5,14 +5,13 @@
 # weights, into runs/PREFIX-stage1..4, one thread. Stages 1-3 use SEED, stage 4 SEED+1 (new
 # clutter layouts), as the committed chain used 0 and 1. CONFIG_PREFIX defaults to
 # configs/draw-cluttered100-stage (the paper's loss); configs/draw-cluttered100-ds-stage adds
-# deep supervision. A stage already finished (its best/ and a metrics line for its last epoch)
-# is skipped, so the script resumes a chain; an unfinished stage resumes from its last/.
+# deep supervision. A stage already finished (its metrics.jsonl ends with the test line a
+# finished run writes) is skipped, so the script resumes a chain; an unfinished stage resumes from its last/.
 set -e
 prefix=$1; seed=$2; cfg=${3:-configs/draw-cluttered100-stage}
 G=./target/release/glimpse
 for s in 1 2 3 4; do
   out=runs/$prefix-stage$s
-  epochs=$(sed -n 's/^epochs = //p' $cfg$s.toml)
   if [ -f $out/metrics.jsonl ] && grep -q "\"split\":\"test\"" $out/metrics.jsonl; then continue; fi
   st=$seed; [ $s = 4 ] && st=$((seed + 1))
   init=(); [ $s -gt 1 ] && init=(--init runs/$prefix-stage$((s - 1))/best)

@@ -117,14 +117,9 @@ impl DrawClassifier {
         self.run_with(images, windows_out, None, None)
     }
 
-    /// Training logits: [`DrawClassifier::run`] with dropout masks drawn from `rng` (the
-    /// same as `run` when the model's dropout is 0).
-    pub fn train_logits(&self, images: Tensor<4>, rng: &mut Rng) -> Tensor<2> {
-        let rng = (self.dropout > 0.0 || self.read_dropout > 0.0).then_some(rng);
-        self.run_with(images, None, rng, None)
-    }
-
-    /// The training loss and the final logits: the cross-entropy of the last answer, plus
+    /// The training loss and the final logits ([`DrawClassifier::run`] with dropout masks
+    /// drawn from `rng`; the same as `run` when the model's dropout is 0): the cross-entropy
+    /// of the last answer, plus
     /// `step_loss` times the mean cross-entropy of the answers after glimpses `⌈T/2⌉ … T − 1`
     /// ([`DrawClassifierConfig::step_loss`]; no dropout on those).
     pub fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
@@ -291,14 +286,16 @@ mod tests {
         let m = cfg.init(&dev);
         let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 63, 0.0, 1.0, 1), [2, 1, 9, 7]), &dev);
         let plain: Vec<f32> = m.run(x.clone(), None).into_data().try_to_vec::<f32>().unwrap();
-        let a: Vec<f32> = m.train_logits(x.clone(), &mut Rng::new(7)).into_data().try_to_vec::<f32>().unwrap();
-        let b: Vec<f32> = m.train_logits(x.clone(), &mut Rng::new(7)).into_data().try_to_vec::<f32>().unwrap();
+        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 3], [2]), &dev);
+        let train_logits = |m: &DrawClassifier, x: Tensor<4>, rng: &mut Rng| m.train_loss(x, y.clone(), rng).1;
+        let a: Vec<f32> = train_logits(&m, x.clone(), &mut Rng::new(7)).into_data().try_to_vec::<f32>().unwrap();
+        let b: Vec<f32> = train_logits(&m, x.clone(), &mut Rng::new(7)).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(a, b);
         assert!(a.iter().zip(&plain).any(|(p, q)| (p - q).abs() > 1e-4));
         // Without dropout, training and evaluation agree.
         let m0 = DrawClassifierConfig { dropout: 0.0, read_dropout: 0.0, ..cfg }.init(&dev);
         let p0: Vec<f32> = m0.run(x.clone(), None).into_data().try_to_vec::<f32>().unwrap();
-        let t0: Vec<f32> = m0.train_logits(x, &mut Rng::new(7)).into_data().try_to_vec::<f32>().unwrap();
+        let t0: Vec<f32> = train_logits(&m0, x, &mut Rng::new(7)).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(p0, t0);
         // The mask keeps about 1 − p of the units, scaled by 1/(1 − p): mean ≈ 1.
         let mask: Vec<f32> =

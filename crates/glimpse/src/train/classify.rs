@@ -495,15 +495,13 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
     if t.batch_size == 0 {
         bail!("batch_size must be positive");
     }
-    if let ClassifierConfig::DrawClassifier(m) = &cfg.model
-        && !((0.0..1.0).contains(&m.dropout) && (0.0..1.0).contains(&m.read_dropout))
-    {
-        bail!("dropout = {} and read_dropout = {} must be in [0, 1)", m.dropout, m.read_dropout);
-    }
-    if let ClassifierConfig::DrawClassifier(m) = &cfg.model
-        && !(m.step_loss >= 0.0 && m.step_loss.is_finite())
-    {
-        bail!("step_loss = {} must be a finite weight ≥ 0", m.step_loss);
+    if let ClassifierConfig::DrawClassifier(m) = &cfg.model {
+        if !((0.0..1.0).contains(&m.dropout) && (0.0..1.0).contains(&m.read_dropout)) {
+            bail!("dropout = {} and read_dropout = {} must be in [0, 1)", m.dropout, m.read_dropout);
+        }
+        if !(m.step_loss >= 0.0 && m.step_loss.is_finite()) {
+            bail!("step_loss = {} must be a finite weight ≥ 0", m.step_loss);
+        }
     }
     let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
 
