@@ -119,9 +119,8 @@ impl DrawClassifier {
 
     /// The training loss and the final logits ([`DrawClassifier::run`] with dropout masks
     /// drawn from `rng`; the same as `run` when the model's dropout is 0): the cross-entropy
-    /// of the last answer, plus
-    /// `step_loss` times the mean cross-entropy of the answers after glimpses `⌈T/2⌉ … T − 1`
-    /// ([`DrawClassifierConfig::step_loss`]; no dropout on those).
+    /// of the last answer, plus `step_loss` times the mean cross-entropy of the answers after
+    /// glimpses `⌈T/2⌉ … T − 1` ([`DrawClassifierConfig::step_loss`]; no dropout on those).
     pub fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
         let rng = (self.dropout > 0.0 || self.read_dropout > 0.0).then_some(rng);
         let mut early = Vec::new();
