@@ -118,16 +118,26 @@ impl Translated {
 
     /// A batch as `(len, W*W)` floats in `[0, 1]` and labels.
     pub fn batch_f32(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
+        let (x, y, _) = self.batch_with_centres(indices);
+        (x, y)
+    }
+
+    /// [`Translated::batch_f32`] and each digit's centre, `(len, 2)` as 0-based `(row, col)`
+    /// pixels (the middle of its `h × w` box; a warp turns the digit about it).
+    pub fn batch_with_centres(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>, Vec<f32>) {
         let s = self.canvas * self.canvas;
+        let mid = [(self.base.h as f32 - 1.0) / 2.0, (self.base.w as f32 - 1.0) / 2.0];
         let mut x = Vec::with_capacity(indices.len() * s);
         let mut y = Vec::with_capacity(indices.len());
+        let mut centres = Vec::with_capacity(indices.len() * 2);
         let mut buf = vec![0u8; s];
         for &i in indices {
-            let (label, _) = self.render(i, &mut buf);
+            let (label, (ty, tx)) = self.render(i, &mut buf);
             x.extend(buf.iter().map(|&p| p as f32 / 255.0));
             y.push(label as i64);
+            centres.extend([ty as f32 + mid[0], tx as f32 + mid[1]]);
         }
-        (x, y)
+        (x, y, centres)
     }
 }
 
@@ -190,6 +200,22 @@ mod tests {
         corners.dedup();
         assert_eq!(corners.len(), 3, "three placements of digit 4: {corners:?}");
         assert_eq!(Translated::plain(toy(), 60, 5).len(), 10);
+    }
+
+    /// The batch with centres is the plain batch, and each centre is the middle of the box
+    /// `render` reports, the digit's bright centre pixel within half a pixel of it.
+    #[test]
+    fn batches_carry_each_digits_centre() {
+        let t = Translated::cluttered(toy(), 60, 4, 9).with_warp(0.1);
+        let idx = [3, 7, 0];
+        let (x, y, c) = t.batch_with_centres(&idx);
+        assert_eq!((x.clone(), y.clone()), t.batch_f32(&idx));
+        assert_eq!(c.len(), 6);
+        let mut buf = vec![0; 3600];
+        for (k, &i) in idx.iter().enumerate() {
+            let (_, (ty, tx)) = t.render(i, &mut buf);
+            assert_eq!([c[2 * k], c[2 * k + 1]], [ty as f32 + 13.5, tx as f32 + 13.5]);
+        }
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub enum ClassifierConfig {
 }
 
 impl ClassifierConfig {
-    /// The architecture alone: training-only options (dropout, step_loss) cleared, so that two
+    /// The architecture alone: training-only options (dropout, step_loss, locate) cleared, so that two
     /// configurations compare equal exactly when their weights are interchangeable.
     pub fn architecture(&self) -> Self {
         match self {
@@ -64,6 +64,8 @@ impl ClassifierConfig {
                 dropout: 0.0,
                 read_dropout: 0.0,
                 step_loss: 0.0,
+                locate: 0.0,
+                locate_from: 2,
                 ..c.clone()
             }),
             other => other.clone(),
@@ -152,15 +154,40 @@ impl ImageClassifier for Classifier {
     }
 }
 
+impl Classifier {
+    /// [`ImageClassifier::train_loss`] given, where the task knows them, the digits' centres
+    /// `(B, 2)` (0-based `(row, col)` pixels): the DRAW classifier's location loss reads them
+    /// ([`DrawClassifierConfig::locate`]); the other models ignore them.
+    pub fn train_loss_at(
+        &self,
+        images: Tensor<4>,
+        labels: Tensor<1, Int>,
+        centres: Option<Tensor<2>>,
+        rng: &mut Rng,
+    ) -> (Tensor<1>, Tensor<2>) {
+        match self {
+            Self::DrawClassifier(m) => m.train_loss_at(images, labels, centres, rng),
+            other => other.train_loss(images, labels, rng),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_architecture_ignores_dropout_only() {
+    fn the_architecture_ignores_training_only_options() {
         let base = DrawClassifierConfig::new(100);
         let with = |c: DrawClassifierConfig| ClassifierConfig::DrawClassifier(c).architecture();
-        let dropped = DrawClassifierConfig { dropout: 0.5, read_dropout: 0.1, step_loss: 0.5, ..base.clone() };
+        let dropped = DrawClassifierConfig {
+            dropout: 0.5,
+            read_dropout: 0.1,
+            step_loss: 0.5,
+            locate: 1.0,
+            locate_from: 4,
+            ..base.clone()
+        };
         assert_eq!(with(dropped), with(base.clone()));
         assert_ne!(with(DrawClassifierConfig { hidden: 128, ..base.clone() }), with(base));
     }

@@ -49,10 +49,52 @@ pub struct DrawClassifierConfig {
     /// (and its evaluation) is the same either way.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub step_loss: f32,
+    /// Location supervision while training (not in the paper; a training signal only): the
+    /// data generator knows where it put the digit, and this weight adds the squared distance
+    /// between each read window's centre and the digit's, beyond a margin of
+    /// [`LOCATE_MARGIN`] pixels on each axis and in units of the image side, averaged over the
+    /// glimpses `locate_from … T` ([`locate_loss`]). Classification alone only pulls a window
+    /// that already overlaps the digit; this also pulls one that went to a distractor.
+    /// Evaluation never sees the digit's position. 0, the default, is the paper's loss.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub locate: f32,
+    /// The first glimpse (counted from 1) whose window `locate` supervises: 2 (the default)
+    /// supervises every window after the fixed first view; a later one leaves the glimpses
+    /// before it free to look around.
+    #[serde(default = "second_glimpse", skip_serializing_if = "is_second")]
+    pub locate_from: usize,
 }
 
 fn is_zero(p: &f32) -> bool {
     *p == 0.0
+}
+
+fn second_glimpse() -> usize {
+    2
+}
+
+fn is_second(t: &usize) -> bool {
+    *t == 2
+}
+
+/// The margin, in pixels on each axis, within which [`DrawClassifierConfig::locate`] does not
+/// pull a window's centre towards the digit's: a window that near reads the digit, and
+/// classification alone places it from there.
+pub const LOCATE_MARGIN: f32 = 4.0;
+
+/// The location loss of one glimpse: window centres `(g_X, g_Y)` `(B, 1)` each, in the
+/// filterbank's 1-based pixel coordinates, against the digits' centres `(B, 2)` as 0-based
+/// `(row, col)`: the mean over the batch of `Σ_axis relu(|g − c| − margin)² / side²`.
+pub fn locate_loss(gx: Tensor<2>, gy: Tensor<2>, centres: Tensor<2>, side: [usize; 2], margin: f32) -> Tensor<1> {
+    let [b, _] = centres.dims();
+    let miss = |g: Tensor<2>, c: Tensor<2>, len: usize| -> Tensor<2> {
+        // 1-based filterbank coordinates → 0-based pixels, as `windows` does.
+        let off = (g.sub_scalar(1.0) - c).abs().sub_scalar(margin);
+        burn::tensor::activation::relu(off).div_scalar(len as f32).square()
+    };
+    let dy = miss(gy, centres.clone().narrow(1, 0, 1), side[0]);
+    let dx = miss(gx, centres.narrow(1, 1, 1), side[1]);
+    (dy + dx).sum().div_scalar(b as f32).reshape([1])
 }
 
 impl DrawClassifierConfig {
@@ -67,6 +109,8 @@ impl DrawClassifierConfig {
             dropout: 0.0,
             read_dropout: 0.0,
             step_loss: 0.0,
+            locate: 0.0,
+            locate_from: 2,
         }
     }
 
@@ -84,6 +128,8 @@ impl DrawClassifierConfig {
             dropout: self.dropout,
             read_dropout: self.read_dropout,
             step_loss: self.step_loss,
+            locate: self.locate,
+            locate_from: self.locate_from,
         }
     }
 }
@@ -108,13 +154,17 @@ pub struct DrawClassifier {
     read_dropout: f32,
     #[module(skip)]
     step_loss: f32,
+    #[module(skip)]
+    locate: f32,
+    #[module(skip)]
+    locate_from: usize,
 }
 
 impl DrawClassifier {
     /// Images `(B, 1, rows, cols)` → logits, and (when `windows_out` is given) the read window
     /// of every glimpse, per batch element.
     pub fn run(&self, images: Tensor<4>, windows_out: Option<&mut Vec<Vec<Window>>>) -> Tensor<2> {
-        self.run_with(images, windows_out, None, None)
+        self.run_with(images, windows_out, None, None, None)
     }
 
     /// The training loss and the final logits ([`DrawClassifier::run`] with dropout masks
@@ -122,10 +172,28 @@ impl DrawClassifier {
     /// of the last answer, plus `step_loss` times the mean cross-entropy of the answers after
     /// glimpses `⌈T/2⌉ … T − 1` ([`DrawClassifierConfig::step_loss`]; no dropout on those).
     pub fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
+        self.train_loss_at(images, labels, None, rng)
+    }
+
+    /// [`DrawClassifier::train_loss`], plus `locate` times the location loss of the windows
+    /// from glimpse `locate_from` on ([`DrawClassifierConfig::locate`]) when the digits'
+    /// centres `(B, 2)` (0-based `(row, col)` pixels) are given; an error-free no-op without
+    /// them or with `locate` 0.
+    pub fn train_loss_at(
+        &self,
+        images: Tensor<4>,
+        labels: Tensor<1, Int>,
+        centres: Option<Tensor<2>>,
+        rng: &mut Rng,
+    ) -> (Tensor<1>, Tensor<2>) {
         let rng = (self.dropout > 0.0 || self.read_dropout > 0.0).then_some(rng);
         let mut early = Vec::new();
         let want = (self.step_loss > 0.0).then_some(&mut early);
-        let logits = self.run_with(images, None, rng, want);
+        let mut found = Vec::new();
+        let centres = centres.filter(|_| self.locate > 0.0);
+        let seen = centres.is_some().then_some(&mut found);
+        let [_, _, rows, cols] = images.dims();
+        let logits = self.run_with(images, None, rng, want, seen);
         let ce = CrossEntropyLossConfig::new().init(&logits.device());
         let mut loss = ce.forward(logits.clone(), labels.clone());
         if !early.is_empty() {
@@ -133,16 +201,28 @@ impl DrawClassifier {
             let steps = early.into_iter().map(|l| ce.forward(l, labels.clone())).reduce(|a, b| a + b);
             loss = loss + steps.expect("at least one early answer").mul_scalar(self.step_loss as f64 / k);
         }
+        if let Some(c) = centres {
+            let k = found.len().max(1) as f64;
+            let miss = found
+                .into_iter()
+                .map(|(gx, gy)| locate_loss(gx, gy, c.clone(), [rows, cols], LOCATE_MARGIN))
+                .reduce(|a, b| a + b);
+            if let Some(miss) = miss {
+                loss = loss + miss.mul_scalar(self.locate as f64 / k);
+            }
+        }
         (loss, logits)
     }
 
-    /// `early`, when given, collects the logits after glimpses `⌈T/2⌉ … T − 1`.
+    /// `early`, when given, collects the logits after glimpses `⌈T/2⌉ … T − 1`; `seen`, the
+    /// window centres `(g_X, g_Y)` of glimpses `locate_from … T`.
     fn run_with(
         &self,
         images: Tensor<4>,
         mut windows_out: Option<&mut Vec<Vec<Window>>>,
         mut dropout: Option<&mut Rng>,
         mut early: Option<&mut Vec<Tensor<2>>>,
+        mut seen: Option<&mut Vec<(Tensor<2>, Tensor<2>)>>,
     ) -> Tensor<2> {
         let [b, _, rows, cols] = images.dims();
         let x = images.reshape([b, rows, cols]);
@@ -154,6 +234,9 @@ impl DrawClassifier {
             let fb = Filterbank::from_raw(self.attention.forward(h.clone()), [rows, cols], n);
             if let Some(w) = windows_out.as_deref_mut() {
                 w.push(windows(&fb));
+            }
+            if let Some(s) = seen.as_deref_mut().filter(|_| t >= self.locate_from) {
+                s.push((fb.gx.clone(), fb.gy.clone()));
             }
             let (fx, fy) = fb.matrices([rows, cols]);
             let mut r = filterbank::read(x.clone(), fx, fy, fb.gamma).reshape([b, n * n]); // (B, N²)
@@ -196,6 +279,8 @@ impl DrawClassifier {
             dropout: self.dropout,
             read_dropout: self.read_dropout,
             step_loss: self.step_loss,
+            locate: self.locate,
+            locate_from: self.locate_from,
         };
         let fresh = cfg.init(device);
         let core = self.core.widened(fresh.core)?;
@@ -231,7 +316,18 @@ mod tests {
 
     /// A configuration of these sizes, without dropout.
     fn sizes(input: [usize; 2], glimpses: usize, read: usize, hidden: usize, classes: usize) -> DrawClassifierConfig {
-        DrawClassifierConfig { input, glimpses, read, hidden, classes, dropout: 0.0, read_dropout: 0.0, step_loss: 0.0 }
+        DrawClassifierConfig {
+            input,
+            glimpses,
+            read,
+            hidden,
+            classes,
+            dropout: 0.0,
+            read_dropout: 0.0,
+            step_loss: 0.0,
+            locate: 0.0,
+            locate_from: 2,
+        }
     }
 
     #[test]
@@ -335,6 +431,109 @@ mod tests {
             let y = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &d);
             m.train_loss(x.reshape([2, 1, 6, 5]), y, &mut Rng::new(1)).0.reshape([1])
         });
+    }
+
+    /// The location loss: zero within the margin, the squared excess in image sides beyond
+    /// it (windows in 1-based coordinates, centres 0-based), and its gradient checks.
+    #[test]
+    fn locate_loss_counts_only_the_miss_beyond_the_margin() {
+        let dev = Device::flex();
+        let t2 = |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), &dev);
+        // Two windows on a 50 (rows) × 40 (cols) image: one 3 px off (inside a 4 px margin),
+        // one 14 px off in rows and 9 in columns.
+        let gx = t2(vec![11.0, 31.0], [2, 1]);
+        let gy = t2(vec![21.0, 6.0], [2, 1]);
+        let c = t2(vec![23.0, 10.0, 19.0, 21.0], [2, 2]);
+        let got: f32 = locate_loss(gx, gy, c, [50, 40], 4.0).into_scalar();
+        let want = ((10.0f32 / 50.0).powi(2) + (5.0f32 / 40.0).powi(2)) / 2.0;
+        assert!((got - want).abs() < 1e-7, "{got} vs {want}");
+        grad_check(&[vec![11.0, 31.0, 25.0], vec![21.0, 6.0, 30.0]], 1e-2, 2e-2, |v| {
+            let [gx, gy]: [Tensor<1>; 2] = v.try_into().unwrap();
+            let d = gx.device();
+            let c = Tensor::<2>::from_data(TensorData::new(vec![23.0f32, 10.0, 19.0, 21.0, 5.0, 5.0], [3, 2]), &d);
+            locate_loss(gx.reshape([3, 1]), gy.reshape([3, 1]), c, [50, 40], 4.0)
+        });
+    }
+
+    /// `locate` adds the mean location loss of the windows from glimpse `locate_from` on to
+    /// the cross-entropy (checked against the windows `run` reports), nothing without centres,
+    /// and the whole loss's gradient matches finite differences.
+    #[test]
+    fn locate_adds_the_windows_distance_and_its_gradient_checks() {
+        let dev = Device::flex();
+        dev.seed(9);
+        let m = DrawClassifierConfig { locate: 2.0, locate_from: 3, ..sizes([12, 10], 4, 2, 5, 3) }.init(&dev);
+        let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 120, 0.0, 1.0, 5), [2, 1, 12, 10]), &dev);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), &dev);
+        let centres = [0.0f32, 9.0, 11.0, 0.0]; // corners: every window is well off
+        let c = Tensor::<2>::from_data(TensorData::new(centres.to_vec(), [2, 2]), &dev);
+        let mut w = Vec::new();
+        let logits = m.run(x.clone(), Some(&mut w));
+        let ce: f32 = CrossEntropyLossConfig::new().init(&dev).forward(logits, y.clone()).into_scalar();
+        let mut miss = 0.0;
+        for glimpse in &w[2..] {
+            for (k, win) in glimpse.iter().enumerate() {
+                let over = |d: f32, len: f32| ((d.abs() - LOCATE_MARGIN).max(0.0) / len).powi(2);
+                miss += over(win.row - centres[2 * k], 12.0) + over(win.col - centres[2 * k + 1], 10.0);
+            }
+        }
+        let want = ce + 2.0 * miss / 2.0 / 2.0; // mean over 2 images and 2 glimpses
+        let got: f32 = m.train_loss_at(x.clone(), y.clone(), Some(c), &mut Rng::new(1)).0.into_scalar();
+        assert!(miss > 0.01 && (got - want).abs() < 1e-5, "{got} vs {want} (miss {miss})");
+        let plain: f32 = m.train_loss(x, y, &mut Rng::new(1)).0.into_scalar();
+        assert!((plain - ce).abs() < 1e-6);
+        grad_check(&[uniform(2 * 120, 0.0, 1.0, 5)], 1e-2, 2e-2, |v| {
+            let [x]: [Tensor<1>; 1] = v.try_into().unwrap();
+            let d = x.device();
+            let m = m.clone().fork(&d);
+            let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), &d);
+            let c = Tensor::<2>::from_data(TensorData::new(centres.to_vec(), [2, 2]), &d);
+            m.train_loss_at(x.reshape([2, 1, 12, 10]), y, Some(c), &mut Rng::new(1)).0.reshape([1])
+        });
+    }
+
+    /// With the location loss alone (the classes say nothing), the last window learns to go
+    /// to a blob placed anywhere on a 24×24 field in a few hundred steps.
+    #[test]
+    fn locate_teaches_the_window_to_find_the_blob_in_seconds() {
+        let dev = Device::flex().autodiff();
+        dev.seed(4);
+        let mut model = DrawClassifierConfig { locate: 1.0, ..sizes([24, 24], 3, 4, 24, 2) }.init(&dev);
+        let mut rng = Rng::new(5);
+        let mut batch = |n: usize| {
+            let (mut x, mut c) = (vec![0.0f32; n * 576], vec![0.0f32; n * 2]);
+            for k in 0..n {
+                let (r0, c0) = (rng.below(21), rng.below(21));
+                for r in r0..r0 + 4 {
+                    for q in c0..c0 + 4 {
+                        x[k * 576 + r * 24 + q] = 1.0;
+                    }
+                }
+                (c[2 * k], c[2 * k + 1]) = (r0 as f32 + 1.5, c0 as f32 + 1.5);
+            }
+            (Tensor::<4>::from_data(TensorData::new(x, [n, 1, 24, 24]), &dev), c)
+        };
+        let off = |model: &DrawClassifier, x: Tensor<4>, c: &[f32]| -> f32 {
+            let mut w = Vec::new();
+            model.run(x, Some(&mut w));
+            let last = w.last().unwrap();
+            let d: f32 =
+                last.iter().enumerate().map(|(k, w)| (w.row - c[2 * k]).abs().max((w.col - c[2 * k + 1]).abs())).sum();
+            d / last.len() as f32
+        };
+        let (xt, ct) = batch(100);
+        let before = off(&model, xt.clone(), &ct);
+        let mut optim = AdamConfig::new().init();
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64; 32], [32]), &dev);
+        for _ in 0..300 {
+            let (x, c) = batch(32);
+            let c = Tensor::<2>::from_data(TensorData::new(c, [32, 2]), &dev);
+            let (loss, _) = model.train_loss_at(x, labels.clone(), Some(c), &mut Rng::new(0));
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-2, model, grads);
+        }
+        let after = off(&model, xt, &ct);
+        assert!(before > 4.0 && after < 3.0, "mean distance of the last window {before:.2} → {after:.2} px");
     }
 
     /// Which quadrant holds a bright 3×3 blob on a 12×12 field with a dim distractor: learned

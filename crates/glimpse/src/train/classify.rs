@@ -34,6 +34,12 @@ pub trait ImageTask: Send + Sync {
     fn side(&self) -> [usize; 2];
     /// `(len, H*W)` pixels in `[0, 1]` and labels of `indices`.
     fn batch(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>);
+    /// [`ImageTask::batch`] and, for tasks that place a digit on a canvas, each digit's
+    /// centre `(len, 2)` as 0-based `(row, col)` pixels; `None` where there is no placement.
+    fn batch_located(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>, Option<Vec<f32>>) {
+        let (x, y) = self.batch(indices);
+        (x, y, None)
+    }
 }
 
 impl ImageTask for ImageSet {
@@ -57,6 +63,10 @@ impl ImageTask for Translated {
     }
     fn batch(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
         self.batch_f32(indices)
+    }
+    fn batch_located(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>, Option<Vec<f32>>) {
+        let (x, y, c) = self.batch_with_centres(indices);
+        (x, y, Some(c))
     }
 }
 
@@ -502,7 +512,22 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
         if !(m.step_loss >= 0.0 && m.step_loss.is_finite()) {
             bail!("step_loss = {} must be a finite weight ≥ 0", m.step_loss);
         }
+        if !(m.locate >= 0.0 && m.locate.is_finite()) || m.locate_from == 0 || m.locate_from > m.glimpses {
+            bail!(
+                "locate = {} must be a finite weight ≥ 0 and locate_from = {} a glimpse in 1..={}",
+                m.locate,
+                m.locate_from,
+                m.glimpses
+            );
+        }
+        if m.locate > 0.0 && cfg.data.canvas.is_none() {
+            bail!("locate needs digits placed on a canvas (a translated task: set canvas)");
+        }
+        if m.locate > 0.0 && t.augment_shift > 0 {
+            bail!("locate needs the digits where the generator put them: set augment_shift = 0");
+        }
     }
+    let locate = matches!(&cfg.model, ClassifierConfig::DrawClassifier(m) if m.locate > 0.0);
     let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
 
     // Data: a fixed train/validation split of the training set, and the test set.
@@ -542,12 +567,18 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
         let order = Rng::derive(cfg.seed, "epoch", state.epoch as u64).permutation(n);
         for b in state.batch_in_epoch..batches_per_epoch {
             let idx = &order[b * t.batch_size..((b + 1) * t.batch_size).min(n)];
-            let (mut x, y) = train.batch(idx);
+            let (mut x, y, centres) = if locate {
+                train.batch_located(idx)
+            } else {
+                let (x, y) = train.batch(idx);
+                (x, y, None)
+            };
             if t.augment_shift > 0 {
                 random_shift(&mut x, side, t.augment_shift, &mut state.rng);
             }
+            let centres = centres.map(|c| Tensor::<2>::from_data(TensorData::new(c, [idx.len(), 2]), &device));
             let (images, labels) = to_tensors(x, y, side, &device);
-            let (mut loss, logits) = model.train_loss(images, labels.clone(), &mut state.rng);
+            let (mut loss, logits) = model.train_loss_at(images, labels.clone(), centres, &mut state.rng);
             if let Some((d, targets)) = &soft {
                 let kd = distill::soft_loss(logits.clone(), targets.rows(idx, &device), d.temperature);
                 loss = distill::combine(loss, kd, d.weight);
@@ -784,6 +815,61 @@ mod tests {
         let m = train_classifier(&mlp, &opts(&first.path().join("mlp"), false)).unwrap();
         let err = format!("{:#}", widen(&m.best, 16, &wide.path().join("mlp"), &dev).unwrap_err());
         assert!(err.contains("applies to DRAW classifiers"), "{err}");
+    }
+
+    /// `locate` trains on a translated task (the digits' centres come with each batch) and
+    /// is refused where there is no placement to supervise, or where a random shift would
+    /// move the digit from it.
+    #[test]
+    fn a_located_run_needs_placed_digits() {
+        use crate::models::draw_classifier::DrawClassifierConfig;
+        let out = tempfile::tempdir().unwrap();
+        let located = |locate_from: usize| {
+            ClassifierConfig::DrawClassifier(DrawClassifierConfig {
+                glimpses: 3,
+                read: 4,
+                hidden: 8,
+                locate: 1.0,
+                locate_from,
+                ..DrawClassifierConfig::new(40)
+            })
+        };
+        let train = TrainConfig {
+            epochs: 1,
+            batch_size: 20,
+            lr: 3e-3,
+            valid_size: 60,
+            checkpoint_every: 0,
+            limit_train: Some(100),
+            ..TrainConfig::default()
+        };
+        let data = ImageData { canvas: Some(40), ..ImageData::default() };
+        let cfg = ClassifierRunConfig { seed: 3, model: located(2), data, train };
+        let s = train_classifier(&cfg, &opts(out.path(), false)).unwrap();
+        assert!(s.test_error.is_finite() && logged_losses(out.path(), "valid").iter().all(|l| l.is_finite()));
+
+        let refused = |cfg: ClassifierRunConfig, want: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let err = format!("{:#}", train_classifier(&cfg, &opts(dir.path(), false)).unwrap_err());
+            assert!(err.contains(want), "{err}");
+        };
+        refused(ClassifierRunConfig { model: located(0), ..cfg.clone() }, "locate_from = 0");
+        refused(ClassifierRunConfig { model: located(4), ..cfg.clone() }, "a glimpse in 1..=3");
+        let plain = ClassifierRunConfig {
+            model: ClassifierConfig::DrawClassifier(DrawClassifierConfig {
+                glimpses: 3,
+                read: 4,
+                hidden: 8,
+                locate: 1.0,
+                ..DrawClassifierConfig::new(28)
+            }),
+            data: ImageData::default(),
+            ..cfg.clone()
+        };
+        refused(plain, "set canvas");
+        let mut shifted = cfg.clone();
+        shifted.train.augment_shift = 2;
+        refused(shifted, "augment_shift = 0");
     }
 
     /// A distilled run: the teacher's soft targets are computed once, cached in the run
