@@ -177,8 +177,8 @@ impl DrawClassifier {
 
     /// [`DrawClassifier::train_loss`], plus `locate` times the location loss of the windows
     /// from glimpse `locate_from` on ([`DrawClassifierConfig::locate`]) when the digits'
-    /// centres `(B, 2)` (0-based `(row, col)` pixels) are given; an error-free no-op without
-    /// them or with `locate` 0.
+    /// centres `(B, 2)` (0-based `(row, col)` pixels) are given; without them, or with
+    /// `locate` 0, it is `train_loss`.
     pub fn train_loss_at(
         &self,
         images: Tensor<4>,
