@@ -50,22 +50,14 @@ fn main() -> Result<()> {
         }
         other => bail!("--split {other}: valid or test"),
     };
-    // Centres, in pixels: the digit's from its top-left corner; the image's.
-    let (digit_mid, image_mid) =
-        ([(base.h as f32 - 1.0) / 2.0, (base.w as f32 - 1.0) / 2.0], (canvas as f32 - 1.0) / 2.0);
+    // The image's centre, in pixels (the digits' come with each batch).
+    let image_mid = (canvas as f32 - 1.0) / 2.0;
     let task = cfg.data.translated(canvas, base, layout, 1, 0.0);
-    let (n, side) = (task.len(), canvas * canvas);
-    let mut buf = vec![0u8; side];
+    let n = task.len();
     let mut rows: Vec<Seen> = Vec::with_capacity(n);
     for start in (0..n).step_by(200) {
         let idx: Vec<usize> = (start..(start + 200).min(n)).collect();
-        let (mut x, mut y, mut at) = (Vec::new(), Vec::new(), Vec::new());
-        for &i in &idx {
-            let (label, corner) = task.render(i, &mut buf);
-            x.extend(buf.iter().map(|&p| p as f32 / 255.0));
-            y.push(label as i64);
-            at.push(corner);
-        }
+        let (x, y, centres) = task.batch_with_centres(&idx);
         let b = idx.len();
         let images = Tensor::<4>::from_data(TensorData::new(x, [b, 1, canvas, canvas]), &device);
         let mut windows = Vec::new();
@@ -75,8 +67,7 @@ fn main() -> Result<()> {
         for k in 0..b {
             let p = &logits[k * classes..(k + 1) * classes];
             let guess = (0..classes).max_by(|&a, &c| p[a].total_cmp(&p[c])).unwrap_or(0);
-            let (ty, tx) = at[k];
-            let (row, col) = (ty as f32 + digit_mid[0], tx as f32 + digit_mid[1]);
+            let (row, col) = (centres[2 * k], centres[2 * k + 1]);
             let off = |w: &glimpse::models::draw::Window| (w.row - row).abs().max((w.col - col).abs());
             let closest = windows[1..].iter().map(|g| off(&g[k])).fold(f32::INFINITY, f32::min);
             let eccentric = (row - image_mid).abs().max((col - image_mid).abs());

@@ -202,8 +202,8 @@ mod tests {
         assert_eq!(Translated::plain(toy(), 60, 5).len(), 10);
     }
 
-    /// The batch with centres is the plain batch, and each centre is the middle of the box
-    /// `render` reports, the digit's bright centre pixel within half a pixel of it.
+    /// The batch with centres is the plain batch, and each centre is the middle of the
+    /// 28×28 box whose corner `render` reports.
     #[test]
     fn batches_carry_each_digits_centre() {
         let t = Translated::cluttered(toy(), 60, 4, 9).with_warp(0.1);
