@@ -235,9 +235,8 @@ mod tests {
     #[test]
     fn every_score_gives_shapes_and_ignores_padding_content() {
         let dev = Device::flex();
-        dev.seed(1);
-        for score in [Score::Additive, Score::Dot, Score::General, Score::ScaledDot] {
-            let att = ContentAttention::new(score, 4, 4, 5, &dev);
+        for (k, score) in [Score::Additive, Score::Dot, Score::General, Score::ScaledDot].into_iter().enumerate() {
+            let att = crate::device::seeded(&dev, 1 + k as u64, || ContentAttention::new(score, 4, 4, 5, &dev));
             let mut mem = uniform(2 * 3 * 4, -1.0, 1.0, 2);
             let query = Tensor::<2>::from_data(TensorData::new(uniform(8, -1.0, 1.0, 3), [2, 4]), &dev);
             let mask = || Some(length_mask(&[2, 3], 3, &dev));
@@ -260,8 +259,7 @@ mod tests {
     fn content_attention_gradients_match_finite_differences() {
         let dev = Device::flex();
         for (k, score) in [Score::Additive, Score::Dot, Score::General, Score::ScaledDot].into_iter().enumerate() {
-            dev.seed(10 + k as u64);
-            let att = ContentAttention::new(score, 3, 3, 4, &dev);
+            let att = crate::device::seeded(&dev, 10 + k as u64, || ContentAttention::new(score, 3, 3, 4, &dev));
             let (b, s, d) = (2, 4, 3);
             let inputs = [uniform(b * d, -1.0, 1.0, 5), uniform(b * s * d, -1.0, 1.0, 6)];
             grad_check(&inputs, 1e-3, 1e-2, |x| {
@@ -279,8 +277,7 @@ mod tests {
     #[test]
     fn multi_head_attention_shapes_mask_and_gradients() {
         let dev = Device::flex();
-        dev.seed(4);
-        let mha = MultiHeadAttention::new(4, 2, &dev);
+        let mha = crate::device::seeded(&dev, 4, || MultiHeadAttention::new(4, 2, &dev));
         let (b, t, s, d) = (2, 3, 4, 4);
         // A causal-and-padding mask: query i sees keys ≤ i, sequence 1 has 2 keys.
         let flags: Vec<bool> =

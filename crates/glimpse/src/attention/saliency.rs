@@ -59,8 +59,7 @@ mod tests {
 
     fn check_against_finite_differences(cfg: ClassifierConfig) {
         let dev = Device::flex().autodiff();
-        dev.seed(3);
-        let model = cfg.init(&dev);
+        let model = crate::device::seeded(&dev, 3, || cfg.init(&dev));
         let side = cfg.input();
         let n = side[0] * side[1];
         let mut rng = crate::train::Rng::new(9);

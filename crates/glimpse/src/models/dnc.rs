@@ -263,10 +263,9 @@ mod tests {
     #[test]
     fn shapes_and_interface_length() {
         let dev = Device::flex();
-        dev.seed(1);
         let cfg = small();
         assert_eq!(cfg.interface_len(), 2 * 3 + 2 + 3 + 1 + 6 + 2 + 2 + 6);
-        let dnc = cfg.init(&dev);
+        let dnc = crate::device::seeded(&dev, 1, || cfg.init(&dev));
         let xs: Vec<Tensor<2>> = (0..5).map(|t| Tensor::full([2, 3], t as f32 * 0.2, &dev)).collect();
         let mut tr = Trace::default();
         let ys = dnc.forward(xs, Some(&mut tr));
@@ -286,8 +285,7 @@ mod tests {
     #[test]
     fn gradient_through_four_steps_matches_finite_differences() {
         let dev = Device::flex();
-        dev.seed(4);
-        let dnc = small().init(&dev);
+        let dnc = crate::device::seeded(&dev, 4, || small().init(&dev));
         let (t, b, i) = (4, 2, 3);
         grad_check(&[uniform(t * b * i, -1.0, 1.0, 3)], 1e-2, 3e-2, |x| {
             let [x]: [Tensor<1>; 1] = x.try_into().unwrap();

@@ -347,9 +347,8 @@ mod tests {
     #[test]
     fn bound_gradient_matches_finite_differences() {
         let dev = Device::flex();
-        dev.seed(5);
         let cfg = tiny(2, 2);
-        let m = cfg.init(&dev);
+        let m = crate::device::seeded(&dev, 5, || cfg.init(&dev));
         let (b, t, z) = (2, 3, 3);
         let x = uniform(b * 30, 0.0, 1.0, 6);
         let eps = uniform(t * b * z, -1.0, 1.0, 7);
@@ -364,9 +363,8 @@ mod tests {
     #[test]
     fn draw_learns_a_tiny_set_in_seconds() {
         let dev = Device::flex().autodiff();
-        dev.seed(1);
         let cfg = DrawConfig { side: [8, 8], steps: 4, encoder: 32, decoder: 32, latent: 4, read: 2, write: 3 };
-        let mut model = cfg.init(&dev);
+        let mut model = crate::device::seeded(&dev, 1, || cfg.init(&dev));
         let mut rng = Rng::new(2);
         // Eight 8×8 bars: horizontal and vertical lines at different places.
         let mut pixels = vec![0.0f32; 8 * 64];

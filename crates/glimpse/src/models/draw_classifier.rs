@@ -343,8 +343,7 @@ mod tests {
     #[test]
     fn gradient_with_respect_to_the_image_matches_finite_differences() {
         let dev = Device::flex();
-        dev.seed(2);
-        let m = sizes([5, 4], 2, 2, 5, 3).init(&dev);
+        let m = crate::device::seeded(&dev, 2, || sizes([5, 4], 2, 2, 5, 3).init(&dev));
         grad_check(&[uniform(2 * 20, 0.0, 1.0, 3)], 1e-2, 2e-2, |v| {
             let [x]: [Tensor<1>; 1] = v.try_into().unwrap();
             let m = m.clone().fork(&x.device());
@@ -355,8 +354,7 @@ mod tests {
     #[test]
     fn a_widened_model_gives_the_same_logits_and_trains_its_new_units() {
         let dev = Device::flex().autodiff();
-        dev.seed(6);
-        let m = sizes([9, 7], 3, 2, 5, 4).init(&dev);
+        let m = crate::device::seeded(&dev, 6, || sizes([9, 7], 3, 2, 5, 4).init(&dev));
         let x = Tensor::<4>::from_data(TensorData::new(uniform(3 * 63, 0.0, 1.0, 2), [3, 1, 9, 7]), &dev);
         let before: Vec<f32> = m.run(x.clone(), None).into_data().try_to_vec().unwrap();
         let wide = m.clone().widened(8, &dev).unwrap();
@@ -376,9 +374,8 @@ mod tests {
     #[test]
     fn dropout_masks_only_training_and_follows_the_seed() {
         let dev = Device::flex();
-        dev.seed(5);
         let cfg = DrawClassifierConfig { dropout: 0.5, read_dropout: 0.2, ..sizes([9, 7], 3, 2, 6, 4) };
-        let m = cfg.init(&dev);
+        let m = crate::device::seeded(&dev, 5, || cfg.init(&dev));
         let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 63, 0.0, 1.0, 1), [2, 1, 9, 7]), &dev);
         let plain: Vec<f32> = m.run(x.clone(), None).into_data().try_to_vec::<f32>().unwrap();
         let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 3], [2]), &dev);
@@ -406,8 +403,9 @@ mod tests {
     #[test]
     fn step_loss_adds_the_early_answers_and_its_gradient_checks() {
         let dev = Device::flex();
-        dev.seed(8);
-        let m = DrawClassifierConfig { step_loss: 0.6, ..sizes([6, 5], 4, 2, 5, 3) }.init(&dev);
+        let m = crate::device::seeded(&dev, 8, || {
+            DrawClassifierConfig { step_loss: 0.6, ..sizes([6, 5], 4, 2, 5, 3) }.init(&dev)
+        });
         let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 30, 0.0, 1.0, 4), [2, 1, 6, 5]), &dev);
         let y = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &dev);
         let ce = CrossEntropyLossConfig::new().init(&dev);
@@ -461,8 +459,9 @@ mod tests {
     #[test]
     fn locate_adds_the_windows_distance_and_its_gradient_checks() {
         let dev = Device::flex();
-        dev.seed(9);
-        let m = DrawClassifierConfig { locate: 2.0, locate_from: 3, ..sizes([12, 10], 4, 2, 5, 3) }.init(&dev);
+        let m = crate::device::seeded(&dev, 9, || {
+            DrawClassifierConfig { locate: 2.0, locate_from: 3, ..sizes([12, 10], 4, 2, 5, 3) }.init(&dev)
+        });
         let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 120, 0.0, 1.0, 5), [2, 1, 12, 10]), &dev);
         let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), &dev);
         let centres = [0.0f32, 9.0, 11.0, 0.0]; // corners: every window is well off
@@ -497,8 +496,9 @@ mod tests {
     #[test]
     fn locate_teaches_the_window_to_find_the_blob_in_seconds() {
         let dev = Device::flex().autodiff();
-        dev.seed(4);
-        let mut model = DrawClassifierConfig { locate: 1.0, ..sizes([24, 24], 3, 4, 24, 2) }.init(&dev);
+        let mut model = crate::device::seeded(&dev, 4, || {
+            DrawClassifierConfig { locate: 1.0, ..sizes([24, 24], 3, 4, 24, 2) }.init(&dev)
+        });
         let mut rng = Rng::new(5);
         let mut batch = |n: usize| {
             let (mut x, mut c) = (vec![0.0f32; n * 576], vec![0.0f32; n * 2]);
@@ -541,8 +541,7 @@ mod tests {
     #[test]
     fn learns_where_the_blob_is_in_seconds() {
         let dev = Device::flex().autodiff();
-        dev.seed(3);
-        let mut model = sizes([12, 12], 2, 3, 24, 4).init(&dev);
+        let mut model = crate::device::seeded(&dev, 3, || sizes([12, 12], 2, 3, 24, 4).init(&dev));
         let mut rng = crate::train::Rng::new(4);
         let mut batch = |n: usize| {
             let (mut x, mut y) = (vec![0.0f32; n * 144], vec![0i64; n]);

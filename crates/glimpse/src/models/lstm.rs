@@ -248,9 +248,9 @@ mod tests {
         assert_eq!(widen_rows(&[1.0, 2.0, 3.0, 4.0], 2, 3), vec![1.0, 2.0, 3.0, 4.0, 0.0, 0.0]);
 
         let dev = Device::flex();
-        dev.seed(3);
-        let (old, b) = (LstmCell::new(3, 4, &dev), 2);
-        let wide = old.clone().widened(LstmCell::new(3, 7, &dev)).unwrap();
+        let (old, new, b) =
+            crate::device::seeded(&dev, 3, || (LstmCell::new(3, 4, &dev), LstmCell::new(3, 7, &dev), 2));
+        let wide = old.clone().widened(new).unwrap();
         assert!(old.clone().widened(LstmCell::new(2, 7, &dev)).is_err(), "other inputs");
         let (mut h, mut c) = (Tensor::<2>::zeros([b, 4], &dev), Tensor::<2>::zeros([b, 4], &dev));
         let (mut hw, mut cw) = (Tensor::<2>::zeros([b, 7], &dev), Tensor::<2>::zeros([b, 7], &dev));
@@ -274,8 +274,7 @@ mod tests {
     #[test]
     fn projected_steps_equal_plain_steps() {
         let dev = Device::flex();
-        dev.seed(8);
-        let cell = LstmCell::new(3, 5, &dev);
+        let cell = crate::device::seeded(&dev, 8, || LstmCell::new(3, 5, &dev));
         let (b, s) = (2, 4);
         let x =
             Tensor::<3>::from_data(burn::tensor::TensorData::new(uniform(b * s * 3, -1.0, 1.0, 4), [b, s, 3]), &dev);
@@ -303,8 +302,7 @@ mod tests {
     #[test]
     fn lstm_cell_gradient_matches_finite_differences_and_shapes() {
         let dev = Device::flex();
-        dev.seed(3);
-        let cell = LstmCell::new(3, 4, &dev);
+        let cell = crate::device::seeded(&dev, 3, || LstmCell::new(3, 4, &dev));
         let (b, i, h) = (2, 3, 4);
         let inputs = [uniform(b * i, -1.0, 1.0, 1), uniform(b * h, -1.0, 1.0, 2), uniform(b * h, -1.0, 1.0, 3)];
         grad_check(&inputs, 1e-3, 1e-2, |x| {

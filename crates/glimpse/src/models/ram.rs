@@ -400,7 +400,6 @@ mod tests {
     #[test]
     fn learns_a_tiny_where_task_in_seconds() {
         let dev = Device::flex().autodiff();
-        dev.seed(1);
         let cfg = RamConfig {
             input: [16, 16],
             retina: Retina { patch: 4, scales: 2 },
@@ -410,7 +409,7 @@ mod tests {
             classes: 2,
             ..RamConfig::for_side(16)
         };
-        let mut model = cfg.init(&dev);
+        let mut model = crate::device::seeded(&dev, 1, || cfg.init(&dev));
         let mut optim = burn::optim::AdamConfig::new().init();
         let mut rng = Rng::new(3);
         for _ in 0..150 {

@@ -158,9 +158,8 @@ pub fn median_step_seconds<S>(warmup: usize, steps: usize, mut state: S, mut ste
 /// on one fixed random batch: median step.
 pub fn classifier_samples_per_s(cfg: &ClassifierConfig, batch: usize, steps: usize, device: &Device) -> f64 {
     let device = device.clone().autodiff();
-    device.seed(0);
     let [h, w] = cfg.input();
-    let model = cfg.init(&device);
+    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
     let mut optim = OptimizerConfig::default().init();
     let mut rng = Rng::new(0);
     let mut draws = Rng::new(1);
@@ -271,8 +270,7 @@ pub fn sequence_per_s(
     device: &Device,
 ) -> f64 {
     let device = device.clone().autodiff();
-    device.seed(0);
-    let model = cfg.init(&device);
+    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
     let mut optim = OptimizerConfig::Rmsprop { alpha: 0.95, momentum: 0.9, epsilon: 1e-4, centered: false }.init();
     let e = task.sample_len(batch, len, &mut Rng::new(0));
     let shards = shards.clamp(1, batch.max(1));
@@ -320,8 +318,7 @@ pub fn bench_ntm(batch: usize, len: usize, steps: usize, setup: BenchSetup, devi
 /// median step.
 pub fn draw_per_s(cfg: &DrawConfig, batch: usize, steps: usize, shards: usize, device: &Device) -> f64 {
     let device = device.clone().autodiff();
-    device.seed(0);
-    let model = cfg.init(&device);
+    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
     let mut optim = OptimizerConfig::default().init();
     let mut rng = Rng::new(0);
     let [h, w] = cfg.side;
