@@ -60,13 +60,14 @@ impl ClassifierConfig {
     /// configurations compare equal exactly when their weights are interchangeable.
     pub fn architecture(&self) -> Self {
         match self {
+            // The sizes kept; every other field at `new`'s (training-free) default.
             Self::DrawClassifier(c) => Self::DrawClassifier(DrawClassifierConfig {
-                dropout: 0.0,
-                read_dropout: 0.0,
-                step_loss: 0.0,
-                locate: 0.0,
-                locate_from: 2,
-                ..c.clone()
+                input: c.input,
+                glimpses: c.glimpses,
+                read: c.read,
+                hidden: c.hidden,
+                classes: c.classes,
+                ..DrawClassifierConfig::new(c.input[0])
             }),
             other => other.clone(),
         }

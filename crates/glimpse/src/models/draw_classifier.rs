@@ -69,12 +69,15 @@ fn is_zero(p: &f32) -> bool {
     *p == 0.0
 }
 
+/// The default first supervised glimpse: the first one after the fixed whole-image view.
+const SECOND_GLIMPSE: usize = 2;
+
 fn second_glimpse() -> usize {
-    2
+    SECOND_GLIMPSE
 }
 
 fn is_second(t: &usize) -> bool {
-    *t == 2
+    *t == SECOND_GLIMPSE
 }
 
 /// The margin, in pixels on each axis, within which [`DrawClassifierConfig::locate`] does not
@@ -110,7 +113,7 @@ impl DrawClassifierConfig {
             read_dropout: 0.0,
             step_loss: 0.0,
             locate: 0.0,
-            locate_from: 2,
+            locate_from: SECOND_GLIMPSE,
         }
     }
 
@@ -316,18 +319,7 @@ mod tests {
 
     /// A configuration of these sizes, without dropout.
     fn sizes(input: [usize; 2], glimpses: usize, read: usize, hidden: usize, classes: usize) -> DrawClassifierConfig {
-        DrawClassifierConfig {
-            input,
-            glimpses,
-            read,
-            hidden,
-            classes,
-            dropout: 0.0,
-            read_dropout: 0.0,
-            step_loss: 0.0,
-            locate: 0.0,
-            locate_from: 2,
-        }
+        DrawClassifierConfig { input, glimpses, read, hidden, classes, ..DrawClassifierConfig::new(input[0]) }
     }
 
     #[test]

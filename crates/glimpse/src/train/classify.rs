@@ -673,6 +673,12 @@ mod tests {
     use super::*;
     use crate::testing::{mnist_fixture as fixture, mnist_run as opts};
 
+    /// The tests' small runs: `epochs` of batch 20 at 3e-3 on the fixture, 60 validation
+    /// images, checkpoints only when validating.
+    fn quick(epochs: usize) -> TrainConfig {
+        TrainConfig { epochs, batch_size: 20, lr: 3e-3, valid_size: 60, checkpoint_every: 0, ..TrainConfig::default() }
+    }
+
     /// The losses a run logged for `split`, in order.
     fn logged_losses(out: &Path, split: &str) -> Vec<f64> {
         let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -696,15 +702,7 @@ mod tests {
                 classes: 10,
             }),
             data: ImageData::default(),
-            train: TrainConfig {
-                epochs: 6,
-                batch_size: 20,
-                lr: 3e-3,
-                valid_size: 60,
-                patience: None,
-                checkpoint_every: 0,
-                ..TrainConfig::default()
-            },
+            train: TrainConfig { patience: None, ..quick(6) },
         };
         let s = train_classifier(&cfg, &opts(out.path(), false)).unwrap();
         assert_eq!((s.steps, s.n_test), (6 * 12, 100));
@@ -741,15 +739,7 @@ mod tests {
         let mlp = |hidden: usize| {
             ClassifierConfig::Mlp(crate::models::mlp::MlpConfig { input: [28, 28], hidden: vec![hidden], classes: 10 })
         };
-        let train = TrainConfig {
-            epochs: 2,
-            batch_size: 20,
-            lr: 3e-3,
-            valid_size: 60,
-            checkpoint_every: 0,
-            ..TrainConfig::default()
-        };
-        let cfg = ClassifierRunConfig { seed: 2, model: mlp(16), data: ImageData::default(), train };
+        let cfg = ClassifierRunConfig { seed: 2, model: mlp(16), data: ImageData::default(), train: quick(2) };
         let a = train_classifier(&cfg, &opts(first.path(), false)).unwrap();
         let mut next = cfg.clone();
         next.seed = 5; // another fresh initialisation, replaced by the loaded weights
@@ -783,15 +773,7 @@ mod tests {
                 ..crate::models::draw_classifier::DrawClassifierConfig::new(28)
             })
         };
-        let train = TrainConfig {
-            epochs: 1,
-            batch_size: 20,
-            lr: 3e-3,
-            valid_size: 60,
-            checkpoint_every: 0,
-            ..TrainConfig::default()
-        };
-        let cfg = ClassifierRunConfig { seed: 2, model: draw(6), data: ImageData::default(), train };
+        let cfg = ClassifierRunConfig { seed: 2, model: draw(6), data: ImageData::default(), train: quick(1) };
         let a = train_classifier(&cfg, &opts(first.path(), false)).unwrap();
         let dev = Device::flex();
         let grown = widen(&a.best, 11, wide.path(), &dev).unwrap();
@@ -834,15 +816,7 @@ mod tests {
                 ..DrawClassifierConfig::new(40)
             })
         };
-        let train = TrainConfig {
-            epochs: 1,
-            batch_size: 20,
-            lr: 3e-3,
-            valid_size: 60,
-            checkpoint_every: 0,
-            limit_train: Some(100),
-            ..TrainConfig::default()
-        };
+        let train = TrainConfig { limit_train: Some(100), ..quick(1) };
         let data = ImageData { canvas: Some(40), ..ImageData::default() };
         let cfg = ClassifierRunConfig { seed: 3, model: located(2), data, train };
         let s = train_classifier(&cfg, &opts(out.path(), false)).unwrap();
@@ -880,15 +854,7 @@ mod tests {
         let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let mlp =
             ClassifierConfig::Mlp(crate::models::mlp::MlpConfig { input: [28, 28], hidden: vec![16], classes: 10 });
-        let train = TrainConfig {
-            epochs: 2,
-            batch_size: 20,
-            lr: 3e-3,
-            valid_size: 60,
-            checkpoint_every: 0,
-            log_every: 1,
-            ..TrainConfig::default()
-        };
+        let train = TrainConfig { log_every: 1, ..quick(2) };
         let cfg = ClassifierRunConfig { seed: 2, model: mlp, data: ImageData::default(), train };
         let teacher = train_classifier(&cfg, &opts(first.path(), false)).unwrap();
         let mut student = cfg.clone();
