@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn shapes_and_windows() {
         let dev = Device::flex();
-        let m = sizes([9, 7], 3, 2, 6, 4).init(&dev);
+        let m = crate::device::seeded(&dev, 1, || sizes([9, 7], 3, 2, 6, 4).init(&dev));
         let x = Tensor::<4>::from_data(TensorData::new(uniform(2 * 63, 0.0, 1.0, 1), [2, 1, 9, 7]), &dev);
         let mut w = Vec::new();
         assert_eq!(m.run(x, Some(&mut w)).dims(), [2, 4]);
@@ -377,7 +377,9 @@ mod tests {
         assert_eq!(a, b);
         assert!(a.iter().zip(&plain).any(|(p, q)| (p - q).abs() > 1e-4));
         // Without dropout, training and evaluation agree.
-        let m0 = DrawClassifierConfig { dropout: 0.0, read_dropout: 0.0, ..cfg }.init(&dev);
+        let m0 = crate::device::seeded(&dev, 5, || {
+            DrawClassifierConfig { dropout: 0.0, read_dropout: 0.0, ..cfg }.init(&dev)
+        });
         let p0: Vec<f32> = m0.run(x.clone(), None).into_data().try_to_vec::<f32>().unwrap();
         let t0: Vec<f32> = train_logits(&m0, x, &mut Rng::new(7)).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(p0, t0);

@@ -251,7 +251,10 @@ mod tests {
         let (old, new, b) =
             crate::device::seeded(&dev, 3, || (LstmCell::new(3, 4, &dev), LstmCell::new(3, 7, &dev), 2));
         let wide = old.clone().widened(new).unwrap();
-        assert!(old.clone().widened(LstmCell::new(2, 7, &dev)).is_err(), "other inputs");
+        assert!(
+            old.clone().widened(crate::device::seeded(&dev, 4, || LstmCell::new(2, 7, &dev))).is_err(),
+            "other inputs"
+        );
         let (mut h, mut c) = (Tensor::<2>::zeros([b, 4], &dev), Tensor::<2>::zeros([b, 4], &dev));
         let (mut hw, mut cw) = (Tensor::<2>::zeros([b, 7], &dev), Tensor::<2>::zeros([b, 7], &dev));
         for t in 0..4 {

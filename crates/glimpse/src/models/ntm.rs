@@ -383,14 +383,20 @@ mod tests {
     fn a_grown_model_runs_and_refuses_impossible_sizes() {
         let dev = Device::flex();
         let cfg = NtmConfig { memory_init: MemoryInit::Learned, ..small() };
-        let grown = cfg.init(&dev).with_memory_rows(cfg.memory_n * 4).unwrap();
+        let grown = crate::device::seeded(&dev, 1, || cfg.init(&dev)).with_memory_rows(cfg.memory_n * 4).unwrap();
         assert_eq!(grown.config().memory_n, cfg.memory_n * 4);
         assert_eq!(grown.memory0.as_ref().map(|p| p.val().dims()), Some([cfg.memory_n * 4, cfg.memory_m]));
         let x = vec![Tensor::<2>::zeros([2, cfg.inputs], &dev); 3];
         assert_eq!(grown.forward(x, None)[2].dims(), [2, cfg.outputs]);
-        let err = cfg.init(&dev).with_memory_rows(cfg.memory_n + 1).unwrap_err().to_string();
+        let err = crate::device::seeded(&dev, 1, || cfg.init(&dev))
+            .with_memory_rows(cfg.memory_n + 1)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("multiple"), "{err}");
-        let err = small().init(&dev).with_memory_rows(cfg.memory_n * 2).unwrap_err().to_string();
+        let err = crate::device::seeded(&dev, 1, || small().init(&dev))
+            .with_memory_rows(cfg.memory_n * 2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no learned first memory"), "{err}");
     }
 
@@ -447,7 +453,7 @@ mod tests {
         let cfg = NtmConfig { memory_init: MemoryInit::Learned, ..small() };
         let ntm = crate::device::seeded(&dev, 4, || cfg.init(&dev));
         assert_eq!(ntm.memory0.as_ref().map(|p| p.val().dims()), Some([6, 3]));
-        assert_eq!(ntm.num_params(), small().init(&dev).num_params() + 18);
+        assert_eq!(ntm.num_params(), crate::device::seeded(&dev, 4, || small().init(&dev)).num_params() + 18);
         let (t, b, i) = (3, 2, 3);
         let xs: Vec<f32> = uniform(t * b * i, -1.0, 1.0, 5);
         grad_check(&[uniform(18, -0.5, 0.5, 6)], 1e-2, 3e-2, |m0| {

@@ -384,7 +384,7 @@ mod tests {
                     what_where: 16,
                     ..RamConfig::for_side(28)
                 };
-                let m = cfg.init(&dev);
+                let m = crate::device::seeded(&dev, 1, || cfg.init(&dev));
                 let mut rng = Rng::new(0);
                 let (x, _) = toy_batch(3, 28, &mut rng);
                 let tr = m.run(&x, Gaze::Sample(&mut rng), &dev);

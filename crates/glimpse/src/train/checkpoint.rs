@@ -270,11 +270,11 @@ mod tests {
     fn weights_round_trip_exactly_and_ids_are_fixed() {
         let dev = Device::flex();
         let cfg = MlpConfig { input: [4, 4], hidden: vec![5], classes: 3 };
-        let a = number_params(cfg.init(&dev));
+        let a = crate::device::seeded(&dev, 1, || number_params(cfg.init(&dev)));
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(WEIGHTS);
         save_weights(&a, &p).unwrap();
-        let mut b = number_params(cfg.init(&dev));
+        let mut b = crate::device::seeded(&dev, 2, || number_params(cfg.init(&dev)));
         assert_ne!(weights(&a), weights(&b));
         load_weights(&mut b, &p).unwrap();
         assert_eq!(weights(&a), weights(&b));
@@ -296,7 +296,9 @@ mod tests {
     fn averaging_takes_the_parameter_wise_mean_and_refuses_other_shapes() {
         let dev = Device::flex();
         let cfg = MlpConfig { input: [4, 4], hidden: vec![5], classes: 3 };
-        let (a, b, c) = (number_params(cfg.init(&dev)), number_params(cfg.init(&dev)), number_params(cfg.init(&dev)));
+        let (a, b, c) = crate::device::seeded(&dev, 1, || {
+            (number_params(cfg.init(&dev)), number_params(cfg.init(&dev)), number_params(cfg.init(&dev)))
+        });
         let mean = average_weights(&[a.clone(), b.clone(), c.clone()]).unwrap();
         let (wa, wb, wc, wm) = (weights(&a), weights(&b), weights(&c), weights(&mean));
         for k in 0..wa.len() {
@@ -306,7 +308,9 @@ mod tests {
             }
         }
         assert_eq!(weights(&average_weights(std::slice::from_ref(&a)).unwrap()), wa);
-        let other = number_params(MlpConfig { input: [4, 4], hidden: vec![6], classes: 3 }.init(&dev));
+        let other = crate::device::seeded(&dev, 2, || {
+            number_params(MlpConfig { input: [4, 4], hidden: vec![6], classes: 3 }.init(&dev))
+        });
         assert!(average_weights(&[a, other]).is_err());
         assert!(average_weights::<crate::models::mlp::Mlp>(&[]).is_err());
     }
@@ -314,11 +318,12 @@ mod tests {
     #[test]
     fn wrong_shapes_are_refused() {
         let dev = Device::flex();
-        let a = MlpConfig { input: [4, 4], hidden: vec![5], classes: 3 }.init(&dev);
+        let a = crate::device::seeded(&dev, 1, || MlpConfig { input: [4, 4], hidden: vec![5], classes: 3 }.init(&dev));
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(WEIGHTS);
         save_weights(&a, &p).unwrap();
-        let mut b = MlpConfig { input: [4, 4], hidden: vec![6], classes: 3 }.init(&dev);
+        let mut b =
+            crate::device::seeded(&dev, 2, || MlpConfig { input: [4, 4], hidden: vec![6], classes: 3 }.init(&dev));
         assert!(load_weights(&mut b, &p).is_err());
         std::fs::write(&p, b"not safetensors").unwrap();
         assert!(load_weights(&mut b, &p).is_err());

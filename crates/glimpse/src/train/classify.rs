@@ -412,7 +412,8 @@ pub fn train_and_validation(
 /// Loads an evaluable classifier checkpoint (`config.toml` + `model.safetensors`) on `device`.
 pub fn load_classifier(dir: &Path, device: &Device) -> Result<(ClassifierRunConfig, Classifier)> {
     let cfg: ClassifierRunConfig = checkpoint::read_config(dir)?;
-    let mut model = checkpoint::number_params(cfg.model.init(device));
+    // Drawn under the generator's lock (then overwritten), so other threads' seeded draws stay intact.
+    let mut model = crate::device::seeded(device, cfg.seed, || checkpoint::number_params(cfg.model.init(device)));
     checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
     Ok((cfg, model))
 }
@@ -469,7 +470,8 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
                         dir.display()
                     );
                 }
-                let mut model = checkpoint::number_params(saved.model.init(&device));
+                let mut model =
+                    crate::device::seeded(&device, saved.seed, || checkpoint::number_params(saved.model.init(&device)));
                 checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
                 let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
                 let last: LastMeta = checkpoint::read_meta(&dir)?;

@@ -214,7 +214,8 @@ pub fn evaluate_bound(model: &Draw, set: &Binarised, limit: usize, seed: u64, de
 /// Loads an evaluable DRAW checkpoint on `device`.
 pub fn load_draw(dir: &Path, device: &Device) -> Result<(DrawRunConfig, Draw)> {
     let cfg: DrawRunConfig = checkpoint::read_config(dir)?;
-    let mut model = checkpoint::number_params(cfg.model.init(device));
+    // Drawn under the generator's lock (then overwritten), so other threads' seeded draws stay intact.
+    let mut model = crate::device::seeded(device, cfg.seed, || checkpoint::number_params(cfg.model.init(device)));
     checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
     Ok((cfg, model))
 }
@@ -255,7 +256,8 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
             if saved != *cfg {
                 tracing::warn!("resuming with the configuration saved in {}", dir.display());
             }
-            let mut model = checkpoint::number_params(saved.model.init(&device));
+            let mut model =
+                crate::device::seeded(&device, saved.seed, || checkpoint::number_params(saved.model.init(&device)));
             checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
             let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
             let state: DrawRunState = checkpoint::read_meta(&dir)?;

@@ -241,7 +241,8 @@ pub fn load_handwriting(
 ) -> Result<(HandwritingRunConfig, HandwritingCheckpointMeta, Handwriting)> {
     let cfg: HandwritingRunConfig = checkpoint::read_config(dir)?;
     let meta: HandwritingCheckpointMeta = checkpoint::read_meta(dir)?;
-    let mut model = cfg.model.init(device);
+    // Drawn under the generator's lock (then overwritten), so other threads' seeded draws stay intact.
+    let mut model = crate::device::seeded(device, cfg.seed, || cfg.model.init(device));
     checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
     Ok((cfg, meta, model))
 }
@@ -263,7 +264,8 @@ pub fn train_handwriting(cfg: &HandwritingRunConfig, opts: &RunOptions) -> Resul
             // everything else comes from the checkpoint.
             saved_cfg.train.steps = saved.train.steps.max(cfg.train.steps);
             saved_cfg.train.shards = cfg.train.shards;
-            let mut model = checkpoint::number_params(saved.model.init(&device));
+            let mut model =
+                crate::device::seeded(&device, saved.seed, || checkpoint::number_params(saved.model.init(&device)));
             checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
             let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
             let state: HandwritingRunState = checkpoint::read_meta(&dir)?;

@@ -538,7 +538,8 @@ mod tests {
         use crate::models::mlp::MlpConfig;
         use burn::tensor::{Device, TensorData};
         let dev = Device::flex().autodiff();
-        let model = MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev);
+        let model =
+            crate::device::seeded(&dev, 0, || MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev));
         let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 18], [2, 1, 3, 3]), &dev);
         let loss = model.forward(x).sum().mul_scalar(0.0).sqrt();
         let mut optim = OptimizerConfig::default().init();
@@ -552,7 +553,8 @@ mod tests {
         use crate::models::mlp::MlpConfig;
         use burn::tensor::{Device, TensorData};
         let dev = Device::flex().autodiff();
-        let model = MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev);
+        let model =
+            crate::device::seeded(&dev, 0, || MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev));
         let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 18], [2, 1, 3, 3]), &dev);
         let loss_of = |scale: f32| model.forward(x.clone()).sum().mul_scalar(scale);
         let small = GradientsParams::from_grads(loss_of(1.0).backward(), &model);
@@ -584,7 +586,8 @@ mod tests {
         use crate::models::mlp::MlpConfig;
         use burn::tensor::{Device, TensorData};
         let dev = Device::flex().autodiff();
-        let model = MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev);
+        let model =
+            crate::device::seeded(&dev, 0, || MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev));
         let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 18], [2, 1, 3, 3]), &dev);
         let loss = model.forward(x).square().sum().mul_scalar(100.0);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -372,7 +372,8 @@ fn init_from(cfg: &SequenceRunConfig, model: SequenceModel, from: &Path) -> Resu
 /// Loads an evaluable sequence checkpoint.
 pub fn load_sequence_model(dir: &Path, device: &Device) -> Result<(SequenceRunConfig, SequenceModel)> {
     let cfg: SequenceRunConfig = checkpoint::read_config(dir)?;
-    let mut model = checkpoint::number_params(cfg.model.init(device));
+    // Drawn under the generator's lock (then overwritten), so other threads' seeded draws stay intact.
+    let mut model = crate::device::seeded(device, cfg.seed, || checkpoint::number_params(cfg.model.init(device)));
     checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
     Ok((cfg, model))
 }
@@ -428,7 +429,8 @@ pub fn train_sequence(cfg: &SequenceRunConfig, opts: &RunOptions) -> Result<Sequ
             if saved != *cfg {
                 tracing::warn!("resuming with the configuration saved in {}", dir.display());
             }
-            let mut model = checkpoint::number_params(saved.model.init(&device));
+            let mut model =
+                crate::device::seeded(&device, saved.seed, || checkpoint::number_params(saved.model.init(&device)));
             checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
             let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
             let state: SequenceRunState = checkpoint::read_meta(&dir)?;
