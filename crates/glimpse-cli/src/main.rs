@@ -1088,8 +1088,9 @@ fn average(
     if json {
         println!("{summary}");
     } else {
+        let layout = cfg.data.canvas.map(|_| format!(", layout of data seed {}", cfg.seed)).unwrap_or_default();
         println!(
-            "{}: the mean of {} checkpoints: validation error {:.2}%, test error {:.2}% ({n} images)",
+            "{}: the mean of {} checkpoints: validation error {:.2}%, test error {:.2}% ({n} images{layout})",
             out.display(),
             dirs.len(),
             100.0 * verr,
@@ -1462,8 +1463,11 @@ fn train(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
     let t0 = std::time::Instant::now();
     let s = classify::train_classifier(&cfg, &opts)?;
     let meta: CheckpointMeta = checkpoint::read_meta(&s.best)?;
+    // A translated test set is placed (and cluttered) by the run's seed: name the layout, since
+    // another seed's layout of the same test digits gives another figure.
+    let layout = cfg.data.canvas.map(|_| format!(" (layout of data seed {})", cfg.seed)).unwrap_or_default();
     println!(
-        "done in {:.1}s: {} steps; best validation error {:.2}% (epoch {}); test error {:.2}% on {} images; checkpoint {}",
+        "done in {:.1}s: {} steps; best validation error {:.2}% (epoch {}); test error {:.2}% on {} images{layout}; checkpoint {}",
         t0.elapsed().as_secs_f64(),
         s.steps,
         100.0 * s.valid_error,

@@ -117,6 +117,27 @@ impl DrawClassifierConfig {
         }
     }
 
+    /// Refuses training options out of range: a dropout outside `[0, 1)`, a negative or
+    /// non-finite `step_loss` or `locate`, or a `locate_from` that is not one of the glimpses
+    /// `1..=T` (0 would supervise the fixed first view too; beyond `T`, nothing).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !((0.0..1.0).contains(&self.dropout) && (0.0..1.0).contains(&self.read_dropout)) {
+            anyhow::bail!("dropout = {} and read_dropout = {} must be in [0, 1)", self.dropout, self.read_dropout);
+        }
+        if !(self.step_loss >= 0.0 && self.step_loss.is_finite()) {
+            anyhow::bail!("step_loss = {} must be a finite weight ≥ 0", self.step_loss);
+        }
+        if !(self.locate >= 0.0 && self.locate.is_finite() && (1..=self.glimpses).contains(&self.locate_from)) {
+            anyhow::bail!(
+                "locate = {} must be a finite weight ≥ 0 and locate_from = {} a glimpse in 1..={}",
+                self.locate,
+                self.locate_from,
+                self.glimpses
+            );
+        }
+        Ok(())
+    }
+
     /// Builds the model. The first glimpse starts as a blurred view of the whole image
     /// ([`filterbank::tiling_bias`]).
     pub fn init(&self, device: &Device) -> DrawClassifier {
@@ -182,6 +203,10 @@ impl DrawClassifier {
     /// from glimpse `locate_from` on ([`DrawClassifierConfig::locate`]) when the digits'
     /// centres `(B, 2)` (0-based `(row, col)` pixels) are given; without them, or with
     /// `locate` 0, it is `train_loss`.
+    ///
+    /// # Panics
+    /// With centres and `locate > 0`, if `locate_from` is not a glimpse `1..=T`
+    /// ([`DrawClassifierConfig::validate`] refuses such a configuration up front).
     pub fn train_loss_at(
         &self,
         images: Tensor<4>,
@@ -194,6 +219,12 @@ impl DrawClassifier {
         let want = (self.step_loss > 0.0).then_some(&mut early);
         let mut found = Vec::new();
         let centres = centres.filter(|_| self.locate > 0.0);
+        assert!(
+            centres.is_none() || (1..=self.glimpses).contains(&self.locate_from),
+            "locate_from = {} must be a glimpse in 1..={}",
+            self.locate_from,
+            self.glimpses
+        );
         let seen = centres.is_some().then_some(&mut found);
         let [_, _, rows, cols] = images.dims();
         let logits = self.run_with(images, None, rng, want, seen);
@@ -483,6 +514,36 @@ mod tests {
             let c = Tensor::<2>::from_data(TensorData::new(centres.to_vec(), [2, 2]), &d);
             m.train_loss_at(x.reshape([2, 1, 12, 10]), y, Some(c), &mut Rng::new(1)).0.reshape([1])
         });
+    }
+
+    /// `validate` refuses each option out of range, and a model built from a bad `locate_from`
+    /// anyway refuses to train with centres rather than supervising the wrong glimpses.
+    #[test]
+    fn options_out_of_range_are_refused() {
+        let ok = DrawClassifierConfig { locate: 1.0, ..sizes([12, 10], 4, 2, 5, 3) };
+        ok.validate().unwrap();
+        for (bad, want) in [
+            (DrawClassifierConfig { dropout: 1.0, ..ok.clone() }, "dropout = 1"),
+            (DrawClassifierConfig { read_dropout: -0.1, ..ok.clone() }, "read_dropout = -0.1"),
+            (DrawClassifierConfig { step_loss: f32::NAN, ..ok.clone() }, "step_loss = NaN"),
+            (DrawClassifierConfig { locate: -1.0, ..ok.clone() }, "locate = -1"),
+            (DrawClassifierConfig { locate_from: 0, ..ok.clone() }, "locate_from = 0 a glimpse in 1..=4"),
+            (DrawClassifierConfig { locate_from: 5, ..ok.clone() }, "locate_from = 5 a glimpse in 1..=4"),
+        ] {
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        let dev = Device::flex();
+        let m = crate::device::seeded(&dev, 1, || DrawClassifierConfig { locate_from: 5, ..ok.clone() }.init(&dev));
+        let x = Tensor::<4>::zeros([1, 1, 12, 10], &dev);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &dev);
+        // Without centres there is nothing to supervise: the plain loss.
+        assert!(m.train_loss_at(x.clone(), y.clone(), None, &mut Rng::new(1)).0.into_scalar::<f32>().is_finite());
+        let c = Tensor::<2>::zeros([1, 2], &dev);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            m.train_loss_at(x, y, Some(c), &mut Rng::new(1));
+        }));
+        assert!(panicked.is_err());
     }
 
     /// With the location loss alone (the classes say nothing), the last window learns to go

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 /// File names inside a checkpoint directory.
 pub const WEIGHTS: &str = "model.safetensors";
@@ -63,6 +63,16 @@ pub fn load_weights<M: Module>(module: &mut M, path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The model `init` builds, its parameters numbered ([`number_params`]), with the weights saved
+/// in the checkpoint `dir`: how every loader and `--resume` rebuilds a model. `init`'s draws are
+/// thrown away, but they happen under the generator's lock ([`crate::device::seeded`] with
+/// `seed`), so they cannot shift another thread's seeded draws (a concurrent run's or test's).
+pub fn init_and_load<M: Module>(device: &Device, seed: u64, dir: &Path, init: impl FnOnce() -> M) -> Result<M> {
+    let mut model = crate::device::seeded(device, seed, || number_params(init()));
+    load_weights(&mut model, &dir.join(WEIGHTS))?;
+    Ok(model)
 }
 
 /// The optimizer of `cfg` with the state saved in the resumable checkpoint `dir`.
@@ -290,6 +300,25 @@ mod tests {
             i.0
         };
         assert_eq!(ids(&b), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn init_and_load_gives_the_saved_weights_whatever_the_seed() {
+        let dev = Device::flex();
+        let cfg = MlpConfig { input: [4, 4], hidden: vec![5], classes: 3 };
+        let a = crate::device::seeded(&dev, 1, || number_params(cfg.init(&dev)));
+        let dir = tempfile::tempdir().unwrap();
+        save_weights(&a, &dir.path().join(WEIGHTS)).unwrap();
+        for seed in [1, 7] {
+            let b = init_and_load(&dev, seed, dir.path(), || cfg.init(&dev)).unwrap();
+            assert_eq!(weights(&b), weights(&a), "seed {seed}");
+        }
+        // A directory without weights, or with weights of another shape: an error naming the file.
+        let empty = tempfile::tempdir().unwrap();
+        let err = init_and_load(&dev, 1, empty.path(), || cfg.init(&dev)).unwrap_err().to_string();
+        assert!(err.contains(WEIGHTS), "{err}");
+        let wider = MlpConfig { hidden: vec![6], ..cfg.clone() };
+        assert!(init_and_load(&dev, 1, dir.path(), || wider.init(&dev)).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, META, WEIGHTS};
+use super::checkpoint::{self, META};
 use super::distill::{self, DistillConfig, SoftTargets};
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, checked_step};
@@ -412,9 +412,7 @@ pub fn train_and_validation(
 /// Loads an evaluable classifier checkpoint (`config.toml` + `model.safetensors`) on `device`.
 pub fn load_classifier(dir: &Path, device: &Device) -> Result<(ClassifierRunConfig, Classifier)> {
     let cfg: ClassifierRunConfig = checkpoint::read_config(dir)?;
-    // Drawn under the generator's lock (then overwritten), so other threads' seeded draws stay intact.
-    let mut model = crate::device::seeded(device, cfg.seed, || checkpoint::number_params(cfg.model.init(device)));
-    checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+    let model = checkpoint::init_and_load(device, cfg.seed, dir, || cfg.model.init(device))?;
     Ok((cfg, model))
 }
 
@@ -470,9 +468,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
                         dir.display()
                     );
                 }
-                let mut model =
-                    crate::device::seeded(&device, saved.seed, || checkpoint::number_params(saved.model.init(&device)));
-                checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+                let model = checkpoint::init_and_load(&device, saved.seed, &dir, || saved.model.init(&device))?;
                 let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
                 let last: LastMeta = checkpoint::read_meta(&dir)?;
                 tracing::info!(
@@ -508,20 +504,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
         bail!("batch_size must be positive");
     }
     if let ClassifierConfig::DrawClassifier(m) = &cfg.model {
-        if !((0.0..1.0).contains(&m.dropout) && (0.0..1.0).contains(&m.read_dropout)) {
-            bail!("dropout = {} and read_dropout = {} must be in [0, 1)", m.dropout, m.read_dropout);
-        }
-        if !(m.step_loss >= 0.0 && m.step_loss.is_finite()) {
-            bail!("step_loss = {} must be a finite weight ≥ 0", m.step_loss);
-        }
-        if !(m.locate >= 0.0 && m.locate.is_finite()) || m.locate_from == 0 || m.locate_from > m.glimpses {
-            bail!(
-                "locate = {} must be a finite weight ≥ 0 and locate_from = {} a glimpse in 1..={}",
-                m.locate,
-                m.locate_from,
-                m.glimpses
-            );
-        }
+        m.validate()?;
         if m.locate > 0.0 && cfg.data.canvas.is_none() {
             bail!("locate needs digits placed on a canvas (a translated task: set canvas)");
         }

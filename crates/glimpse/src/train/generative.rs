@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, WEIGHTS};
+use super::checkpoint;
 use super::classify::RunOptions;
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard_range};
@@ -214,9 +214,7 @@ pub fn evaluate_bound(model: &Draw, set: &Binarised, limit: usize, seed: u64, de
 /// Loads an evaluable DRAW checkpoint on `device`.
 pub fn load_draw(dir: &Path, device: &Device) -> Result<(DrawRunConfig, Draw)> {
     let cfg: DrawRunConfig = checkpoint::read_config(dir)?;
-    // Drawn under the generator's lock (then overwritten), so other threads' seeded draws stay intact.
-    let mut model = crate::device::seeded(device, cfg.seed, || checkpoint::number_params(cfg.model.init(device)));
-    checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+    let model = checkpoint::init_and_load(device, cfg.seed, dir, || cfg.model.init(device))?;
     Ok((cfg, model))
 }
 
@@ -256,9 +254,7 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
             if saved != *cfg {
                 tracing::warn!("resuming with the configuration saved in {}", dir.display());
             }
-            let mut model =
-                crate::device::seeded(&device, saved.seed, || checkpoint::number_params(saved.model.init(&device)));
-            checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+            let model = checkpoint::init_and_load(&device, saved.seed, &dir, || saved.model.init(&device))?;
             let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
             let state: DrawRunState = checkpoint::read_meta(&dir)?;
             tracing::info!("resuming from step {} (epoch {}, batch {})", state.step, state.epoch, state.batch_in_epoch);

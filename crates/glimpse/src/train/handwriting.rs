@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, WEIGHTS};
+use super::checkpoint;
 use super::classify::RunOptions;
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard};
@@ -241,9 +241,7 @@ pub fn load_handwriting(
 ) -> Result<(HandwritingRunConfig, HandwritingCheckpointMeta, Handwriting)> {
     let cfg: HandwritingRunConfig = checkpoint::read_config(dir)?;
     let meta: HandwritingCheckpointMeta = checkpoint::read_meta(dir)?;
-    // Drawn under the generator's lock (then overwritten), so other threads' seeded draws stay intact.
-    let mut model = crate::device::seeded(device, cfg.seed, || cfg.model.init(device));
-    checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+    let model = checkpoint::init_and_load(device, cfg.seed, dir, || cfg.model.init(device))?;
     Ok((cfg, meta, model))
 }
 
@@ -264,9 +262,7 @@ pub fn train_handwriting(cfg: &HandwritingRunConfig, opts: &RunOptions) -> Resul
             // everything else comes from the checkpoint.
             saved_cfg.train.steps = saved.train.steps.max(cfg.train.steps);
             saved_cfg.train.shards = cfg.train.shards;
-            let mut model =
-                crate::device::seeded(&device, saved.seed, || checkpoint::number_params(saved.model.init(&device)));
-            checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+            let model = checkpoint::init_and_load(&device, saved.seed, &dir, || saved.model.init(&device))?;
             let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
             let state: HandwritingRunState = checkpoint::read_meta(&dir)?;
             tracing::info!("resuming from step {}", state.step);

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, WEIGHTS};
+use super::checkpoint;
 use super::classify::RunOptions;
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard_range};
@@ -372,9 +372,7 @@ fn init_from(cfg: &SequenceRunConfig, model: SequenceModel, from: &Path) -> Resu
 /// Loads an evaluable sequence checkpoint.
 pub fn load_sequence_model(dir: &Path, device: &Device) -> Result<(SequenceRunConfig, SequenceModel)> {
     let cfg: SequenceRunConfig = checkpoint::read_config(dir)?;
-    // Drawn under the generator's lock (then overwritten), so other threads' seeded draws stay intact.
-    let mut model = crate::device::seeded(device, cfg.seed, || checkpoint::number_params(cfg.model.init(device)));
-    checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+    let model = checkpoint::init_and_load(device, cfg.seed, dir, || cfg.model.init(device))?;
     Ok((cfg, model))
 }
 
@@ -429,9 +427,7 @@ pub fn train_sequence(cfg: &SequenceRunConfig, opts: &RunOptions) -> Result<Sequ
             if saved != *cfg {
                 tracing::warn!("resuming with the configuration saved in {}", dir.display());
             }
-            let mut model =
-                crate::device::seeded(&device, saved.seed, || checkpoint::number_params(saved.model.init(&device)));
-            checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+            let model = checkpoint::init_and_load(&device, saved.seed, &dir, || saved.model.init(&device))?;
             let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
             let state: SequenceRunState = checkpoint::read_meta(&dir)?;
             tracing::info!("resuming from step {}", state.step);

@@ -534,9 +534,7 @@ pub fn read_tokenizers(dir: &Path) -> Result<Tokenizers> {
 pub fn load_translator(dir: &Path, device: &Device) -> Result<(TranslateRunConfig, Tokenizers, Translator)> {
     let cfg: TranslateRunConfig = checkpoint::read_config(dir)?;
     let toks = read_tokenizers(dir)?;
-    // Drawn under the generator's lock (then overwritten), so other threads' seeded draws stay intact.
-    let mut model = crate::device::seeded(device, cfg.seed, || checkpoint::number_params(cfg.model.init(device)));
-    checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+    let model = checkpoint::init_and_load(device, cfg.seed, dir, || cfg.model.init(device))?;
     Ok((cfg, toks, model))
 }
 
@@ -595,9 +593,7 @@ pub fn train_translate(cfg: &TranslateRunConfig, opts: &RunOptions) -> Result<Tr
             saved_cfg.train.steps = saved.train.steps.max(cfg.train.steps);
             saved_cfg.train.shards = cfg.train.shards;
             let toks = read_tokenizers(&dir)?;
-            let mut model =
-                crate::device::seeded(&device, saved.seed, || checkpoint::number_params(saved.model.init(&device)));
-            checkpoint::load_weights(&mut model, &dir.join(WEIGHTS))?;
+            let model = checkpoint::init_and_load(&device, saved.seed, &dir, || saved.model.init(&device))?;
             let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
             let state: TranslateRunState = checkpoint::read_meta(&dir)?;
             tracing::info!("resuming from step {}", state.step);
