@@ -91,7 +91,7 @@ fn main() -> Result<()> {
         SequenceModelConfig::Ntm(c) => c.memory_n,
         _ => 128,
     };
-    let mut sizes = vec![memory_n, 128, 256, 512, 1024];
+    let mut sizes = vec![memory_n, 128, 256, 512, 1024, 2048, 4096, 8192];
     sizes.sort_unstable();
     sizes.dedup();
     for rows in sizes {
