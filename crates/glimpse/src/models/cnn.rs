@@ -84,8 +84,8 @@ impl Cnn {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = images;
         for block in &self.blocks {
-            x = relu(block.a.forward(x));
-            x = self.pool.forward(relu(block.b.forward(x))); // (B, C, H/2, W/2)
+            x = relu(crate::fused::conv3x3(x, &block.a)); // (B, C, H, W)
+            x = self.pool.forward(relu(crate::fused::conv3x3(x, &block.b))); // (B, C, H/2, W/2)
         }
         let x: Tensor<2> = x.flatten(1, 3); // (B, C*H*W)
         self.out.forward(relu(self.fc.forward(x)))
