@@ -351,12 +351,12 @@ fn im2col3x3(x: &[f32], (c, h, w): (usize, usize, usize), cols: &mut [f32]) {
             for kx in 0..3 {
                 let row = &mut cols[(ch * 9 + ky * 3 + kx) * hw..][..hw];
                 for (y, out) in row.chunks_exact_mut(w).enumerate() {
-                    let sy = y + ky;
-                    if sy < 1 || sy > h {
+                    // The source row is `y + ky − 1`; outside the image, the padding's zeros.
+                    let Some(sy) = (y + ky).checked_sub(1).filter(|&r| r < h) else {
                         out.fill(0.0);
                         continue;
-                    }
-                    let src = &plane[(sy - 1) * w..][..w];
+                    };
+                    let src = &plane[sy * w..][..w];
                     match kx {
                         0 => {
                             out[0] = 0.0;
@@ -384,11 +384,8 @@ fn col2im3x3_add(cols: &[f32], (c, h, w): (usize, usize, usize), dx: &mut [f32])
             for kx in 0..3 {
                 let row = &cols[(ch * 9 + ky * 3 + kx) * hw..][..hw];
                 for (y, src) in row.chunks_exact(w).enumerate() {
-                    let sy = y + ky;
-                    if sy < 1 || sy > h {
-                        continue;
-                    }
-                    let dst = &mut plane[(sy - 1) * w..][..w];
+                    let Some(sy) = (y + ky).checked_sub(1).filter(|&r| r < h) else { continue };
+                    let dst = &mut plane[sy * w..][..w];
                     let (d, s) = match kx {
                         0 => (&mut dst[..w - 1], &src[1..]),
                         1 => (&mut dst[..], src),
