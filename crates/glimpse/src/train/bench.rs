@@ -9,16 +9,16 @@ use anyhow::{Context, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use super::optim::{OptimizerConfig, apply_grads, apply_loss, shard, shard_range, sharded_gradients};
+use super::optim::{OptimizerConfig, apply_grads, shard, shard_range, sharded_gradients};
 use super::rng::Rng;
 use super::sequence::{SequenceModelConfig, episode_tensors, sequence_cost};
 use super::translate::{IdPair, TranslatorConfig, batch_loss};
 use crate::data::algorithmic::Task;
 use crate::data::handwriting::Example;
+use crate::models::ClassifierConfig;
 use crate::models::draw::DrawConfig;
 use crate::models::handwriting::HandwritingConfig;
 use crate::models::ntm::NtmConfig;
-use crate::models::{ClassifierConfig, ImageClassifier};
 
 /// The PyTorch baseline for classifiers, embedded so the binary works from any folder.
 pub const CLASSIFIER_PY: &str = include_str!("../../../../bench/classifier.py");
@@ -154,9 +154,16 @@ pub fn median_step_seconds<S>(warmup: usize, steps: usize, mut state: S, mut ste
     median(&mut times)
 }
 
-/// Training samples/s of `cfg` (forward, backward, Adam, with the model's own training loss)
-/// on one fixed random batch: median step.
-pub fn classifier_samples_per_s(cfg: &ClassifierConfig, batch: usize, steps: usize, device: &Device) -> f64 {
+/// Training samples/s of `cfg` (forward, backward, Adam, with the model's own training loss;
+/// the trainer's step, [`crate::train::classify::batch_gradients`], in `shards` shards) on one
+/// fixed random batch: median step.
+pub fn classifier_samples_per_s(
+    cfg: &ClassifierConfig,
+    batch: usize,
+    steps: usize,
+    shards: usize,
+    device: &Device,
+) -> f64 {
     let device = device.clone().autodiff();
     let [h, w] = cfg.input();
     let model = crate::device::seeded(&device, 0, || cfg.init(&device));
@@ -167,9 +174,10 @@ pub fn classifier_samples_per_s(cfg: &ClassifierConfig, batch: usize, steps: usi
     let y: Vec<i64> = (0..batch).map(|_| rng.below(10) as i64).collect();
     let images = Tensor::<4>::from_data(TensorData::new(x, [batch, 1, h, w]), &device);
     let labels = Tensor::<1, Int>::from_data(TensorData::new(y, [batch]), &device);
+    let step = crate::train::classify::StepBatch { images, labels, centres: None, soft: None };
     let secs = median_step_seconds(5, steps, model, |model| {
-        let (loss, _) = model.train_loss(images.clone(), labels.clone(), &mut draws);
-        let model = apply_loss(model, &loss, &mut optim, 1e-3, None);
+        let (grads, loss, _) = crate::train::classify::batch_gradients(&model, &step, shards, &mut draws);
+        let model = apply_grads(model, grads, &mut optim, 1e-3, None);
         let _: f32 = loss.into_scalar();
         model
     });
@@ -219,7 +227,8 @@ pub fn bench_classifier(
     device: &Device,
 ) -> Result<BenchReport> {
     let threads = setup.threads;
-    let ours = || classifier_samples_per_s(cfg, batch, steps, device);
+    let shards = setup.shards_for(batch);
+    let ours = || classifier_samples_per_s(cfg, batch, steps, shards, device);
     let mut args = vec![
         "--batch".into(),
         batch.to_string(),
@@ -255,7 +264,8 @@ pub fn bench_classifier(
             DRAW_PY
         }
     };
-    Ok(BenchReport::against_baseline(cfg.kind(), "training samples/s", ours, script, &args, setup, batch))
+    let unit = format!("training samples/s ({shards} shards)");
+    Ok(BenchReport::against_baseline(cfg.kind(), &unit, ours, script, &args, setup, batch))
 }
 
 /// Training sequences/s of a sequence model (forward, backward, global-norm clipping, RMSProp

@@ -199,6 +199,16 @@ pub struct TrainConfig {
     /// teachers ([`super::distill`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distill: Option<DistillConfig>,
+    /// Data parallelism: each step's batch is split into this many shards, whose forward and
+    /// backward passes run on their own threads, and their gradients are summed
+    /// ([`batch_gradients`]). 1, the default, steps the whole batch at once. A resumed run
+    /// may change it.
+    #[serde(skip_serializing_if = "is_one")]
+    pub shards: usize,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Default for TrainConfig {
@@ -218,6 +228,7 @@ impl Default for TrainConfig {
             log_every: 50,
             init: None,
             distill: None,
+            shards: 1,
         }
     }
 }
@@ -306,6 +317,62 @@ pub struct Summary {
 }
 
 /// Images `(B, H*W)` and labels as tensors on `device`.
+/// One training batch on the device.
+pub struct StepBatch {
+    /// Images `(B, 1, H, W)`.
+    pub images: Tensor<4>,
+    /// Labels `(B)`.
+    pub labels: Tensor<1, Int>,
+    /// The digits' centres `(B, 2)`, for a located run ([`crate::models::draw_classifier`]).
+    pub centres: Option<Tensor<2>>,
+    /// The teachers' soft targets `(B, classes)` and how to fit them, for a distilled run.
+    pub soft: Option<(DistillConfig, Tensor<2>)>,
+}
+
+/// The gradients, the loss and the number of right answers of one training batch, its
+/// forward and backward passes split into `shards` data-parallel shards on their own threads
+/// ([`super::optim::sharded_gradients`]). Each shard's loss (a mean over its examples) is
+/// weighted by its share of the batch, so the shards' sum is the batch's mean loss. With one
+/// shard the batch's random draws (dropout, RAM's locations) come from `rng`, as they always
+/// did; with more, each shard draws from its own stream, seeded from `rng`.
+pub fn batch_gradients(
+    model: &Classifier,
+    batch: &StepBatch,
+    shards: usize,
+    rng: &mut Rng,
+) -> (GradientsParams, Tensor<1>, i64) {
+    let n = batch.labels.dims()[0];
+    let shards = shards.clamp(1, n.max(1));
+    let seeds: Vec<u64> = if shards > 1 { (0..shards).map(|_| rng.next_u64()).collect() } else { vec![] };
+    let whole = std::sync::Mutex::new(rng);
+    let right = std::sync::Mutex::new(0i64);
+    let loss_of = |m: &Classifier, i: usize| {
+        let r = super::optim::shard_range(n, shards, i);
+        let rows = |t: Tensor<2>| if shards == 1 { t } else { t.narrow(0, r.start, r.len()) };
+        let (images, labels) = if shards == 1 {
+            (batch.images.clone(), batch.labels.clone())
+        } else {
+            (batch.images.clone().narrow(0, r.start, r.len()), batch.labels.clone().narrow(0, r.start, r.len()))
+        };
+        let centres = batch.centres.clone().map(rows);
+        let (mut loss, logits) = if shards == 1 {
+            let mut rng = whole.lock().expect("no panics while held");
+            m.train_loss_at(images, labels.clone(), centres, &mut rng)
+        } else {
+            m.train_loss_at(images, labels.clone(), centres, &mut Rng::new(seeds[i]))
+        };
+        if let Some((d, soft)) = &batch.soft {
+            let kd = distill::soft_loss(logits.clone(), rows(soft.clone()), d.temperature);
+            loss = distill::combine(loss, kd, d.weight);
+        }
+        let ok: i64 = logits.argmax(1).reshape([r.len()]).equal(labels).int().sum().into_scalar();
+        *right.lock().expect("no panics while held") += ok;
+        if shards == 1 { loss } else { loss.mul_scalar(r.len() as f64 / n as f64) }
+    };
+    let (grads, loss) = super::optim::sharded_gradients(model, shards, loss_of);
+    (grads, loss, right.into_inner().expect("no panics"))
+}
+
 fn to_tensors(x: Vec<f32>, y: Vec<i64>, side: [usize; 2], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let b = y.len();
     let images = Tensor::<4>::from_data(TensorData::new(x, [b, 1, side[0], side[1]]), device);
@@ -461,7 +528,9 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
     let (cfg, mut model, mut optim, mut state, mut train_seconds) =
         match checkpoint::find_dir(&last_dir).filter(|_| opts.resume) {
             Some(dir) => {
-                let saved: ClassifierRunConfig = checkpoint::read_config(&dir)?;
+                let mut saved: ClassifierRunConfig = checkpoint::read_config(&dir)?;
+                // A resumed run may be spread differently over threads.
+                saved.train.shards = cfg.train.shards;
                 if saved != *cfg {
                     tracing::warn!(
                         "resuming with the configuration saved in {} (it differs from the one given)",
@@ -563,12 +632,10 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
             }
             let centres = centres.map(|c| Tensor::<2>::from_data(TensorData::new(c, [idx.len(), 2]), &device));
             let (images, labels) = to_tensors(x, y, side, &device);
-            let (mut loss, logits) = model.train_loss_at(images, labels.clone(), centres, &mut state.rng);
-            if let Some((d, targets)) = &soft {
-                let kd = distill::soft_loss(logits.clone(), targets.rows(idx, &device), d.temperature);
-                loss = distill::combine(loss, kd, d.weight);
-            }
-            let loss_value: f32 = loss.clone().into_scalar();
+            let soft = soft.as_ref().map(|(d, targets)| ((*d).clone(), targets.rows(idx, &device)));
+            let batch = StepBatch { images, labels, centres, soft };
+            let (grads, loss, right) = batch_gradients(&model, &batch, t.shards, &mut state.rng);
+            let loss_value: f32 = loss.into_scalar();
             if !loss_value.is_finite() {
                 bail!(
                     "non-finite loss ({loss_value}) at step {} (epoch {}, batch {b}); weights are left as after step {} — lower the learning rate or set clip_norm",
@@ -577,8 +644,6 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
                     state.step
                 );
             }
-            let right: i64 = logits.argmax(1).reshape([idx.len()]).equal(labels).int().sum().into_scalar();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
             let lr = t.schedule.lr(t.lr, state.step as usize);
             model = checked_step(model, grads, &mut optim, lr, t.clip_norm, state.step)?;
             state.step += 1;
@@ -662,6 +727,76 @@ mod tests {
     /// images, checkpoints only when validating.
     fn quick(epochs: usize) -> TrainConfig {
         TrainConfig { epochs, batch_size: 20, lr: 3e-3, valid_size: 60, checkpoint_every: 0, ..TrainConfig::default() }
+    }
+
+    /// A batch split into shards has the whole batch's loss, gradients and right answers: a
+    /// CNN, and a DRAW classifier with the location loss and soft targets (no dropout, so
+    /// nothing random). Then a two-shard run learns, and the same seed repeats it exactly.
+    #[test]
+    fn sharded_batches_have_the_whole_batch_gradients() {
+        use crate::models::cnn::CnnConfig;
+        use crate::models::draw_classifier::DrawClassifierConfig;
+        let dev = Device::flex().autodiff();
+        let (b, side) = (7, 12);
+        let images = crate::testing::uniform(b * side * side, 0.0, 1.0, 140);
+        let labels: Vec<i64> = (0..b as i64).map(|k| k % 3).collect();
+        let soft = crate::testing::uniform(b * 3, 0.0, 1.0, 141);
+        let configs = [
+            ClassifierConfig::Cnn(CnnConfig { input: [side, side], channels: vec![2, 3], hidden: 5, classes: 3 }),
+            ClassifierConfig::DrawClassifier(DrawClassifierConfig {
+                glimpses: 3,
+                read: 3,
+                hidden: 6,
+                classes: 3,
+                locate: 1.0,
+                ..DrawClassifierConfig::new(side)
+            }),
+        ];
+        for cfg in configs {
+            let model = crate::device::seeded(&dev, 5, || cfg.init(&dev));
+            let (x, y) = to_tensors(images.clone(), labels.clone(), [side, side], &dev);
+            let centres = (0..b).flat_map(|k| [k as f32, 11.0 - k as f32]).collect::<Vec<_>>();
+            let batch = StepBatch {
+                images: x,
+                labels: y,
+                centres: Some(Tensor::<2>::from_data(TensorData::new(centres, [b, 2]), &dev)),
+                soft: Some((
+                    DistillConfig { teachers: vec![], weight: 0.5, temperature: 2.0 },
+                    Tensor::<2>::from_data(TensorData::new(soft.clone(), [b, 3]), &dev),
+                )),
+            };
+            let run = |shards| {
+                let (g, loss, right) = batch_gradients(&model, &batch, shards, &mut Rng::new(1));
+                (super::super::optim::flat_gradients(&model, &g), loss.into_scalar::<f32>(), right)
+            };
+            let (g1, l1, r1) = run(1);
+            for shards in [2, 3, 7] {
+                let (g, l, r) = run(shards);
+                let scale = g1.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                assert!((l - l1).abs() < 1e-5 * l1.abs().max(1.0), "{}, {shards} shards: loss {l} vs {l1}", cfg.kind());
+                assert_eq!(r, r1, "{}, {shards} shards: right answers", cfg.kind());
+                assert!(
+                    g.iter().zip(&g1).all(|(a, e)| (a - e).abs() <= 1e-4 * scale),
+                    "{}, {shards} shards: gradients differ",
+                    cfg.kind()
+                );
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ClassifierRunConfig {
+            seed: 4,
+            model: ClassifierConfig::Cnn(CnnConfig { input: [28, 28], channels: vec![4], hidden: 16, classes: 10 }),
+            data: ImageData::default(),
+            train: TrainConfig { shards: 2, limit_train: Some(200), ..quick(2) },
+        };
+        let first = train_classifier(&cfg, &opts(dir.path(), false)).unwrap();
+        let losses = logged_losses(dir.path(), "valid");
+        assert!(losses[1] < losses[0], "validation loss fell: {losses:?}");
+        let again = tempfile::tempdir().unwrap();
+        let second = train_classifier(&cfg, &opts(again.path(), false)).unwrap();
+        assert_eq!((second.valid_error, second.test_error), (first.valid_error, first.test_error));
+        assert_eq!(logged_losses(again.path(), "train"), logged_losses(dir.path(), "train"));
     }
 
     /// The losses a run logged for `split`, in order.
