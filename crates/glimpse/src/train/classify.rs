@@ -316,7 +316,6 @@ pub struct Summary {
     pub best: PathBuf,
 }
 
-/// Images `(B, H*W)` and labels as tensors on `device`.
 /// One training batch on the device.
 pub struct StepBatch {
     /// Images `(B, 1, H, W)`.
@@ -373,6 +372,7 @@ pub fn batch_gradients(
     (grads, loss, right.into_inner().expect("no panics"))
 }
 
+/// Images `(B, H*W)` and labels as tensors on `device`.
 fn to_tensors(x: Vec<f32>, y: Vec<i64>, side: [usize; 2], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
     let b = y.len();
     let images = Tensor::<4>::from_data(TensorData::new(x, [b, 1, side[0], side[1]]), device);
@@ -632,8 +632,8 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
             }
             let centres = centres.map(|c| Tensor::<2>::from_data(TensorData::new(c, [idx.len(), 2]), &device));
             let (images, labels) = to_tensors(x, y, side, &device);
-            let soft = soft.as_ref().map(|(d, targets)| ((*d).clone(), targets.rows(idx, &device)));
-            let batch = StepBatch { images, labels, centres, soft };
+            let soft_rows = soft.as_ref().map(|(d, targets)| ((*d).clone(), targets.rows(idx, &device)));
+            let batch = StepBatch { images, labels, centres, soft: soft_rows };
             let (grads, loss, right) = batch_gradients(&model, &batch, t.shards, &mut state.rng);
             let loss_value: f32 = loss.into_scalar();
             if !loss_value.is_finite() {
