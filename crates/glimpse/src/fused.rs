@@ -398,11 +398,6 @@ fn col2im3x3_add(cols: &[f32], (c, h, w): (usize, usize, usize), dx: &mut [f32])
     }
 }
 
-/// Images per thread for the convolution kernels: the batch split evenly across the pool.
-fn images_per_thread(b: usize) -> usize {
-    b.div_ceil(rayon::current_num_threads().clamp(1, b.max(1))).max(1)
-}
-
 /// A 3×3 convolution with padding 1: `x (B, C, H, W)`, `weight (O, C, 3, 3)`, `bias (O)` →
 /// `out (B, O, H, W)`; per image one product `weight (O, 9C) · im2col(x) (9C, H·W)` started
 /// from the bias, the batch split across the thread pool.
@@ -412,7 +407,7 @@ pub fn conv3x3_kernel(x: &[f32], weight: &[f32], bias: &[f32], d: ConvDims, out:
     if d.b == 0 || hw == 0 {
         return;
     }
-    let per = images_per_thread(d.b);
+    let per = per_thread(d.b, 1);
     out.par_chunks_mut(per * d.o * hw).zip(x.par_chunks(per * d.c * hw)).for_each(|(out, x)| {
         let mut cols = vec![0.0f32; k * hw];
         for (ob, xb) in out.chunks_exact_mut(d.o * hw).zip(x.chunks_exact(d.c * hw)) {
@@ -438,7 +433,7 @@ pub fn conv3x3_backward_kernel(
 ) -> [Option<Vec<f32>>; 3] {
     use rayon::prelude::*;
     let (hw, k) = (d.h * d.w, 9 * d.c);
-    let per = images_per_thread(d.b);
+    let per = per_thread(d.b, 1);
     let chunks = if hw == 0 { 0 } else { d.b.div_ceil(per) };
     // Per chunk of images: `[dx of its images, its dW, its db]`.
     let parts: Vec<[Vec<f32>; 3]> = (0..chunks)
@@ -478,7 +473,6 @@ pub fn conv3x3_backward_kernel(
     let dx = need[0].then(|| {
         let mut dx = Vec::with_capacity(d.b * d.c * hw);
         parts.iter().for_each(|p| dx.extend_from_slice(&p[0]));
-        dx.resize(d.b * d.c * hw, 0.0);
         dx
     });
     [dx, need[1].then(|| sum(1, d.o * k)), need[2].then(|| sum(2, d.o))]
@@ -558,10 +552,11 @@ pub fn linear_backward_kernel(
     grads
 }
 
-/// How many rows each thread takes in the sequence kernels: the batch split across the pool,
-/// at least 8 rows a piece (smaller products lose more to the split than they gain).
-fn rows_per_thread(b: usize) -> usize {
-    let threads = rayon::current_num_threads().clamp(1, (b / 8).max(1));
+/// How many of `b` batch rows each thread takes: the batch split across the pool, at least
+/// `at_least` rows a piece. The sequence kernels take 8 (smaller products lose more to the split
+/// than they gain); the convolution, whose images are each a whole product, 1.
+fn per_thread(b: usize, at_least: usize) -> usize {
+    let threads = rayon::current_num_threads().clamp(1, (b / at_least).max(1));
     b.div_ceil(threads).max(1)
 }
 
@@ -594,7 +589,7 @@ pub fn lstm_sequence_kernel(
 ) {
     use rayon::prelude::*;
     let SeqDims { t: steps, h, .. } = d;
-    let rows = rows_per_thread(d.b);
+    let rows = per_thread(d.b, 8);
     out.par_chunks_mut(rows * steps * 2 * h).zip(z.par_chunks_mut(rows * steps * 4 * h)).enumerate().for_each(
         |(chunk, (out, z))| {
             let r0 = chunk * rows;
@@ -646,7 +641,7 @@ pub fn lstm_sequence_backward_kernel(
 ) {
     use rayon::prelude::*;
     let SeqDims { b, t: steps, h } = d;
-    let rows = rows_per_thread(b);
+    let rows = per_thread(b, 8);
     let chunks =
         dz.par_chunks_mut(rows * steps * 4 * h).zip(dh0.par_chunks_mut(rows * h)).zip(dc0.par_chunks_mut(rows * h));
     chunks.enumerate().for_each(|(chunk, ((dz, dh), dc))| {

@@ -317,7 +317,7 @@ pub struct Summary {
 }
 
 /// One training batch on the device.
-pub struct StepBatch {
+pub struct StepBatch<'a> {
     /// Images `(B, 1, H, W)`.
     pub images: Tensor<4>,
     /// Labels `(B)`.
@@ -325,7 +325,7 @@ pub struct StepBatch {
     /// The digits' centres `(B, 2)`, for a located run ([`crate::models::draw_classifier`]).
     pub centres: Option<Tensor<2>>,
     /// The teachers' soft targets `(B, classes)` and how to fit them, for a distilled run.
-    pub soft: Option<(DistillConfig, Tensor<2>)>,
+    pub soft: Option<(&'a DistillConfig, Tensor<2>)>,
 }
 
 /// The gradients, the loss and the number of right answers of one training batch, its
@@ -336,7 +336,7 @@ pub struct StepBatch {
 /// did; with more, each shard draws from its own stream, seeded from `rng`.
 pub fn batch_gradients(
     model: &Classifier,
-    batch: &StepBatch,
+    batch: &StepBatch<'_>,
     shards: usize,
     rng: &mut Rng,
 ) -> (GradientsParams, Tensor<1>, i64) {
@@ -346,13 +346,11 @@ pub fn batch_gradients(
     let whole = std::sync::Mutex::new(rng);
     let right = std::sync::Mutex::new(0i64);
     let loss_of = |m: &Classifier, i: usize| {
+        // The shard's rows (all of them for one shard: a view, the same values).
         let r = super::optim::shard_range(n, shards, i);
-        let rows = |t: Tensor<2>| if shards == 1 { t } else { t.narrow(0, r.start, r.len()) };
-        let (images, labels) = if shards == 1 {
-            (batch.images.clone(), batch.labels.clone())
-        } else {
-            (batch.images.clone().narrow(0, r.start, r.len()), batch.labels.clone().narrow(0, r.start, r.len()))
-        };
+        let rows = |t: Tensor<2>| t.narrow(0, r.start, r.len());
+        let images = batch.images.clone().narrow(0, r.start, r.len());
+        let labels = batch.labels.clone().narrow(0, r.start, r.len());
         let centres = batch.centres.clone().map(rows);
         let (mut loss, logits) = if shards == 1 {
             let mut rng = whole.lock().expect("no panics while held");
@@ -632,7 +630,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
             }
             let centres = centres.map(|c| Tensor::<2>::from_data(TensorData::new(c, [idx.len(), 2]), &device));
             let (images, labels) = to_tensors(x, y, side, &device);
-            let soft_rows = soft.as_ref().map(|(d, targets)| ((*d).clone(), targets.rows(idx, &device)));
+            let soft_rows = soft.as_ref().map(|(d, targets)| (*d, targets.rows(idx, &device)));
             let batch = StepBatch { images, labels, centres, soft: soft_rows };
             let (grads, loss, right) = batch_gradients(&model, &batch, t.shards, &mut state.rng);
             let loss_value: f32 = loss.into_scalar();
@@ -761,7 +759,7 @@ mod tests {
                 labels: y,
                 centres: Some(Tensor::<2>::from_data(TensorData::new(centres, [b, 2]), &dev)),
                 soft: Some((
-                    DistillConfig { teachers: vec![], weight: 0.5, temperature: 2.0 },
+                    &DistillConfig { teachers: vec![], weight: 0.5, temperature: 2.0 },
                     Tensor::<2>::from_data(TensorData::new(soft.clone(), [b, 3]), &dev),
                 )),
             };
