@@ -19,8 +19,9 @@ use glimpse::models::lstm::LstmConfig;
 use glimpse::models::mlp::MlpConfig;
 use glimpse::models::ntm::NtmConfig;
 use glimpse::models::ram::RamConfig;
+use glimpse::run::RunOptions;
 use glimpse::train::checkpoint;
-use glimpse::train::classify::{self, CheckpointMeta, ClassifierRunConfig, RunOptions};
+use glimpse::train::classify::{self, CheckpointMeta, ClassifierRunConfig};
 use glimpse::train::generative::{self, DrawRunConfig};
 use glimpse::train::handwriting::{self, HandwritingRunConfig};
 use glimpse::train::optim::OptimizerConfig;
@@ -851,7 +852,7 @@ fn eval_draw(dir: &Path, json: bool, split: &str, root: PathBuf, device: &str) -
 
 fn viz_draw(dir: &Path, n: usize, seed: u64, out: &Path, scale: u32, root: PathBuf, device: &str) -> Result<()> {
     use glimpse::models::draw::DrawTrace;
-    use glimpse::train::Rng;
+    use glimpse::rng::Rng;
     use glimpse::viz::draw::{WRITE_COLOUR, canvas, reads_panel, tile};
     use glimpse::viz::glimpses::save_gif;
     use glimpse::viz::heatmap::save_png;
@@ -1286,7 +1287,7 @@ fn viz_ntm(dir: &Path, which: NtmSequence, out: &Path, scale: u32, all: bool, de
     use glimpse::burn::tensor::Tensor;
     use glimpse::burn::tensor::activation::sigmoid;
     use glimpse::models::ntm::Trace;
-    use glimpse::train::Rng;
+    use glimpse::rng::Rng;
     use glimpse::viz::memory::{Panel, stack};
     let dir =
         checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
@@ -1910,7 +1911,7 @@ fn write(ckpt: &Path, mut w: WriteArgs, out: &Path, root: PathBuf, device: &str)
     let chars = w.text.as_ref().map_or(0, |t| t.len());
     let max_steps = w.max_steps.unwrap_or(if model.is_synthesis() { 40 * chars + 50 } else { 60 });
     let how = Sampling { bias: w.bias, max_steps };
-    let mut rng = glimpse::train::Rng::derive(w.seed, "write", 0);
+    let mut rng = glimpse::rng::Rng::derive(w.seed, "write", 0);
     let prime = primer.as_ref().map(|(o, t)| (o.as_slice(), t.as_slice()));
     let samples = model.generate(texts.as_deref(), w.samples.max(1), prime, how, &mut rng, &dev);
     let mut lines: Vec<draw::Strokes> = samples

@@ -16,7 +16,7 @@ use anyhow::{Result, bail};
 use glimpse::burn::tensor::{Device, Tensor};
 use glimpse::data::algorithmic::{Task, priority_order};
 use glimpse::models::ntm::Trace;
-use glimpse::train::Rng;
+use glimpse::rng::Rng;
 use glimpse::train::sequence::{SequenceModelConfig, episode_tensors, evaluation_batches, load_sequence_model};
 
 /// Gap buckets (upper edges) in units of the priority range `[−1, 1]`.

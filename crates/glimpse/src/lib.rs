@@ -15,6 +15,8 @@ pub mod device;
 pub mod fused;
 pub mod models;
 pub mod ops;
+pub mod rng;
+pub mod run;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod train;

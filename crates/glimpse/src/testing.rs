@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::train::{Rng, RunOptions};
+use crate::rng::Rng;
+use crate::run::RunOptions;
 
 /// The small MNIST set committed under `tests/fixtures/mnist-mini` (standard IDX files).
 pub fn mnist_fixture() -> PathBuf {

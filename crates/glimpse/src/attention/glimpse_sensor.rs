@@ -193,7 +193,7 @@ mod tests {
     fn tensor_read_equals_the_fused_read_and_has_the_right_gradient() {
         use burn::tensor::Device;
         let dev = Device::flex().autodiff();
-        let mut rng = crate::train::Rng::new(2);
+        let mut rng = crate::rng::Rng::new(2);
         let (h, w) = (20, 17);
         let img: Vec<f32> = (0..2 * h * w).map(|_| rng.uniform() as f32).collect();
         let r = Retina { patch: 4, scales: 3 };
@@ -219,7 +219,7 @@ mod tests {
             seed in 0u64..1000, h in 5usize..40, w in 5usize..40, g in 1usize..7, k in 1usize..4,
             ly in -1.2f32..1.2, lx in -1.2f32..1.2,
         ) {
-            let mut rng = crate::train::Rng::new(seed);
+            let mut rng = crate::rng::Rng::new(seed);
             let img: Vec<f32> = (0..2 * h * w).map(|_| rng.uniform() as f32).collect();
             let r = Retina { patch: g, scales: k };
             let locs = [ly, lx, -lx, ly * 0.5];

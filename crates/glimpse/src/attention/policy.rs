@@ -13,7 +13,7 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
 
-use crate::train::Rng;
+use crate::rng::Rng;
 
 /// `l ~ N(μ, σ² I)` in two dimensions.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

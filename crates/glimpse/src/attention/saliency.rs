@@ -62,7 +62,7 @@ mod tests {
         let model = crate::device::seeded(&dev, 3, || cfg.init(&dev));
         let side = cfg.input();
         let n = side[0] * side[1];
-        let mut rng = crate::train::Rng::new(9);
+        let mut rng = crate::rng::Rng::new(9);
         let pixels: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
         let s = input_gradient(&model, &pixels, side, Some(2), &dev);
         assert_eq!((s.class, s.gradient.len(), s.logits.len()), (2, n, 10));

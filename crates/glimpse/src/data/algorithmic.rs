@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::babi;
-use crate::train::Rng;
+use crate::rng::Rng;
 
 /// A task and its sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@
 //! more step with the answer marker `-`, at which the model must output the answer word (a
 //! categorical output over the vocabulary). Stories of a batch are left-padded with empty steps.
 
-use crate::train::Rng;
+use crate::rng::Rng;
 
 /// People of the world.
 pub const PEOPLE: [&str; 4] = ["mary", "john", "daniel", "sandra"];

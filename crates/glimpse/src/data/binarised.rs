@@ -4,7 +4,7 @@
 //! by a seed, so every run and every evaluation sees the same binary images.
 
 use super::images::{ImageSet, Split};
-use crate::train::Rng;
+use crate::rng::Rng;
 
 /// A fixed binarisation of an image set: one byte (0 or 1) per pixel.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::train::Rng;
+use crate::rng::Rng;
 
 /// Where Debian keeps the locale sources.
 pub const LOCALE_DIR: &str = "/usr/share/i18n/locales";

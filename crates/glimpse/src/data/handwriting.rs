@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::de_en::TextSplit;
 use super::hershey::{self, Font, Style};
 use super::strokes::{self, DrawerSplit, OffsetScale};
-use crate::train::Rng;
+use crate::rng::Rng;
 
 /// The characters a text may hold: printable ASCII, `' '` to `'~'`.
 pub const ALPHABET: usize = 95;
@@ -250,7 +250,7 @@ impl StrokeSet {
             Source::Drawings(train) => {
                 let per_epoch = train.len().div_ceil(b).max(1);
                 let lengths: Vec<usize> = train.iter().map(|e| e.offsets.len()).collect();
-                let order = crate::train::translate::epoch_batches(&lengths, b, seed, step / per_epoch);
+                let order = super::batching::epoch_batches(&lengths, b, seed, step / per_epoch);
                 order[step % per_epoch].iter().map(|&i| train[i].clone()).collect()
             }
         }

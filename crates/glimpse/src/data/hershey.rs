@@ -146,7 +146,7 @@ pub struct Style {
 
 impl Style {
     /// A random style: scale 0.8–1.2, slant −0.1–0.4, spacing −1–3, drift ±0.03, jitter 0–1.2.
-    pub fn random(rng: &mut crate::train::Rng) -> Self {
+    pub fn random(rng: &mut crate::rng::Rng) -> Self {
         let mut u = |lo: f32, hi: f32| lo + (hi - lo) * rng.uniform() as f32;
         let wobble = std::array::from_fn(|_| (u(0.0, std::f32::consts::TAU), u(0.05, 0.25)));
         Self {
@@ -221,7 +221,7 @@ mod tests {
         let dense = render(&f, "A", &Style::plain(), 1.0).unwrap();
         // Each segment of the caret is √(9 + 64) ≈ 8.5 long: 9 pieces each.
         assert_eq!(dense[0].len(), 1 + 9 + 9);
-        let mut rng = crate::train::Rng::new(4);
+        let mut rng = crate::rng::Rng::new(4);
         let (a, b) = (Style::random(&mut rng), Style::random(&mut rng));
         assert_ne!(a, b);
         let (ra, rb) = (render(&f, "AA", &a, 1.0).unwrap(), render(&f, "AA", &b, 1.0).unwrap());

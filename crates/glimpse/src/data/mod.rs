@@ -5,6 +5,7 @@
 
 pub mod algorithmic;
 pub mod babi;
+pub mod batching;
 pub mod binarised;
 pub mod dates;
 pub mod de_en;

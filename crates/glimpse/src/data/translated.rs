@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::images::ImageSet;
-use crate::train::rng::Rng;
+use crate::rng::Rng;
 
 /// A translated (and optionally cluttered) view of a digit set.
 #[derive(Debug, Clone)]

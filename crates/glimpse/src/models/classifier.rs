@@ -9,7 +9,7 @@ use super::cnn::{Cnn, CnnConfig};
 use super::draw_classifier::{DrawClassifier, DrawClassifierConfig};
 use super::mlp::{Mlp, MlpConfig};
 use super::ram::{Gaze, Ram, RamConfig, pixels};
-use crate::train::Rng;
+use crate::rng::Rng;
 
 /// A model that maps images to class logits. Saliency, evaluation and the classification
 /// trainer work with any implementation.

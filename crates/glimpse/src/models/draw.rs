@@ -281,8 +281,8 @@ impl Draw {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
     use crate::testing::{grad_check, uniform};
-    use crate::train::Rng;
     use burn::optim::{AdamConfig, GradientsParams};
     use burn::tensor::TensorData;
 

@@ -18,7 +18,7 @@ use super::classifier::ImageClassifier;
 use super::draw::{Window, windows};
 use super::lstm::{LstmCell, widen_rows};
 use crate::attention::filterbank::{self, Filterbank};
-use crate::train::Rng;
+use crate::rng::Rng;
 
 /// Sizes of a [`DrawClassifier`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -597,7 +597,7 @@ mod tests {
     fn learns_where_the_blob_is_in_seconds() {
         let dev = Device::flex().autodiff();
         let mut model = crate::device::seeded(&dev, 3, || sizes([12, 12], 2, 3, 24, 4).init(&dev));
-        let mut rng = crate::train::Rng::new(4);
+        let mut rng = crate::rng::Rng::new(4);
         let mut batch = |n: usize| {
             let (mut x, mut y) = (vec![0.0f32; n * 144], vec![0i64; n]);
             for k in 0..n {

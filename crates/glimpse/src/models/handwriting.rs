@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::lstm::LstmCell;
 use super::mdn;
 use crate::attention::window;
-use crate::train::Rng;
+use crate::rng::Rng;
 
 /// Sizes of a handwriting network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

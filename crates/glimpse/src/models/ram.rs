@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attention::glimpse_sensor::Retina;
 use crate::attention::policy::{DiscretePolicy, GaussianPolicy};
-use crate::train::Rng;
+use crate::rng::Rng;
 
 /// How the next location is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

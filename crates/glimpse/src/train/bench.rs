@@ -10,7 +10,6 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
 use super::optim::{OptimizerConfig, apply_grads, shard, shard_range, sharded_gradients};
-use super::rng::Rng;
 use super::sequence::{SequenceModelConfig, episode_tensors, sequence_cost};
 use super::translate::{IdPair, TranslatorConfig, batch_loss};
 use crate::data::algorithmic::Task;
@@ -19,6 +18,7 @@ use crate::models::ClassifierConfig;
 use crate::models::draw::DrawConfig;
 use crate::models::handwriting::HandwritingConfig;
 use crate::models::ntm::NtmConfig;
+use crate::rng::Rng;
 
 /// The PyTorch baseline for classifiers, embedded so the binary works from any folder.
 pub const CLASSIFIER_PY: &str = include_str!("../../../../bench/classifier.py");

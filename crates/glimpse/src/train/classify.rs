@@ -17,10 +17,11 @@ use super::checkpoint::{self, META};
 use super::distill::{self, DistillConfig, SoftTargets};
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, checked_step};
-use super::rng::Rng;
 use crate::data::translated::Translated;
 use crate::data::{ImageSet, Split, registry};
 use crate::models::{Classifier, ClassifierConfig, ImageClassifier};
+use crate::rng::Rng;
+use crate::run::RunOptions;
 
 /// Something that yields labelled image batches.
 pub trait ImageTask: Send + Sync {
@@ -248,23 +249,6 @@ pub struct ClassifierRunConfig {
     /// The training hyper-parameters.
     #[serde(default)]
     pub train: TrainConfig,
-}
-
-/// Where and how to run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Run directory (`last/`, `best/`, `metrics.jsonl`, `tb/`).
-    pub out: PathBuf,
-    /// Data root.
-    pub data_root: PathBuf,
-    /// Device name (`cpu`, `wgpu`, `cuda`).
-    pub device: String,
-    /// Continue from `out/last`.
-    pub resume: bool,
-    /// Sleep this long after each step (lets tests interrupt a run at a chosen point).
-    pub throttle_ms: u64,
-    /// Show a progress bar.
-    pub progress: bool,
 }
 
 /// The resumable part of a run, saved as `last/meta.json`.

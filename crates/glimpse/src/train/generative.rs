@@ -13,13 +13,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
-use super::classify::RunOptions;
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard_range};
-use super::rng::Rng;
 use crate::data::binarised::Binarised;
 use crate::data::{ImageSet, Split, registry};
 use crate::models::draw::{Draw, DrawConfig};
+use crate::rng::Rng;
+use crate::run::RunOptions;
 
 /// Which images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,13 +12,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
-use super::classify::RunOptions;
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard};
-use super::rng::Rng;
 use crate::data::handwriting::{Example, StrokeData, StrokeSet, encode};
 use crate::data::strokes::OffsetScale;
 use crate::models::handwriting::{Handwriting, HandwritingConfig, Sampling, Text};
+use crate::rng::Rng;
+use crate::run::RunOptions;
 
 /// Hyper-parameters of a handwriting run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

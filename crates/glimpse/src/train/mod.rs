@@ -3,7 +3,7 @@
 //! ([`generative`]), handwriting ([`handwriting`]) and translation ([`translate`]).
 //!
 //! Conventions every trainer in the toolkit follows:
-//! - every random draw comes from [`rng::Rng`] (never burn's global generator, which is used only
+//! - every random draw comes from [`crate::rng::Rng`] (never burn's global generator, which is used only
 //!   to initialise weights right after `Device::seed`), so a seed fixes the whole run;
 //! - the learning rate is a pure function of the step ([`optim::Schedule`]);
 //! - `--out DIR` holds `last/` (resumable state, written atomically), `best/` (the checkpoint to
@@ -19,12 +19,10 @@ pub mod generative;
 pub mod handwriting;
 pub mod metrics;
 pub mod optim;
-pub mod rng;
 pub mod sequence;
 pub mod translate;
 
-pub use classify::{ClassifierRunConfig, ImageData, RunOptions, TrainConfig};
-pub use rng::Rng;
+pub use classify::{ClassifierRunConfig, ImageData, TrainConfig};
 
 /// After optimizer step `step`: whether to validate (every `valid_every` steps, and whenever
 /// `forced`, e.g. at the end of the run or of an epoch) and whether to write the resumable state

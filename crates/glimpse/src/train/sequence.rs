@@ -17,14 +17,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
-use super::classify::RunOptions;
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard_range};
-use super::rng::Rng;
 use crate::data::algorithmic::{Episode, Task, ngram_optimal_cost_bits};
 use crate::models::dnc::{Dnc, DncConfig};
 use crate::models::lstm::{Lstm, LstmConfig};
 use crate::models::ntm::{Ntm, NtmConfig, Trace};
+use crate::rng::Rng;
+use crate::run::RunOptions;
 
 /// Which sequence model, with its sizes; `[model]` in configs and checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

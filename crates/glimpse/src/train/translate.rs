@@ -20,16 +20,16 @@ use serde::{Deserialize, Serialize};
 
 use super::bleu::{self, Bleu};
 use super::checkpoint::{self, WEIGHTS};
-use super::classify::RunOptions;
 use super::metrics::MetricsLog;
 use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard};
-use super::rng::Rng;
 use crate::data::dates::{DateSplit, DateTask, Pair};
 use crate::data::de_en;
 use crate::data::text::{BOS, EOS, PAD, Tokenizer};
 use crate::models::decoding::{self, Hypothesis};
 use crate::models::seq2seq::{Seq2seq, Seq2seqConfig, pad_batch};
 use crate::models::transformer::{Transformer, TransformerConfig};
+use crate::rng::Rng;
+use crate::run::RunOptions;
 
 /// The file holding a checkpoint's tokenizers.
 pub const TOKENIZERS: &str = "tokenizers.json";
@@ -298,21 +298,6 @@ pub fn tokenise(toks: &Tokenizers, pairs: &[Pair]) -> Vec<IdPair> {
     let src = toks.source.encode_all(&pairs.iter().map(|p| p.source.as_str()).collect::<Vec<_>>());
     let tgt = toks.target.encode_all(&pairs.iter().map(|p| p.target.as_str()).collect::<Vec<_>>());
     src.into_iter().zip(tgt).map(|(src, tgt)| IdPair { src, tgt }).collect()
-}
-
-/// The epoch's batches of a fixed training set: a seeded permutation, pools of 50 batches
-/// sorted by source length (less padding), cut into batches, the batches shuffled.
-pub fn epoch_batches(lengths: &[usize], batch: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
-    let mut rng = Rng::derive(seed, "epoch", epoch as u64);
-    let order = rng.permutation(lengths.len());
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    for pool in order.chunks(batch.max(1) * 50) {
-        let mut pool = pool.to_vec();
-        pool.sort_by_key(|&i| lengths[i]);
-        batches.extend(pool.chunks(batch.max(1)).map(<[usize]>::to_vec));
-    }
-    let shuffle = rng.permutation(batches.len());
-    shuffle.into_iter().map(|i| std::mem::take(&mut batches[i])).collect()
 }
 
 /// Teacher-forcing tensors of a batch: inputs `<s> y` and outputs `y </s>`, padded `(B, T)`,
@@ -690,7 +675,8 @@ pub fn train_translate(cfg: &TranslateRunConfig, opts: &RunOptions) -> Result<Tr
             TaskData::Sentences { .. } => {
                 let epoch = step / batches_per_epoch;
                 if epoch_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
-                    epoch_cache = Some((epoch, epoch_batches(&lengths, t.batch_size, cfg.seed, epoch)));
+                    epoch_cache =
+                        Some((epoch, crate::data::batching::epoch_batches(&lengths, t.batch_size, cfg.seed, epoch)));
                 }
                 let (_, batches) = epoch_cache.as_ref().expect("cached");
                 batches[step % batches_per_epoch].iter().map(|&i| train_ids[i].clone()).collect()
@@ -911,21 +897,5 @@ mod tests {
         assert!((g.log_prob - b1.log_prob).abs() < 1e-4);
         let b4 = model.beam(&src, 4, 0.0, 8, &dev);
         assert!(b4.log_prob >= b1.log_prob - 1e-4, "{} < {}", b4.log_prob, b1.log_prob);
-    }
-
-    #[test]
-    fn epoch_batches_cover_every_pair_once_and_group_lengths() {
-        let lengths: Vec<usize> = (0..1000).map(|i| (i * 7919) % 40).collect();
-        let batches = epoch_batches(&lengths, 10, 3, 0);
-        let mut all: Vec<usize> = batches.concat();
-        all.sort_unstable();
-        assert_eq!(all, (0..1000).collect::<Vec<_>>());
-        assert_eq!(batches, epoch_batches(&lengths, 10, 3, 0));
-        assert_ne!(batches, epoch_batches(&lengths, 10, 3, 1));
-        let spread: usize = batches
-            .iter()
-            .map(|b| b.iter().map(|&i| lengths[i]).max().unwrap() - b.iter().map(|&i| lengths[i]).min().unwrap())
-            .sum::<usize>();
-        assert!(spread / batches.len() <= 2, "mean length spread per batch {}", spread / batches.len());
     }
 }

@@ -1,4 +1,5 @@
-//! The one source of randomness in training: a seedable, serialisable generator.
+//! The one source of randomness: a seedable, serialisable generator. Part of the foundation: it
+//! imports nothing from the rest of the crate.
 //!
 //! Every random draw of a run (data order, sampled glimpses, noise) comes from a [`Rng`] derived
 //! from the run's seed, and its state is saved in checkpoints, so a resumed run draws exactly
