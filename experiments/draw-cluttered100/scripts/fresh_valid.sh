@@ -1,5 +1,5 @@
 #!/bin/bash
-# Usage: scripts/fresh_valid.sh CKPT [CKPT …] (from the repository root, after `cargo build
+# Usage: experiments/draw-cluttered100/scripts/fresh_valid.sh CKPT [CKPT …] (from the repository root, after `cargo build
 # --release`, with GLIMPSE_DATA set): the selection rule docs/results.md uses for the DRAW
 # classifier. Each checkpoint is scored on the 2,000 held-out validation digits with ten fresh
 # clutter layouts (`glimpse eval CKPT --split valid --data-seed S`, S = 10…19), layouts no

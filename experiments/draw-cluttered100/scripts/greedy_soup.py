@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Greedy soup of DRAW-classifier checkpoints (Wortsman et al. 2022) with `glimpse average`.
 # Usage (from the repository root, after `cargo build --release`):
-#   python3 scripts/greedy_soup.py [--data-seed S] ANCHOR CHECKPOINT...
+#   python3 experiments/draw-cluttered100/scripts/greedy_soup.py [--data-seed S] ANCHOR CHECKPOINT...
 # ANCHOR is the soup's first ingredient: the common parent the others were fine-tuned from, or
 # one of them. Every candidate and every soup is scored on one clutter: seed S (the DRAW
 # figures use 2, stage 5's clutter), or without --data-seed the anchor's. (Stages 10-12 gave a

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Usage: scripts/keep_epochs.sh RUN_DIR... & (beside the training runs)
+# Usage: experiments/draw-cluttered100/scripts/keep_epochs.sh RUN_DIR... & (beside the training runs)
 # Keep a copy of each epoch-end state of the given runs (for weight averaging).
 while true; do
   for r in "$@"; do
