@@ -8,12 +8,8 @@ use glimpse::data::algorithmic::Task;
 use glimpse::train::checkpoint;
 use glimpse::train::{classify, generative, handwriting, sequence, translate};
 
+use crate::checkpoint::{Family, family, find};
 use crate::cli::EvalArgs;
-
-/// Whether a checkpoint's metadata names `model` (`draw`, `handwriting`).
-pub(crate) fn checkpoint_holds(dir: &Path, model: &str) -> bool {
-    checkpoint::read_meta::<serde_json::Value>(dir).is_ok_and(|m| m["model"] == model)
-}
 
 pub(crate) fn eval_draw(dir: &Path, json: bool, split: &str, root: PathBuf, device: &str) -> Result<()> {
     let dev = glimpse::device::by_name(device)?;
@@ -48,14 +44,6 @@ pub(crate) fn eval_draw(dir: &Path, json: bool, split: &str, root: PathBuf, devi
         );
     }
     Ok(())
-}
-
-/// Whether a checkpoint holds a sequence model (its configuration has a `[task]`).
-pub(crate) fn is_sequence_checkpoint(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(checkpoint::CONFIG))
-        .ok()
-        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
-        .is_some_and(|t| t.contains_key("task"))
 }
 
 /// `--repeats R` of `eval` and `viz ntm`: repeat copy with exactly `R` repeats, the count fed
@@ -152,11 +140,9 @@ fn eval_classifier(
     data_root: PathBuf,
     device: &str,
 ) -> Result<()> {
-    let dir =
-        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
-    let (mut cfg, model) = classify::load_classifier(&dir, &dev)?;
+    let (mut cfg, model) = classify::load_classifier(dir, &dev)?;
     cfg.seed = data_seed.unwrap_or(cfg.seed);
     let data = match split {
         "valid" => classify::train_and_validation(&cfg, &data_root)?.1,
@@ -185,11 +171,6 @@ fn eval_classifier(
         );
     }
     Ok(())
-}
-
-/// Whether a checkpoint holds a sequence-to-sequence model (its metadata names a task).
-pub(crate) fn is_translate_checkpoint(dir: &Path) -> bool {
-    checkpoint::read_meta::<serde_json::Value>(dir).is_ok_and(|m| m["valid_metric"].is_string())
 }
 
 pub(crate) fn eval_translate(
@@ -321,19 +302,14 @@ pub(crate) fn run(e: &EvalArgs, root: PathBuf, device: &str) -> Result<()> {
         Some(_) => bail!("--data-seed applies to classifier and sequence checkpoints"),
         None => Ok(()),
     };
-    match checkpoint::find_dir(checkpoint) {
-        Some(dir) if checkpoint_holds(&dir, "handwriting") => {
+    let dir = find(checkpoint)?;
+    match family(&dir)? {
+        Family::Handwriting => {
             unseeded().and_then(|_| eval_handwriting(&dir, json, split, *sequences, *bias, root, device))
         }
-        Some(dir) if is_translate_checkpoint(&dir) => {
-            unseeded().and_then(|_| eval_translate(&dir, json, split, *beam, *examples, device))
-        }
-        Some(dir) if is_sequence_checkpoint(&dir) => {
-            eval_sequence(&dir, json, *len, *repeats, *sequences, *data_seed, device)
-        }
-        Some(dir) if checkpoint_holds(&dir, "draw") => {
-            unseeded().and_then(|_| eval_draw(&dir, json, split, root, device))
-        }
-        _ => eval_classifier(checkpoint, json, split, *data_seed, root, device),
+        Family::Translate => unseeded().and_then(|_| eval_translate(&dir, json, split, *beam, *examples, device)),
+        Family::Sequence => eval_sequence(&dir, json, *len, *repeats, *sequences, *data_seed, device),
+        Family::Draw => unseeded().and_then(|_| eval_draw(&dir, json, split, root, device)),
+        Family::Classifier => eval_classifier(&dir, json, split, *data_seed, root, device),
     }
 }

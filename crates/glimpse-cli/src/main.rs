@@ -4,6 +4,7 @@
 //! module (the clap types in [`cli`]).
 
 mod bench;
+mod checkpoint;
 mod cli;
 mod data;
 mod eval;

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use glimpse::train::checkpoint;
 use glimpse::train::{handwriting, translate as translation};
 
-use crate::eval::checkpoint_holds;
+use crate::checkpoint::{Family, family, find};
 
 /// `glimpse translate`: prints the translation of `text`; optionally draws its alignment.
 pub(crate) fn translate(
@@ -17,8 +17,7 @@ pub(crate) fn translate(
     scale: u32,
     device: &str,
 ) -> Result<()> {
-    let dir =
-        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
+    let dir = find(dir)?;
     let dev = glimpse::device::by_name(device)?;
     let (cfg, toks, model) = translation::load_translator(&dir, &dev)?;
     let src = toks.source.encode(text);
@@ -64,7 +63,7 @@ pub(crate) fn write(ckpt: &Path, mut w: WriteArgs, out: &Path, root: PathBuf, de
     use glimpse::models::handwriting::Sampling;
     use glimpse::viz::strokes as draw;
     let dir = checkpoint::find_dir(ckpt).with_context(|| format!("{}: no checkpoint", ckpt.display()))?;
-    if !checkpoint_holds(&dir, "handwriting") {
+    if !matches!(family(&dir), Ok(Family::Handwriting)) {
         bail!("{}: not a handwriting checkpoint", dir.display());
     }
     let dev = glimpse::device::by_name(device)?;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::find;
 use anyhow::{Context, Result, bail};
 use glimpse::data::Split;
 use glimpse::train::checkpoint;
@@ -22,8 +23,7 @@ pub(crate) fn average(
     let mut first: Option<ClassifierRunConfig> = None;
     let mut seconds = Vec::new();
     for d in dirs {
-        let dir =
-            checkpoint::find_dir(d).with_context(|| format!("{}: not a checkpoint (no meta.json)", d.display()))?;
+        let dir = find(d)?;
         let (cfg, model) = classify::load_classifier(&dir, &dev)
             .with_context(|| format!("{}: not an image-classifier checkpoint", dir.display()))?;
         if let Some(f) = &first

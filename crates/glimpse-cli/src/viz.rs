@@ -2,83 +2,104 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
+use glimpse::burn::tensor::Device;
 use glimpse::data::Split;
-use glimpse::train::checkpoint;
 use glimpse::train::sequence::{self, SequenceModelConfig};
 use glimpse::train::{classify, generative};
 
-use crate::eval::{apply_repeats, checkpoint_holds, is_sequence_checkpoint};
+use crate::checkpoint::{Family, family, find};
+use crate::eval::apply_repeats;
 
 /// `glimpse viz draw`: DRAW's samples and canvases, or a DRAW classifier's read windows.
 pub(crate) fn draw(dir: &Path, n: usize, seed: u64, out: &Path, scale: u32, root: PathBuf, device: &str) -> Result<()> {
-    use glimpse::models::draw::DrawTrace;
-    use glimpse::rng::Rng;
-    use glimpse::viz::draw::{WRITE_COLOUR, canvas, reads_panel, tile};
-    use glimpse::viz::glimpses::save_gif;
-    use glimpse::viz::heatmap::save_png;
-    let dir =
-        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
+    let dir = find(dir)?;
     let dev = glimpse::device::by_name(device)?;
     let n = n.max(1);
+    match family(&dir)? {
+        Family::Draw => draw_samples(&dir, n, seed, out, scale, &dev),
+        Family::Classifier => draw_classifier_reads(&dir, n, seed as usize, out, scale, root, &dev),
+        other => bail!("{}: a {} checkpoint, neither DRAW nor a DRAW classifier", dir.display(), other.name()),
+    }
+}
+
+/// A DRAW classifier's read windows over `n` test images from `start`: PREFIX.png, PREFIX.gif.
+fn draw_classifier_reads(
+    dir: &Path,
+    n: usize,
+    start: usize,
+    out: &Path,
+    scale: u32,
+    root: PathBuf,
+    dev: &Device,
+) -> Result<()> {
+    use glimpse::viz::draw::{reads_panel, tile};
+    use glimpse::viz::glimpses::save_gif;
+    use glimpse::viz::heatmap::save_png;
+    let (cfg, model) = classify::load_classifier(dir, dev)?;
+    let glimpse::models::Classifier::DrawClassifier(m) = model else {
+        bail!("{}: a {} checkpoint, neither DRAW nor a DRAW classifier", dir.display(), cfg.model.kind())
+    };
+    let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
+    let idx: Vec<usize> = (start..(start + n).min(test.len())).collect();
+    if idx.is_empty() {
+        bail!("--seed {start} is past the {} test images", test.len());
+    }
+    let (x, y) = test.batch(&idx);
+    let side = test.side();
+    let images = glimpse::burn::tensor::Tensor::<4>::from_data(
+        glimpse::burn::tensor::TensorData::new(x.clone(), [idx.len(), 1, side[0], side[1]]),
+        dev,
+    );
+    let mut windows = vec![];
+    let logits = m.run(images, Some(&mut windows));
+    let pred: Vec<i64> =
+        logits.argmax(1).into_data().convert::<i64>().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let d = side[0] * side[1];
+    let steps = windows.len();
+    let panel = |k: usize, upto: usize, show: bool| {
+        let w: Vec<_> = windows.iter().map(|s| s[k]).collect();
+        reads_panel(&x[k * d..(k + 1) * d], side, scale, &w, upto, show.then(|| (pred[k] as usize, y[k] as usize)))
+    };
+    let grid: Vec<_> = (0..idx.len()).map(|k| panel(k, usize::MAX, true)).collect();
+    let png = out.with_extension("png");
+    save_png(&tile(&grid, 4, 4), &png)?;
+    let frames: Vec<_> = (0..=steps)
+        .map(|t| {
+            tile(&(0..idx.len()).map(|k| panel(k, t.min(steps - 1), t == steps)).collect::<Vec<_>>(), idx.len(), 4)
+        })
+        .collect();
+    let gif = out.with_extension("gif");
+    save_gif(&frames, 70, 200, &gif)?;
+    let right = (0..idx.len()).filter(|&k| pred[k] == y[k]).count();
+    println!("{right} of {} right; wrote {} and {}", idx.len(), png.display(), gif.display());
+    Ok(())
+}
+
+/// DRAW's generated digits (PREFIX-samples.png) and `n` of them drawn step by step
+/// (PREFIX-strip.png, PREFIX.gif).
+fn draw_samples(dir: &Path, n: usize, seed: u64, out: &Path, scale: u32, dev: &Device) -> Result<()> {
+    use glimpse::models::draw::DrawTrace;
+    use glimpse::rng::Rng;
+    use glimpse::viz::draw::{WRITE_COLOUR, canvas, tile};
+    use glimpse::viz::glimpses::save_gif;
+    use glimpse::viz::heatmap::save_png;
     let path = |suffix: &str, ext: &str| {
         let name = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         out.with_file_name(format!("{name}{suffix}.{ext}"))
     };
-    if !checkpoint_holds(&dir, "draw") {
-        // A DRAW classifier: its read windows over test images.
-        let (cfg, model) = classify::load_classifier(&dir, &dev)?;
-        let glimpse::models::Classifier::DrawClassifier(m) = model else {
-            bail!("{}: a {} checkpoint, neither DRAW nor a DRAW classifier", dir.display(), cfg.model.kind())
-        };
-        let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
-        let start = seed as usize;
-        let idx: Vec<usize> = (start..(start + n).min(test.len())).collect();
-        if idx.is_empty() {
-            bail!("--seed {start} is past the {} test images", test.len());
-        }
-        let (x, y) = test.batch(&idx);
-        let side = test.side();
-        let images = glimpse::burn::tensor::Tensor::<4>::from_data(
-            glimpse::burn::tensor::TensorData::new(x.clone(), [idx.len(), 1, side[0], side[1]]),
-            &dev,
-        );
-        let mut windows = vec![];
-        let logits = m.run(images, Some(&mut windows));
-        let pred: Vec<i64> =
-            logits.argmax(1).into_data().convert::<i64>().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let d = side[0] * side[1];
-        let steps = windows.len();
-        let panel = |k: usize, upto: usize, show: bool| {
-            let w: Vec<_> = windows.iter().map(|s| s[k]).collect();
-            reads_panel(&x[k * d..(k + 1) * d], side, scale, &w, upto, show.then(|| (pred[k] as usize, y[k] as usize)))
-        };
-        let grid: Vec<_> = (0..idx.len()).map(|k| panel(k, usize::MAX, true)).collect();
-        let png = out.with_extension("png");
-        save_png(&tile(&grid, 4, 4), &png)?;
-        let frames: Vec<_> = (0..=steps)
-            .map(|t| {
-                tile(&(0..idx.len()).map(|k| panel(k, t.min(steps - 1), t == steps)).collect::<Vec<_>>(), idx.len(), 4)
-            })
-            .collect();
-        let gif = out.with_extension("gif");
-        save_gif(&frames, 70, 200, &gif)?;
-        let right = (0..idx.len()).filter(|&k| pred[k] == y[k]).count();
-        println!("{right} of {} right; wrote {} and {}", idx.len(), png.display(), gif.display());
-        return Ok(());
-    }
-    let (cfg, model) = generative::load_draw(&dir, &dev)?;
+    let (cfg, model) = generative::load_draw(dir, dev)?;
     let side = cfg.model.side;
     let d = side[0] * side[1];
     let mut rng = Rng::derive(seed, "viz-draw", 0);
     // 1. A grid of 8×8 samples (final canvases).
-    let z = generative::noise(cfg.model.steps, 64, cfg.model.latent, &mut rng, &dev);
+    let z = generative::noise(cfg.model.steps, 64, cfg.model.latent, &mut rng, dev);
     let samples: Vec<f32> = model.generate(z, None).into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let panels: Vec<_> = samples.chunks(d).map(|p| canvas(p, side, scale.div_ceil(2), &[])).collect();
     let samples_png = path("-samples", "png");
     save_png(&tile(&panels, 8, 2), &samples_png)?;
     // 2. n samples drawn step by step: a strip of ~10 time points each, and a GIF.
-    let z = generative::noise(cfg.model.steps, n, cfg.model.latent, &mut rng, &dev);
+    let z = generative::noise(cfg.model.steps, n, cfg.model.latent, &mut rng, dev);
     let mut trace = DrawTrace::default();
     model.generate(z, Some(&mut trace));
     let t_max = trace.canvases.len();
@@ -108,8 +129,7 @@ pub(crate) fn saliency(
     root: PathBuf,
     device: &str,
 ) -> Result<()> {
-    let dir =
-        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
+    let dir = find(dir)?;
     let dev = glimpse::device::by_name(device)?.autodiff();
     let (cfg, model) = classify::load_classifier(&dir, &dev)?;
     let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
@@ -146,8 +166,7 @@ pub(crate) fn ram(
     use glimpse::models::Classifier;
     use glimpse::models::ram::Gaze;
     use glimpse::viz::glimpses::{GlimpsePath, animation, grid};
-    let dir =
-        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
+    let dir = find(dir)?;
     let dev = glimpse::device::by_name(device)?;
     let (cfg, model) = classify::load_classifier(&dir, &dev)?;
     let Classifier::Ram(ram) = model else { bail!("{}: a {} checkpoint, not a RAM", dir.display(), cfg.model.kind()) };
@@ -195,9 +214,8 @@ pub(crate) fn ntm(dir: &Path, which: NtmSequence, out: &Path, scale: u32, all: b
     use glimpse::models::ntm::Trace;
     use glimpse::rng::Rng;
     use glimpse::viz::memory::{Panel, stack};
-    let dir =
-        checkpoint::find_dir(dir).with_context(|| format!("{}: not a checkpoint (no meta.json)", dir.display()))?;
-    if !is_sequence_checkpoint(&dir) {
+    let dir = find(dir)?;
+    if !matches!(family(&dir), Ok(Family::Sequence)) {
         bail!("{}: not a sequence-model checkpoint", dir.display());
     }
     let dev = glimpse::device::by_name(device)?;
