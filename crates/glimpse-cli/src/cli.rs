@@ -359,10 +359,6 @@ impl ModelKind {
         }
     }
 
-    pub(crate) fn is_sequence(self) -> bool {
-        matches!(self, ModelKind::Ntm | ModelKind::Lstm | ModelKind::Dnc)
-    }
-
     /// The default sequence run: the paper's copy task (8 bits, lengths 1–20).
     pub(crate) fn default_sequence_config(self) -> SequenceRunConfig {
         let task = Task::Copy { bits: 8, min_len: 1, max_len: 20 };

@@ -11,7 +11,8 @@ use glimpse::train::{classify, generative, handwriting, sequence, translate};
 use crate::checkpoint::{Family, family, find};
 use crate::cli::EvalArgs;
 
-pub(crate) fn eval_draw(dir: &Path, json: bool, split: &str, root: PathBuf, device: &str) -> Result<()> {
+/// DRAW: the variational bound on the negative log-likelihood of the test (or validation) images.
+fn eval_draw(dir: &Path, json: bool, split: &str, root: PathBuf, device: &str) -> Result<()> {
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
     let (cfg, model) = generative::load_draw(dir, &dev)?;
@@ -58,7 +59,8 @@ pub(crate) fn apply_repeats(task: &mut Task, repeats: Option<usize>) -> Result<(
     Ok(())
 }
 
-pub(crate) fn eval_sequence(
+/// A memory model: bit errors and cost per sequence (per-task answer errors for question answering).
+fn eval_sequence(
     dir: &Path,
     json: bool,
     len: Option<usize>,
@@ -173,7 +175,8 @@ fn eval_classifier(
     Ok(())
 }
 
-pub(crate) fn eval_translate(
+/// seq2seq / Transformer: exact match and BLEU on the test split, optionally with examples.
+fn eval_translate(
     dir: &Path,
     json: bool,
     split: &str,
@@ -235,7 +238,8 @@ pub(crate) fn eval_translate(
     Ok(())
 }
 
-pub(crate) fn eval_handwriting(
+/// A handwriting network: NLL per sequence and per point; for synthesis, the window check.
+fn eval_handwriting(
     dir: &Path,
     json: bool,
     split: &str,

@@ -30,6 +30,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc's `mi_option_purge_delay` (index 15 of `mi_option_e` in both of its versions).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
+/// Parses, sets up threads and logging, and dispatches; errors are printed on one line.
 fn main() -> ExitCode {
     // Never hand freed pages back to the kernel: a training step frees and reallocates the
     // same buffers, and each purge made the next step fault in and zero fresh pages

@@ -68,6 +68,24 @@ pub(crate) struct StepTrain<'a> {
     init: Option<&'a mut Option<PathBuf>>,
 }
 
+/// The [`StepTrain`] fields of the step-based training configuration `$t` (the sequence,
+/// translation and handwriting runs' configurations share these field names); `$init`: where
+/// `--init` goes, or None.
+macro_rules! step_train {
+    ($t:expr, $init:expr) => {
+        StepTrain {
+            steps: &mut $t.steps,
+            batch_size: &mut $t.batch_size,
+            checkpoint_every: &mut $t.checkpoint_every,
+            log_every: &mut $t.log_every,
+            lr: &mut $t.lr,
+            optimizer: &mut $t.optimizer,
+            clip_norm: &mut $t.clip_norm,
+            init: $init,
+        }
+    };
+}
+
 /// Applies `--seed`, `--steps`, `--batch-size`, `--checkpoint-every`, `--log-every`, `--lr`,
 /// `--optimizer` and `--clip-norm`; fails on the image classifiers' flags (and `also`), saying
 /// `"{flag} {why}"`.
@@ -118,7 +136,8 @@ pub(crate) fn apply_step_flags(
     reject_flags(&flags, why)
 }
 
-pub(crate) fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
+/// An image classifier's run configuration: the `--config` file (or the defaults), then the flags.
+fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
     let mut cfg = match &a.config {
         Some(p) => read_config::<ClassifierRunConfig>(p)?,
         None => ClassifierRunConfig {
@@ -167,56 +186,45 @@ pub(crate) fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
     Ok(cfg)
 }
 
-pub(crate) fn sequence_run_config(a: &TrainArgs) -> Result<SequenceRunConfig> {
+/// A memory model's run configuration: the `--config` file (or the copy task), then the flags.
+fn sequence_run_config(a: &TrainArgs) -> Result<SequenceRunConfig> {
     let mut cfg = match &a.config {
         Some(p) => read_config::<SequenceRunConfig>(p)?,
         None => a.model.default_sequence_config(),
     };
     let t = &mut cfg.train;
-    let fields = StepTrain {
-        steps: &mut t.steps,
-        batch_size: &mut t.batch_size,
-        checkpoint_every: &mut t.checkpoint_every,
-        log_every: &mut t.log_every,
-        lr: &mut t.lr,
-        optimizer: &mut t.optimizer,
-        clip_norm: &mut t.clip_norm,
-        init: Some(&mut t.init),
-    };
     apply_step_flags(
         a,
         &mut cfg.seed,
-        fields,
+        step_train!(t, Some(&mut t.init)),
         &[("--limit-train", a.limit_train.is_some())],
         "applies to image classifiers, not to sequence models (use --steps, or a --config)",
     )?;
     Ok(cfg)
 }
 
-pub(crate) fn train_sequence(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
+/// A memory model's run (ntm, lstm, dnc); reports its best validation cost and bit errors.
+fn train_sequence(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
     let cfg = sequence_run_config(a)?;
     if a.model.name() != cfg.model.kind() {
         bail!("the configuration's model is `{}`, not `{}`", cfg.model.kind(), a.model.name());
     }
-    let opts = a.run_options(root, device);
-    let t0 = std::time::Instant::now();
-    let s = sequence::train_sequence(&cfg, &opts)?;
+    let s = sequence::train_sequence(&cfg, opts)?;
     let conv = match s.converged_at_sequences {
         Some(n) => format!("; below 0.01 bit errors per sequence after {n} sequences"),
         None => String::new(),
     };
-    println!(
-        "done in {:.1}s: {} steps; best validation {:.3} bits/seq cost, {:.3} bit errors/seq{conv}; checkpoint {}",
-        t0.elapsed().as_secs_f64(),
+    Ok(format!(
+        "{} steps; best validation {:.3} bits/seq cost, {:.3} bit errors/seq{conv}; checkpoint {}",
         s.steps,
         s.valid.cost_bits_per_seq,
         s.valid.bit_errors_per_seq,
         s.best.display()
-    );
-    Ok(())
+    ))
 }
 
-pub(crate) fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
+/// DRAW's run configuration: the `--config` file (or binarised MNIST), then the flags.
+fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
     let mut cfg = match &a.config {
         Some(p) => read_config::<DrawRunConfig>(p)?,
         None => DrawRunConfig {
@@ -270,54 +278,50 @@ pub(crate) fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
     Ok(cfg)
 }
 
-pub(crate) fn train_draw(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
+/// DRAW's run; reports its best validation bound.
+fn train_draw(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
     let cfg = draw_run_config(a)?;
-    let opts = a.run_options(root, device);
-    let t0 = std::time::Instant::now();
-    let s = generative::train_draw(&cfg, &opts)?;
-    println!(
-        "done in {:.1}s: {} steps; best validation bound {:.2} nats; checkpoint {} (`glimpse eval` for the test bound)",
-        t0.elapsed().as_secs_f64(),
+    let s = generative::train_draw(&cfg, opts)?;
+    Ok(format!(
+        "{} steps; best validation bound {:.2} nats; checkpoint {} (`glimpse eval` for the test bound)",
         s.steps,
         s.valid_nll_nats,
         s.best.display()
-    );
-    Ok(())
+    ))
 }
 
 /// `glimpse train`: one run of the chosen model.
 pub(crate) fn run(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
-    if a.model.is_sequence() {
-        return train_sequence(a, root, device);
-    }
-    if a.model == ModelKind::Draw {
-        return train_draw(a, root, device);
-    }
-    if matches!(a.model, ModelKind::Seq2seq | ModelKind::Transformer) {
-        return train_translate(a, root, device);
-    }
-    if a.model == ModelKind::Handwriting {
-        return train_handwriting(a, root, device);
-    }
-    let cfg = run_config(a)?;
     let opts = a.run_options(root, device);
     let t0 = std::time::Instant::now();
-    let s = classify::train_classifier(&cfg, &opts)?;
+    let report = match a.model {
+        ModelKind::Ntm | ModelKind::Lstm | ModelKind::Dnc => train_sequence(a, &opts)?,
+        ModelKind::Draw => train_draw(a, &opts)?,
+        ModelKind::Seq2seq | ModelKind::Transformer => train_translate(a, &opts)?,
+        ModelKind::Handwriting => train_handwriting(a, &opts)?,
+        ModelKind::Mlp | ModelKind::Cnn | ModelKind::Ram | ModelKind::DrawClassifier => train_classifier(a, &opts)?,
+    };
+    println!("done in {:.1}s: {report}", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// An image classifier's run; prints its validation and test error.
+fn train_classifier(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
+    let cfg = run_config(a)?;
+    let s = classify::train_classifier(&cfg, opts)?;
     let meta: CheckpointMeta = checkpoint::read_meta(&s.best)?;
-    // A translated test set is placed (and cluttered) by the run's seed: name the layout, since
-    // another seed's layout of the same test digits gives another figure.
+    // A translated test set is placed (and cluttered) by the run's seed: name the
+    // layout, since another seed's layout of the same test digits gives another figure.
     let layout = cfg.data.canvas.map(|_| format!(" (layout of data seed {})", cfg.seed)).unwrap_or_default();
-    println!(
-        "done in {:.1}s: {} steps; best validation error {:.2}% (epoch {}); test error {:.2}% on {} images{layout}; checkpoint {}",
-        t0.elapsed().as_secs_f64(),
+    Ok(format!(
+        "{} steps; best validation error {:.2}% (epoch {}); test error {:.2}% on {} images{layout}; checkpoint {}",
         s.steps,
         100.0 * s.valid_error,
         meta.epoch + 1,
         100.0 * s.test_error,
         s.n_test,
         s.best.display()
-    );
-    Ok(())
+    ))
 }
 
 /// The default model of `train seq2seq` / `train transformer` for a task.
@@ -346,7 +350,9 @@ pub(crate) fn default_translator(kind: ModelKind, task: &TaskConfig, attention: 
     }
 }
 
-pub(crate) fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
+/// A seq2seq / Transformer run configuration: the `--config` file (or `--task`'s defaults),
+/// then the flags.
+fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
     let mut cfg = match &a.config {
         Some(p) => read_config::<TranslateRunConfig>(p)?,
         None => {
@@ -370,39 +376,26 @@ pub(crate) fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> 
     if a.limit_train.is_some() {
         t.limit_train = a.limit_train;
     }
-    let fields = StepTrain {
-        steps: &mut t.steps,
-        batch_size: &mut t.batch_size,
-        checkpoint_every: &mut t.checkpoint_every,
-        log_every: &mut t.log_every,
-        lr: &mut t.lr,
-        optimizer: &mut t.optimizer,
-        clip_norm: &mut t.clip_norm,
-        init: None,
-    };
     apply_step_flags(
         a,
         &mut cfg.seed,
-        fields,
+        step_train!(t, None),
         &[],
         "does not apply to sequence-to-sequence models (use --steps, or a --config)",
     )?;
     Ok(cfg)
 }
 
-pub(crate) fn train_translate(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
+/// A seq2seq or Transformer run; reports its best validation score.
+fn train_translate(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
     let cfg = translate_run_config(a)?;
-    let opts = a.run_options(root, device);
-    let t0 = std::time::Instant::now();
-    let s = translate::train_translate(&cfg, &opts)?;
-    println!(
-        "done in {:.1}s: {} steps; best validation score {:.4}; checkpoint {} (`glimpse eval` for the test score)",
-        t0.elapsed().as_secs_f64(),
+    let s = translate::train_translate(&cfg, opts)?;
+    Ok(format!(
+        "{} steps; best validation score {:.4}; checkpoint {} (`glimpse eval` for the test score)",
         s.steps,
         s.valid_value,
         s.best.display()
-    );
-    Ok(())
+    ))
 }
 
 /// The default handwriting run: the synthesis network on text lines, or the prediction network
@@ -422,7 +415,8 @@ pub(crate) fn default_handwriting(task: &str, window: bool) -> Result<Handwritin
     })
 }
 
-pub(crate) fn handwriting_run_config(a: &TrainArgs) -> Result<HandwritingRunConfig> {
+/// A handwriting run configuration: the `--config` file (or `--task`'s defaults), then the flags.
+fn handwriting_run_config(a: &TrainArgs) -> Result<HandwritingRunConfig> {
     let mut cfg = match &a.config {
         Some(p) => read_config::<HandwritingRunConfig>(p)?,
         None => default_handwriting(a.task.as_deref().unwrap_or("text-lines"), !a.no_attention)?,
@@ -431,37 +425,24 @@ pub(crate) fn handwriting_run_config(a: &TrainArgs) -> Result<HandwritingRunConf
         bail!("--task and --no-attention choose a default configuration; edit the --config file instead");
     }
     let t = &mut cfg.train;
-    let fields = StepTrain {
-        steps: &mut t.steps,
-        batch_size: &mut t.batch_size,
-        checkpoint_every: &mut t.checkpoint_every,
-        log_every: &mut t.log_every,
-        lr: &mut t.lr,
-        optimizer: &mut t.optimizer,
-        clip_norm: &mut t.clip_norm,
-        init: None,
-    };
     apply_step_flags(
         a,
         &mut cfg.seed,
-        fields,
+        step_train!(t, None),
         &[("--limit-train", a.limit_train.is_some())],
         "does not apply to the handwriting networks (use --steps, or a --config)",
     )?;
     Ok(cfg)
 }
 
-pub(crate) fn train_handwriting(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
+/// A handwriting network's run; reports its best validation NLL.
+fn train_handwriting(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
     let cfg = handwriting_run_config(a)?;
-    let opts = a.run_options(root, device);
-    let t0 = std::time::Instant::now();
-    let s = handwriting::train_handwriting(&cfg, &opts)?;
-    println!(
-        "done in {:.1}s: {} steps; best validation NLL {:.1} nats per sequence; checkpoint {} (`glimpse eval` for the test NLL)",
-        t0.elapsed().as_secs_f64(),
+    let s = handwriting::train_handwriting(&cfg, opts)?;
+    Ok(format!(
+        "{} steps; best validation NLL {:.1} nats per sequence; checkpoint {} (`glimpse eval` for the test NLL)",
         s.steps,
         s.valid_nll_nats,
         s.best.display()
-    );
-    Ok(())
+    ))
 }
