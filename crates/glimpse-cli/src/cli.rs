@@ -43,16 +43,17 @@ pub(crate) struct Cli {
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Train a model; writes checkpoints and metrics under --out.
-    #[command(after_help = "Examples:
+    #[command(
+        after_help = "Examples:
   glimpse train cnn --out runs/cnn-mnist --epochs 8 --augment-shift 2
   glimpse train mlp --dataset fashion-mnist --out runs/mlp-fashion
   glimpse train cnn --config my-run.toml --out runs/x
   glimpse train cnn --out runs/cnn-mnist --resume   # continue an interrupted run
 
-A TOML config holds `seed`, `[model]` (kind = \"cnn\" | \"mlp\" and its sizes),
-`[data]` (dataset, canvas, clutter) and `[train]` (epochs, batch_size, lr,
-optimizer, schedule, clip_norm, valid_size, patience, checkpoint_every,
-augment_shift); flags override it. A run's config is saved in its checkpoints.")]
+A TOML config (configs/ holds one for each model) sets the run; flags override it.
+`glimpse train --help` lists each model's config sections, keys and flags.",
+        after_long_help = TRAIN_HELP
+    )]
     Train(Box<TrainArgs>),
     /// Evaluate a checkpoint on the test split of its data.
     #[command(after_help = "Example:\n  glimpse eval checkpoints/cnn-mnist --json")]
@@ -202,6 +203,79 @@ augment_shift); flags override it. A run's config is saved in its checkpoints.")
         scale: u32,
     },
 }
+
+/// `glimpse train --help`: every family's configuration sections, the flags each takes, and
+/// the example configuration of each model in configs/ (the keys are the serde fields of the
+/// run configurations in `glimpse::train`).
+const TRAIN_HELP: &str = "Examples:
+  glimpse train cnn --out runs/cnn-mnist --epochs 8 --augment-shift 2
+  glimpse train mlp --dataset fashion-mnist --out runs/mlp-fashion
+  glimpse train ntm --config configs/ntm-copy.toml --out runs/ntm-copy
+  glimpse train seq2seq --task dates --no-attention --out runs/dates-noattn
+  glimpse train cnn --out runs/cnn-mnist --resume   # continue an interrupted run
+
+A TOML config (--config) holds `seed` and the sections below; flags override it, and a run's
+config is saved in its checkpoints. Without --config each model starts from its defaults.
+Every model takes --out, --config, --resume, --seed, --batch-size, --lr, --optimizer,
+--clip-norm, --checkpoint-every, --log-every and --quiet, and the flags of its family below;
+another family's flag is refused, except that only seq2seq, transformer and handwriting read
+--task and --no-attention, and the image classifiers ignore --steps.
+
+Image classifiers: mlp, cnn, ram, draw-classifier (trained in epochs)
+  [model]  kind = \"mlp\" | \"cnn\" | \"ram\" | \"draw-classifier\" and its sizes (input, hidden;
+           ram: glimpses, retina, policy, core; draw-classifier: glimpses, read, hidden)
+  [data]   dataset (mnist, fashion-mnist), canvas (translated task), clutter, placements, warp
+  [train]  epochs, batch_size, lr, optimizer, schedule, clip_norm, valid_size, patience,
+           checkpoint_every, augment_shift, limit_train, log_every, init, distill, shards
+  flags:   --dataset --canvas --clutter --epochs --valid-size --patience --augment-shift
+           --limit-train --init
+  configs: mlp-mnist.toml, mlp-fashion-mnist.toml, cnn-mnist.toml, cnn-fashion-mnist.toml,
+           ram-mnist28-6g.toml, ram-translated60-8g.toml, ram-translated60-discrete.toml,
+           ram-cluttered60-8g.toml, ram-cluttered100-8g.toml, draw-cluttered100.toml
+
+Memory models on algorithmic tasks: ntm, lstm, dnc (trained in steps; default: copy)
+  [model]  kind = \"ntm\" | \"lstm\" | \"dnc\" and its sizes (inputs, outputs; ntm: controller,
+           memory_n, memory_m, read_heads, write_heads, shift_range, memory_init; lstm: hidden,
+           layers; dnc: controller_size, memory_n, memory_w, read_heads)
+  [task]   kind = \"copy\" | \"repeat-copy\" | \"associative-recall\" | \"n-grams\" |
+           \"priority-sort\" | \"babi\" and its lengths (bits, min_len, max_len, ...)
+  [train]  steps, batch_size, lr, optimizer, schedule, clip_norm, curriculum_steps, valid_size,
+           eval_every, stop_below_bit_errors, checkpoint_every, log_every, shards, init
+  flags:   --steps --init
+  configs: ntm-copy.toml, ntm-repeat-copy.toml, ntm-assoc-recall.toml, ntm-ngrams.toml,
+           ntm-priority-sort.toml, dnc-copy.toml, dnc-assoc-recall.toml, dnc-babi.toml,
+           lstm-babi.toml
+
+DRAW: draw (binarised MNIST, trained in epochs)
+  [model]  side, steps, encoder, decoder, latent, read, write (read = write = 0: no attention)
+  [data]   dataset, binarise_seed
+  [train]  epochs, batch_size, lr, optimizer, schedule, clip_norm, valid_size, valid_every,
+           valid_limit, checkpoint_every, log_every, limit_train, kl_warmup, shards
+  flags:   --dataset --epochs --valid-size --limit-train
+  configs: draw-mnist.toml, draw-mnist-noattn.toml
+
+Sequence to sequence: seq2seq, transformer (trained in steps)
+  [task]   kind = \"dates\" (locales, valid_examples, test_examples) | \"de-en\" (path,
+           bpe_merges, max_tokens, valid_examples)
+  [model]  kind = \"seq2seq\" (embed, encoder, decoder, attention, attention_hidden,
+           input_feeding) | \"transformer\" (d_model, heads, ff, encoder_layers, decoder_layers)
+  [train]  steps, batch_size, lr, optimizer, schedule, clip_norm, valid_every,
+           checkpoint_every, log_every, max_len, beam, alpha, limit_train, shards
+  flags:   --steps --limit-train; without --config: --task dates | de-en, and --no-attention
+           (seq2seq without attention)
+  configs: seq2seq-dates.toml, seq2seq-dates-noattn.toml, seq2seq-de-en.toml,
+           seq2seq-de-en-noattn.toml, transformer-de-en.toml
+
+Handwriting: handwriting (trained in steps; default: synthesis on text lines)
+  [data]   kind = \"text-lines\" (fonts, corpus, min_chars, max_chars, min_distance, held_out)
+           | \"omniglot\" (archives, min_distance)
+  [model]  hidden, layers, mixtures, window (absent: the prediction network), alphabet,
+           window_rate
+  [train]  steps, batch_size, lr, optimizer, schedule, clip_norm, valid_every,
+           checkpoint_every, log_every, shards
+  flags:   --steps; without --config: --task text-lines | omniglot, and --no-attention (the
+           prediction network, which does not read the text)
+  configs: handwriting-synthesis.toml, handwriting-omniglot.toml";
 
 #[derive(Subcommand)]
 pub(crate) enum VizCommand {
@@ -526,4 +600,37 @@ pub(crate) struct EvalArgs {
     /// figure owes to one draw. The digits of each split stay the same.
     #[arg(long)]
     pub(crate) data_seed: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The configs/ folder of the repository.
+    fn configs() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+    }
+
+    #[test]
+    fn train_help_names_every_config_and_nothing_else() {
+        let mut files: Vec<String> = std::fs::read_dir(configs())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".toml"))
+            .collect();
+        files.sort();
+        let named: Vec<&str> =
+            TRAIN_HELP.split([' ', ',', '\n']).filter(|w| w.ends_with(".toml") && !w.contains('/')).collect();
+        let mut named_sorted: Vec<String> = named.iter().map(|w| w.to_string()).collect();
+        named_sorted.sort();
+        named_sorted.dedup();
+        assert_eq!(named_sorted, files);
+    }
+
+    #[test]
+    fn train_help_names_every_model() {
+        for kind in ModelKind::value_variants() {
+            assert!(TRAIN_HELP.contains(&format!(" {}", kind.name())), "{}", kind.name());
+        }
+    }
 }
