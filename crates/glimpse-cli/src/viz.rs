@@ -41,10 +41,7 @@ fn draw_classifier_reads(
         bail!("{}: a {} checkpoint, neither DRAW nor a DRAW classifier", dir.display(), cfg.model.kind())
     };
     let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
-    let idx: Vec<usize> = (start..(start + n).min(test.len())).collect();
-    if idx.is_empty() {
-        bail!("--seed {start} is past the {} test images", test.len());
-    }
+    let idx = test_indices(start, n, test.len(), "--seed")?;
     let (x, y) = test.batch(&idx);
     let side = test.side();
     let images = glimpse::burn::tensor::Tensor::<4>::from_data(
@@ -119,6 +116,16 @@ fn draw_samples(dir: &Path, n: usize, seed: u64, out: &Path, scale: u32, dev: &D
     Ok(())
 }
 
+/// The indices of `n` test images from `start` (fewer at the end of the `len` images); an
+/// error naming `flag` when there are none.
+fn test_indices(start: usize, n: usize, len: usize, flag: &str) -> Result<Vec<usize>> {
+    let idx: Vec<usize> = (start..(start + n).min(len)).collect();
+    if idx.is_empty() {
+        bail!("{flag} {start} is past the {len} test images");
+    }
+    Ok(idx)
+}
+
 /// `glimpse saliency`: the input gradient of a class logit as a heat map.
 pub(crate) fn saliency(
     dir: &Path,
@@ -171,10 +178,7 @@ pub(crate) fn ram(
     let (cfg, model) = classify::load_classifier(&dir, &dev)?;
     let Classifier::Ram(ram) = model else { bail!("{}: a {} checkpoint, not a RAM", dir.display(), cfg.model.kind()) };
     let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
-    let idx: Vec<usize> = (start..(start + n).min(test.len())).collect();
-    if idx.is_empty() {
-        bail!("--start {start} is past the {} test images", test.len());
-    }
+    let idx = test_indices(start, n, test.len(), "--start")?;
     let (x, y) = test.batch(&idx);
     let tr = ram.run(&x, Gaze::Greedy, &dev);
     let logits: Vec<f32> = tr.logits.into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
