@@ -95,22 +95,17 @@ mod tests {
 
     #[test]
     fn every_model_of_the_committed_checkpoints_has_its_family() {
-        for (model, want) in [
-            ("cnn", Family::Classifier),
-            ("mlp", Family::Classifier),
-            ("ram", Family::Classifier),
-            ("draw-classifier", Family::Classifier),
-            ("ntm", Family::Sequence),
-            ("lstm", Family::Sequence),
-            ("dnc", Family::Sequence),
-            ("draw", Family::Draw),
-            ("seq2seq", Family::Translate),
-            ("seq2seq-noattn", Family::Translate),
-            ("transformer", Family::Translate),
-            ("handwriting", Family::Handwriting),
+        for (want, models) in [
+            (Family::Classifier, ["cnn", "mlp", "ram", "draw-classifier"].as_slice()),
+            (Family::Sequence, &["ntm", "lstm", "dnc"]),
+            (Family::Draw, &["draw"]),
+            (Family::Translate, &["seq2seq", "seq2seq-noattn", "transformer"]),
+            (Family::Handwriting, &["handwriting"]),
         ] {
-            let dir = with_meta(&format!(r#"{{"model": "{model}", "step": 3}}"#));
-            assert_eq!(family(dir.path()).unwrap(), want, "{model}");
+            for model in models {
+                let dir = with_meta(&format!(r#"{{"model": "{model}", "step": 3}}"#));
+                assert_eq!(family(dir.path()).unwrap(), want, "{model}");
+            }
         }
     }
 
