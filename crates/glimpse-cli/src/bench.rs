@@ -1,0 +1,88 @@
+//! `glimpse bench`: training throughput of our models against PyTorch's.
+
+use anyhow::{Result, bail};
+use glimpse::models::draw::DrawConfig;
+use glimpse::train::translate::TaskConfig;
+
+use crate::cli::{BenchArgs, ModelKind};
+use crate::train::{default_handwriting, default_translator};
+
+/// `glimpse bench`: times our training step and the PyTorch baseline's, and prints them.
+pub(crate) fn run(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let setup = glimpse::train::bench::BenchSetup { threads, rounds: b.rounds, shards: b.shards.unwrap_or(threads) };
+    let dev = glimpse::device::by_name(device)?;
+    let reports = match b.model {
+        ModelKind::Ntm => {
+            let batches = b.batch.map_or(vec![1, 16], |x| vec![x]);
+            batches
+                .into_iter()
+                .map(|batch| glimpse::train::bench::bench_ntm(batch, b.len, b.steps, setup, &dev))
+                .collect::<Result<Vec<_>>>()?
+        }
+        ModelKind::Seq2seq | ModelKind::Transformer => {
+            // The German-English sizes (configs/seq2seq-de-en.toml, configs/transformer-de-en.toml).
+            let task: TaskConfig = toml::from_str("kind = \"de-en\"")?;
+            let mut cfg = default_translator(b.model, &task, !b.no_attention);
+            cfg.set_vocab(2000, 2000);
+            let len = if b.len == 20 { 16 } else { b.len };
+            vec![glimpse::train::bench::bench_translator(&cfg, b.batch.unwrap_or(64), len, b.steps, setup, &dev)?]
+        }
+        ModelKind::Handwriting => {
+            // The sizes of configs/handwriting-synthesis.toml.
+            let cfg = default_handwriting("text-lines", true)?.model;
+            let len = if b.len == 20 { 200 } else { b.len };
+            let batch = b.batch.unwrap_or(32);
+            vec![glimpse::train::bench::bench_handwriting(&cfg, batch, len, b.steps, setup, &dev)?]
+        }
+        ModelKind::Lstm | ModelKind::Dnc => {
+            bail!("no benchmark for `{}`; `glimpse bench ntm` measures the memory models", b.model.name())
+        }
+        ModelKind::Draw => {
+            let mut cfg = DrawConfig::mnist(true);
+            cfg.side = [b.side, b.side];
+            if let Some(t) = b.glimpses {
+                cfg.steps = t;
+            }
+            let mut runs = vec![cfg.clone()];
+            if b.no_attention {
+                runs = vec![DrawConfig { read: 0, write: 0, ..cfg }];
+            }
+            runs.iter()
+                .map(|c| glimpse::train::bench::bench_draw(c, b.batch.unwrap_or(64), b.steps, setup, &dev))
+                .collect::<Result<Vec<_>>>()?
+        }
+        kind => {
+            let cfg = kind.default_config(b.side);
+            vec![glimpse::train::bench::bench_classifier(&cfg, b.batch.unwrap_or(64), b.steps, setup, &dev)?]
+        }
+    };
+    for r in reports {
+        print_bench(&r, b.json)?;
+    }
+    Ok(())
+}
+
+/// Prints one benchmark report, as text or as one JSON object.
+fn print_bench(r: &glimpse::train::bench::BenchReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else {
+        println!("{} ({}, batch {}, {} threads)", r.model, r.unit, r.batch, r.threads);
+        println!("  glimpse: {:.1}", r.ours_per_s);
+        match (r.baseline_per_s, &r.baseline_error) {
+            (Some(v), _) => {
+                let rounds: Vec<String> = r.ratios.iter().map(|x| format!("{x:.2}")).collect();
+                println!(
+                    "  PyTorch {}: {v:.1}\n  ratio: {:.2} (median of rounds: {})",
+                    r.torch.as_deref().unwrap_or("?"),
+                    r.ratio.unwrap_or(f64::NAN),
+                    rounds.join(", ")
+                )
+            }
+            (None, Some(e)) => println!("  PyTorch: unavailable ({e})"),
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! `glimpse translate` and `glimpse write`: a text translated, or written in handwriting.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use glimpse::train::checkpoint;
+use glimpse::train::{handwriting, translate as translation};
+
+use crate::checkpoint::{Family, family, find};
+
+/// `glimpse translate`: prints the translation of `text`; optionally draws its alignment.
+pub(crate) fn translate(
+    dir: &Path,
+    text: &str,
+    beam: usize,
+    alignment: Option<&Path>,
+    scale: u32,
+    device: &str,
+) -> Result<()> {
+    let dir = find(dir)?;
+    let dev = glimpse::device::by_name(device)?;
+    let (cfg, toks, model) = translation::load_translator(&dir, &dev)?;
+    let src = toks.source.encode(text);
+    if src.is_empty() {
+        bail!("nothing to translate");
+    }
+    let h = if beam <= 1 {
+        model.greedy(std::slice::from_ref(&src), cfg.train.max_len, &dev).remove(0)
+    } else {
+        model.beam(&src, beam, cfg.train.alpha, cfg.train.max_len, &dev)
+    };
+    println!("{}", toks.target.decode(&h.tokens));
+    if let Some(prefix) = alignment {
+        if h.weights.is_empty() {
+            bail!("this model does not attend: there is no alignment to draw");
+        }
+        let source: Vec<String> = src.iter().map(|&i| toks.source.vocab().token(i).to_string()).collect();
+        let mut target: Vec<String> = h.tokens.iter().map(|&i| toks.target.vocab().token(i).to_string()).collect();
+        target.push("</s>".into());
+        let rows = h.weights.len().min(target.len());
+        let (png, svg) = glimpse::viz::alignment::save(&source, &target[..rows], &h.weights[..rows], prefix, scale)?;
+        eprintln!("wrote {} and {}", png.display(), svg.display());
+    }
+    Ok(())
+}
+
+/// `glimpse write` options.
+pub(crate) struct WriteArgs {
+    pub(crate) text: Option<String>,
+    pub(crate) bias: f32,
+    pub(crate) samples: usize,
+    pub(crate) seed: u64,
+    pub(crate) max_steps: Option<usize>,
+    pub(crate) prime: Option<usize>,
+    pub(crate) window: Option<PathBuf>,
+    pub(crate) held_out: Option<usize>,
+}
+
+/// `glimpse write`: handwriting samples of a text (or unconditional ones) as SVG or PNG.
+pub(crate) fn write(ckpt: &Path, mut w: WriteArgs, out: &Path, root: PathBuf, device: &str) -> Result<()> {
+    use glimpse::data::handwriting::encode;
+    use glimpse::data::strokes::strokes_of;
+    use glimpse::models::handwriting::Sampling;
+    use glimpse::viz::strokes as draw;
+    let dir = checkpoint::find_dir(ckpt).with_context(|| format!("{}: no checkpoint", ckpt.display()))?;
+    if !matches!(family(&dir), Ok(Family::Handwriting)) {
+        bail!("{}: not a handwriting checkpoint", dir.display());
+    }
+    let dev = glimpse::device::by_name(device)?;
+    let (cfg, meta, model) = handwriting::load_handwriting(&dir, &dev)?;
+    let mut sentences: Vec<String> = vec![];
+    if let Some(n) = w.held_out {
+        if w.text.is_some() || w.prime.is_some() || !model.is_synthesis() {
+            bail!("--held-out writes test sentences with a synthesis checkpoint, without TEXT or --prime");
+        }
+        let data = cfg.data.load(&root, cfg.seed)?;
+        sentences = data.test.iter().take(n).filter_map(|e| e.text.clone()).collect();
+        w.text = sentences.iter().max_by_key(|t| t.len()).cloned();
+    }
+    let texts = match (&w.text, model.is_synthesis()) {
+        (Some(_), true) if !sentences.is_empty() => {
+            Some(sentences.iter().map(|t| encode(t)).collect::<Result<Vec<_>>>()?)
+        }
+        (Some(t), true) => Some(vec![encode(t)?; w.samples.max(1)]),
+        (None, true) => bail!("a synthesis checkpoint writes a TEXT: glimpse write {} \"some text\"", ckpt.display()),
+        (Some(_), false) => bail!("{} is the unconditional prediction network: it takes no text", ckpt.display()),
+        (None, false) => None,
+    };
+    let primer = match w.prime {
+        Some(i) => {
+            let data = cfg.data.load(&root, cfg.seed)?;
+            let e = data.test.get(i).with_context(|| format!("the test split has {} sequences", data.test.len()))?;
+            let text = e.text.as_deref().map(|t| encode(&format!("{t} "))).transpose()?.unwrap_or_default();
+            Some((e.offsets.clone(), text))
+        }
+        None => None,
+    };
+    let chars = w.text.as_ref().map_or(0, |t| t.len());
+    let max_steps = w.max_steps.unwrap_or(if model.is_synthesis() { 40 * chars + 50 } else { 60 });
+    let how = Sampling { bias: w.bias, max_steps };
+    let mut rng = glimpse::rng::Rng::derive(w.seed, "write", 0);
+    let prime = primer.as_ref().map(|(o, t)| (o.as_slice(), t.as_slice()));
+    let samples = model.generate(texts.as_deref(), w.samples.max(1), prime, how, &mut rng, &dev);
+    let mut lines: Vec<draw::Strokes> = samples
+        .iter()
+        .map(|g| {
+            let real: Vec<[f32; 3]> =
+                g.offsets.iter().map(|p| [p[0] * meta.scale.sx, p[1] * meta.scale.sy, p[2]]).collect();
+            strokes_of(&real)
+        })
+        .collect();
+    if w.text.is_none() {
+        // Unconditional samples (single characters, for Omniglot): eight to a row.
+        lines = lines.chunks(8).map(|row| draw::side_by_side(row, 0.4)).collect();
+    }
+    let captions: Vec<String> = match &w.text {
+        Some(t) => samples
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let t = sentences.get(i).unwrap_or(t);
+                format!("{t} (bias {}{})", w.bias, if g.finished { "" } else { ", stopped at the step limit" })
+            })
+            .collect(),
+        None => vec![],
+    };
+    match out.extension().and_then(|e| e.to_str()) {
+        Some("png") => glimpse::viz::heatmap::save_png(&draw::lines_png(&lines, 60.0), out)?,
+        Some("svg") => std::fs::write(out, draw::lines_svg(&lines, &captions, 60.0))
+            .with_context(|| format!("{}: cannot write", out.display()))?,
+        _ => bail!("{}: the output must be .svg or .png", out.display()),
+    }
+    println!("wrote {} ({} line{})", out.display(), lines.len(), if lines.len() == 1 { "" } else { "s" });
+    if let Some(prefix) = &w.window {
+        let (Some(first), Some(text)) = (samples.first(), sentences.first().or(w.text.as_ref())) else {
+            bail!("--window needs a synthesis checkpoint and a text");
+        };
+        let full = match &primer {
+            Some((_, p)) => format!("{}{text}", p.iter().map(|&k| (k as u8 + 32) as char).collect::<String>()),
+            None => text.clone(),
+        };
+        let svg = prefix.with_extension("svg");
+        std::fs::write(&svg, draw::window_svg(&lines[0], &full, &first.phi))
+            .with_context(|| format!("{}: cannot write", svg.display()))?;
+        let png = prefix.with_extension("png");
+        glimpse::viz::heatmap::save_png(&draw::window_png(&first.phi, 12), &png)?;
+        println!("wrote {} and {}", svg.display(), png.display());
+    }
+    Ok(())
+}
