@@ -25,26 +25,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 X=experiments/draw-cluttered100
 C=$X/configs
-G=${GLIMPSE:-./target/release/glimpse}
-DRY=${DRY_RUN:-0}
-declare -A MADE=()
-STEP=0
-
-fail() {
-  echo "reproduce.sh: step $STEP: $*" >&2
-  exit 1
-}
-
-# A path a step reads: made by an earlier step of this script, or a committed checkpoint.
-need() {
-  for p in "$@"; do
-    if [ "$DRY" = 1 ]; then
-      [ -n "${MADE[$p]:-}" ] || [ -f "$p/model.safetensors" ] || fail "reads $p, which no earlier step makes"
-    else
-      [ -f "$p/model.safetensors" ] || fail "reads $p, which is missing"
-    fi
-  done
-}
+# shellcheck source=../chain.sh
+source experiments/chain.sh
 
 # The `init` and distillation teachers a config names, and its epochs: one per line,
 # "epochs N" first.
@@ -121,12 +103,8 @@ average() {
   shift
   STEP=$((STEP + 1))
   need "$@"
-  local cmd=("$G" --threads 1 average "$@" --out "$out" --data-seed 2 --json)
-  echo "[$STEP] ${cmd[*]}"
   MADE[$out]=1
-  [ "$DRY" = 1 ] && return
-  [ -f "$out/model.safetensors" ] && echo "    made before: skipped" && return
-  "${cmd[@]}"
+  step "$out/model.safetensors" "$G" --threads 1 average "$@" --out "$out" --data-seed 2 --json
 }
 
 # chain PREFIX SEED: the curriculum, stages 1-5 into runs/PREFIX-stage1..5, each from the

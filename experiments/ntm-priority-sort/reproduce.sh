@@ -13,34 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 C=experiments/ntm-priority-sort/configs
-G=${GLIMPSE:-./target/release/glimpse}
-DRY=${DRY_RUN:-0}
-declare -A MADE=()
-STEP=0
-
-fail() {
-  echo "reproduce.sh: step $STEP: $*" >&2
-  exit 1
-}
-
-need() {
-  local p=$1
-  if [ "$DRY" = 1 ]; then
-    [ -n "${MADE[$p]:-}" ] || [ -f "$p/model.safetensors" ] || fail "reads $p, which no earlier step makes"
-  else
-    [ -f "$p/model.safetensors" ] || fail "reads $p, which is missing"
-  fi
-}
-
-# Runs (or, dry, prints) CMD..., which makes OUT; skipped when OUT is already made (DONE exists).
-step() {
-  local done=$1
-  shift
-  echo "[$STEP] $*"
-  [ "$DRY" = 1 ] && return
-  [ -e "$done" ] && echo "    made before: skipped" && return
-  "$@"
-}
+# shellcheck source=../chain.sh
+source experiments/chain.sh
 
 # train OUT CONFIG: one NTM run; it reads the config's init.
 train() {
