@@ -216,19 +216,23 @@ const TRAIN_HELP: &str = "Examples:
 
 A TOML config (--config) holds `seed` and the sections below; flags override it, and a run's
 config is saved in its checkpoints. Without --config each model starts from its defaults.
-Every model takes --out, --config, --resume, --seed, --batch-size, --lr, --optimizer,
---clip-norm, --checkpoint-every, --log-every and --quiet, and the flags of its family below;
-another family's flag is refused, except that only seq2seq, transformer and handwriting read
---task and --no-attention, and the image classifiers ignore --steps.
+
+[train] is one section for every model. Every family reads the loop's keys: batch_size, lr,
+optimizer, schedule, clip_norm (0: no clipping), checkpoint_every, log_every, shards,
+patience (validations without a better score before stopping; 0: never). Each family also
+reads the keys listed below; any other key is refused, naming the keys the family reads.
+Flags set [train] keys of the same name (--steps, --epochs, --batch-size, --lr, --optimizer,
+--clip-norm, --valid-size, --patience, --checkpoint-every, --augment-shift, --limit-train,
+--init, --log-every) where the family reads the key, and are refused where it does not.
+Every model also takes --out, --config, --resume, --seed and --quiet.
 
 Image classifiers: mlp, cnn, ram, draw-classifier (trained in epochs)
   [model]  kind = \"mlp\" | \"cnn\" | \"ram\" | \"draw-classifier\" and its sizes (input, hidden;
            ram: glimpses, retina, policy, core; draw-classifier: glimpses, read, hidden)
   [data]   dataset (mnist, fashion-mnist), canvas (translated task), clutter, placements, warp
-  [train]  epochs, batch_size, lr, optimizer, schedule, clip_norm, valid_size, patience,
-           checkpoint_every, augment_shift, limit_train, log_every, init, distill, shards
-  flags:   --dataset --canvas --clutter --epochs --valid-size --patience --augment-shift
-           --limit-train --init
+  [train]  the loop's, and: epochs, init, distill, valid_size, limit_train, augment_shift
+           (validation at each epoch's end)
+  flags:   --dataset --canvas --clutter
   configs: mlp-mnist.toml, mlp-fashion-mnist.toml, cnn-mnist.toml, cnn-fashion-mnist.toml,
            ram-mnist28-6g.toml, ram-translated60-8g.toml, ram-translated60-discrete.toml,
            ram-cluttered60-8g.toml, ram-cluttered100-8g.toml, draw-cluttered100.toml
@@ -239,9 +243,8 @@ Memory models on algorithmic tasks: ntm, lstm, dnc (trained in steps; default: c
            layers; dnc: controller_size, memory_n, memory_w, read_heads)
   [task]   kind = \"copy\" | \"repeat-copy\" | \"associative-recall\" | \"n-grams\" |
            \"priority-sort\" | \"babi\" and its lengths (bits, min_len, max_len, ...)
-  [train]  steps, batch_size, lr, optimizer, schedule, clip_norm, curriculum_steps, valid_size,
-           eval_every, stop_below_bit_errors, checkpoint_every, log_every, shards, init
-  flags:   --steps --init
+  [train]  the loop's, and: steps, valid_every, init, valid_size, curriculum_steps,
+           stop_below_bit_errors
   configs: ntm-copy.toml, ntm-repeat-copy.toml, ntm-assoc-recall.toml, ntm-ngrams.toml,
            ntm-priority-sort.toml, dnc-copy.toml, dnc-assoc-recall.toml, dnc-babi.toml,
            lstm-babi.toml
@@ -249,9 +252,9 @@ Memory models on algorithmic tasks: ntm, lstm, dnc (trained in steps; default: c
 DRAW: draw (binarised MNIST, trained in epochs)
   [model]  side, steps, encoder, decoder, latent, read, write (read = write = 0: no attention)
   [data]   dataset, binarise_seed
-  [train]  epochs, batch_size, lr, optimizer, schedule, clip_norm, valid_size, valid_every,
-           valid_limit, checkpoint_every, log_every, limit_train, kl_warmup, shards
-  flags:   --dataset --epochs --valid-size --limit-train
+  [train]  the loop's, and: epochs, valid_every, init, valid_size, valid_limit, limit_train,
+           kl_warmup
+  flags:   --dataset
   configs: draw-mnist.toml, draw-mnist-noattn.toml
 
 Sequence to sequence: seq2seq, transformer (trained in steps)
@@ -259,10 +262,9 @@ Sequence to sequence: seq2seq, transformer (trained in steps)
            bpe_merges, max_tokens, valid_examples)
   [model]  kind = \"seq2seq\" (embed, encoder, decoder, attention, attention_hidden,
            input_feeding) | \"transformer\" (d_model, heads, ff, encoder_layers, decoder_layers)
-  [train]  steps, batch_size, lr, optimizer, schedule, clip_norm, valid_every,
-           checkpoint_every, log_every, max_len, beam, alpha, limit_train, shards
-  flags:   --steps --limit-train; without --config: --task dates | de-en, and --no-attention
-           (seq2seq without attention)
+  [train]  the loop's, and: steps, valid_every, limit_train, max_len, beam, alpha
+  flags:   without --config: --task dates | de-en, and --no-attention (seq2seq without
+           attention)
   configs: seq2seq-dates.toml, seq2seq-dates-noattn.toml, seq2seq-de-en.toml,
            seq2seq-de-en-noattn.toml, transformer-de-en.toml
 
@@ -271,9 +273,8 @@ Handwriting: handwriting (trained in steps; default: synthesis on text lines)
            | \"omniglot\" (archives, min_distance)
   [model]  hidden, layers, mixtures, window (absent: the prediction network), alphabet,
            window_rate
-  [train]  steps, batch_size, lr, optimizer, schedule, clip_norm, valid_every,
-           checkpoint_every, log_every, shards
-  flags:   --steps; without --config: --task text-lines | omniglot, and --no-attention (the
+  [train]  the loop's, and: steps, valid_every, init
+  flags:   without --config: --task text-lines | omniglot, and --no-attention (the
            prediction network, which does not read the text)
   configs: handwriting-synthesis.toml, handwriting-omniglot.toml";
 
@@ -442,7 +443,7 @@ impl ModelKind {
             ModelKind::Dnc => SequenceModelConfig::Dnc(DncConfig::new(i, o)),
             _ => SequenceModelConfig::Ntm(NtmConfig::new(i, o)),
         };
-        SequenceRunConfig { seed: 0, model, task, train: Default::default() }
+        SequenceRunConfig { seed: 0, model, task, train: glimpse::train::config::sequence_defaults() }
     }
 }
 
@@ -631,6 +632,31 @@ mod tests {
     fn train_help_names_every_model() {
         for kind in ModelKind::value_variants() {
             assert!(TRAIN_HELP.contains(&format!(" {}", kind.name())), "{}", kind.name());
+        }
+    }
+
+    /// Each family's `[train]` line in the help lists exactly the keys its section reads
+    /// beyond the loop's, and the loop's keys are listed once for all.
+    #[test]
+    fn train_help_lists_each_familys_train_keys() {
+        use glimpse::train::config::{CLASSIFIER, DRAW, HANDWRITING, SEQUENCE, TRANSLATE};
+        let words = |text: &str| -> Vec<String> {
+            let mut w: Vec<String> = text
+                .split([' ', ',', '\n', ':', '(', ')'])
+                .filter(|w| glimpse::train::config::KEYS.contains(w))
+                .map(str::to_string)
+                .collect();
+            w.sort();
+            w
+        };
+        let blocks: Vec<&str> = TRAIN_HELP.split("  [train]  the loop's, and: ").skip(1).collect();
+        assert_eq!(blocks.len(), 5);
+        for (block, section) in blocks.iter().zip([CLASSIFIER, SEQUENCE, DRAW, TRANSLATE, HANDWRITING]) {
+            let end = ["\n  flags", "\n  configs"].iter().filter_map(|m| block.find(m)).min().unwrap();
+            let listed = block[..end].split("(validation").next().unwrap();
+            let mut keys: Vec<String> = section.keys.iter().map(|k| k.to_string()).collect();
+            keys.sort();
+            assert_eq!(words(listed), keys, "{}", section.family);
         }
     }
 }

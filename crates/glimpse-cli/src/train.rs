@@ -1,4 +1,7 @@
-//! `glimpse train`: each family's flags mapped onto its run configuration, then the run.
+//! `glimpse train`: the `--config` file (or the family's defaults), the flags over it, then the
+//! run. The `[train]` flags are the same for every family and land on its shared `[train]`
+//! section ([`TrainConfig`]); a flag whose key the family does not read is refused, naming the
+//! keys it does.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +12,7 @@ use glimpse::models::handwriting::HandwritingConfig;
 use glimpse::run::RunOptions;
 use glimpse::train::checkpoint;
 use glimpse::train::classify::{self, CheckpointMeta, ClassifierRunConfig};
+use glimpse::train::config::{self, Section, TrainConfig};
 use glimpse::train::generative::{self, DrawRunConfig};
 use glimpse::train::handwriting::{self, HandwritingRunConfig};
 use glimpse::train::optim::OptimizerConfig;
@@ -28,6 +32,25 @@ impl TrainArgs {
             throttle_ms: self.throttle_ms,
             progress: !self.quiet,
         }
+    }
+
+    /// The `[train]` flags: each flag, the key it sets, and whether it was given.
+    fn train_flags(&self) -> [(&'static str, &'static str, bool); 13] {
+        [
+            ("--steps", "steps", self.steps.is_some()),
+            ("--epochs", "epochs", self.epochs.is_some()),
+            ("--batch-size", "batch_size", self.batch_size.is_some()),
+            ("--lr", "lr", self.lr.is_some()),
+            ("--optimizer", "optimizer", self.optimizer.is_some()),
+            ("--clip-norm", "clip_norm", self.clip_norm.is_some()),
+            ("--valid-size", "valid_size", self.valid_size.is_some()),
+            ("--patience", "patience", self.patience.is_some()),
+            ("--checkpoint-every", "checkpoint_every", self.checkpoint_every.is_some()),
+            ("--augment-shift", "augment_shift", self.augment_shift.is_some()),
+            ("--limit-train", "limit_train", self.limit_train.is_some()),
+            ("--init", "init", self.init.is_some()),
+            ("--log-every", "log_every", self.log_every.is_some()),
+        ]
     }
 }
 
@@ -55,151 +78,123 @@ pub(crate) fn read_config<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T>
     toml::from_str::<T>(&text).with_context(|| format!("{}: invalid configuration", p.display()))
 }
 
-/// The fields of a step-based training configuration that flags override.
-pub(crate) struct StepTrain<'a> {
-    steps: &'a mut usize,
-    batch_size: &'a mut usize,
-    checkpoint_every: &'a mut usize,
-    log_every: &'a mut usize,
-    lr: &'a mut f64,
-    optimizer: &'a mut OptimizerConfig,
-    clip_norm: &'a mut Option<f32>,
-    /// Where `--init` goes; None: the model takes no `--init`.
-    init: Option<&'a mut Option<PathBuf>>,
+/// The `--config` file, or `default()` without one.
+fn config_or<T: serde::de::DeserializeOwned>(a: &TrainArgs, default: impl FnOnce() -> Result<T>) -> Result<T> {
+    match &a.config {
+        Some(p) => read_config(p),
+        None => default(),
+    }
 }
 
-/// The [`StepTrain`] fields of the step-based training configuration `$t` (the sequence,
-/// translation and handwriting runs' configurations share these field names); `$init`: where
-/// `--init` goes, or None.
-macro_rules! step_train {
-    ($t:expr, $init:expr) => {
-        StepTrain {
-            steps: &mut $t.steps,
-            batch_size: &mut $t.batch_size,
-            checkpoint_every: &mut $t.checkpoint_every,
-            log_every: &mut $t.log_every,
-            lr: &mut $t.lr,
-            optimizer: &mut $t.optimizer,
-            clip_norm: &mut $t.clip_norm,
-            init: $init,
-        }
-    };
-}
-
-/// Applies `--seed`, `--steps`, `--batch-size`, `--checkpoint-every`, `--log-every`, `--lr`,
-/// `--optimizer` and `--clip-norm`; fails on the image classifiers' flags (and `also`), saying
-/// `"{flag} {why}"`.
-pub(crate) fn apply_step_flags(
-    a: &TrainArgs,
-    seed: &mut u64,
-    t: StepTrain,
-    also: &[(&str, bool)],
-    why: &str,
-) -> Result<()> {
+/// Applies `--seed` and the `[train]` flags to a run of `section`'s family; a flag whose key
+/// the family does not read is refused with the keys it reads.
+pub(crate) fn apply_train_flags(a: &TrainArgs, section: &Section, seed: &mut u64, t: &mut TrainConfig) -> Result<()> {
+    if let Some((flag, _, _)) = a.train_flags().into_iter().find(|&(_, key, given)| given && !section.reads(key)) {
+        bail!(
+            "{flag} does not apply to {} runs (their [train] keys: {}; set others in a --config)",
+            section.family,
+            section.all_keys().join(", ")
+        );
+    }
     if let Some(v) = a.seed {
         *seed = v;
     }
+    for (field, flag) in [(&mut t.steps, a.steps), (&mut t.epochs, a.epochs), (&mut t.limit_train, a.limit_train)] {
+        if flag.is_some() {
+            *field = flag;
+        }
+    }
     for (field, flag) in [
-        (t.steps, a.steps),
-        (t.batch_size, a.batch_size),
-        (t.checkpoint_every, a.checkpoint_every),
-        (t.log_every, a.log_every),
+        (&mut t.batch_size, a.batch_size),
+        (&mut t.valid_size, a.valid_size),
+        (&mut t.checkpoint_every, a.checkpoint_every),
+        (&mut t.augment_shift, a.augment_shift),
+        (&mut t.log_every, a.log_every),
     ] {
         if let Some(v) = flag {
             *field = v;
         }
     }
     if let Some(v) = a.lr {
-        *t.lr = v;
+        t.lr = v;
     }
     if let Some(o) = optimizer_flag(a)? {
-        *t.optimizer = o;
+        t.optimizer = o;
     }
-    if a.clip_norm.is_some() {
-        *t.clip_norm = a.clip_norm;
+    if let Some(c) = a.clip_norm {
+        t.clip_norm = Some(c).filter(|&c| c != 0.0);
     }
-    let takes_init = t.init.is_some();
-    if let (Some(field), Some(from)) = (t.init, &a.init) {
-        *field = Some(from.clone());
+    if a.patience.is_some() {
+        t.patience = a.patience;
     }
-    let mut flags = vec![
+    if a.init.is_some() {
+        t.init.clone_from(&a.init);
+    }
+    Ok(())
+}
+
+/// Refuses the flags that choose another family's data or model: `"{flag} does not apply to
+/// {family} runs"`.
+fn reject_data_flags(a: &TrainArgs, section: &Section, flags: &[&str]) -> Result<()> {
+    let given = [
         ("--dataset", a.dataset.is_some()),
         ("--canvas", a.canvas.is_some()),
         ("--clutter", a.clutter.is_some()),
-        ("--epochs", a.epochs.is_some()),
-        ("--valid-size", a.valid_size.is_some()),
-        ("--augment-shift", a.augment_shift.is_some()),
-        ("--patience", a.patience.is_some()),
-        ("--init", a.init.is_some() && !takes_init),
+        ("--task", a.task.is_some()),
+        ("--no-attention", a.no_attention),
     ];
-    flags.extend_from_slice(also);
-    reject_flags(&flags, why)
+    let refused: Vec<(&str, bool)> = given.into_iter().filter(|(f, _)| flags.contains(f)).collect();
+    reject_flags(&refused, &format!("does not apply to {} runs", section.family))
 }
 
 /// An image classifier's run configuration: the `--config` file (or the defaults), then the flags.
 fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
-    let mut cfg = match &a.config {
-        Some(p) => read_config::<ClassifierRunConfig>(p)?,
-        None => ClassifierRunConfig {
+    let mut cfg = config_or(a, || {
+        Ok(ClassifierRunConfig {
             seed: 0,
             model: a.model.default_config(a.canvas.unwrap_or(28)),
             data: Default::default(),
-            train: Default::default(),
-        },
-    };
-    let t = &mut cfg.train;
-    macro_rules! set {
-        ($field:expr, $flag:expr) => {
-            if let Some(v) = $flag.clone() {
-                $field = v;
-            }
-        };
+            train: config::classifier_defaults(),
+        })
+    })?;
+    reject_data_flags(a, &config::CLASSIFIER, &["--task", "--no-attention"])?;
+    apply_train_flags(a, &config::CLASSIFIER, &mut cfg.seed, &mut cfg.train)?;
+    if let Some(v) = &a.dataset {
+        cfg.data.dataset.clone_from(v);
     }
-    set!(cfg.seed, a.seed);
-    set!(cfg.data.dataset, a.dataset);
     if a.canvas.is_some() {
         cfg.data.canvas = a.canvas;
     }
-    set!(cfg.data.clutter, a.clutter);
-    set!(t.epochs, a.epochs);
-    set!(t.batch_size, a.batch_size);
-    set!(t.lr, a.lr);
-    if let Some(o) = optimizer_flag(a)? {
-        t.optimizer = o;
-    }
-    if a.clip_norm.is_some() {
-        t.clip_norm = a.clip_norm;
-    }
-    set!(t.valid_size, a.valid_size);
-    if a.patience.is_some() {
-        t.patience = a.patience;
-    }
-    set!(t.checkpoint_every, a.checkpoint_every);
-    set!(t.augment_shift, a.augment_shift);
-    if a.limit_train.is_some() {
-        t.limit_train = a.limit_train;
-    }
-    set!(t.log_every, a.log_every);
-    if a.init.is_some() {
-        t.init.clone_from(&a.init);
+    if let Some(v) = a.clutter {
+        cfg.data.clutter = v;
     }
     Ok(cfg)
 }
 
+/// An image classifier's run; prints its validation and test error.
+fn train_classifier(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
+    let cfg = run_config(a)?;
+    let s = classify::train_classifier(&cfg, opts)?;
+    let meta: CheckpointMeta = checkpoint::read_meta(&s.best)?;
+    // A translated test set is placed (and cluttered) by the run's seed: name the
+    // layout, since another seed's layout of the same test digits gives another figure.
+    let layout = cfg.data.canvas.map(|_| format!(" (layout of data seed {})", cfg.seed)).unwrap_or_default();
+    Ok(format!(
+        "{} steps; best validation error {:.2}% (epoch {}); test error {:.2}% on {} images{layout}; checkpoint {}",
+        s.steps,
+        100.0 * s.valid_error,
+        meta.epoch + 1,
+        100.0 * s.test_error,
+        s.n_test,
+        s.best.display()
+    ))
+}
+
 /// A memory model's run configuration: the `--config` file (or the copy task), then the flags.
 fn sequence_run_config(a: &TrainArgs) -> Result<SequenceRunConfig> {
-    let mut cfg = match &a.config {
-        Some(p) => read_config::<SequenceRunConfig>(p)?,
-        None => a.model.default_sequence_config(),
-    };
-    let t = &mut cfg.train;
-    apply_step_flags(
-        a,
-        &mut cfg.seed,
-        step_train!(t, Some(&mut t.init)),
-        &[("--limit-train", a.limit_train.is_some())],
-        "applies to image classifiers, not to sequence models (use --steps, or a --config)",
-    )?;
+    let mut cfg = config_or(a, || Ok(a.model.default_sequence_config()))?;
+    reject_data_flags(a, &config::SEQUENCE, &["--dataset", "--canvas", "--clutter", "--task", "--no-attention"])?;
+    apply_train_flags(a, &config::SEQUENCE, &mut cfg.seed, &mut cfg.train)?;
     Ok(cfg)
 }
 
@@ -225,56 +220,19 @@ fn train_sequence(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
 
 /// DRAW's run configuration: the `--config` file (or binarised MNIST), then the flags.
 fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
-    let mut cfg = match &a.config {
-        Some(p) => read_config::<DrawRunConfig>(p)?,
-        None => DrawRunConfig {
+    let mut cfg = config_or(a, || {
+        Ok(DrawRunConfig {
             seed: 0,
             model: DrawConfig::mnist(true),
             data: Default::default(),
-            train: Default::default(),
-        },
-    };
-    let t = &mut cfg.train;
-    if let Some(v) = a.seed {
-        cfg.seed = v;
-    }
+            train: config::draw_defaults(),
+        })
+    })?;
+    reject_data_flags(a, &config::DRAW, &["--canvas", "--clutter", "--task", "--no-attention"])?;
+    apply_train_flags(a, &config::DRAW, &mut cfg.seed, &mut cfg.train)?;
     if let Some(v) = &a.dataset {
-        cfg.data.dataset = v.clone();
+        cfg.data.dataset.clone_from(v);
     }
-    for (field, flag) in [
-        (&mut t.epochs, a.epochs),
-        (&mut t.batch_size, a.batch_size),
-        (&mut t.valid_size, a.valid_size),
-        (&mut t.checkpoint_every, a.checkpoint_every),
-        (&mut t.log_every, a.log_every),
-    ] {
-        if let Some(v) = flag {
-            *field = v;
-        }
-    }
-    if let Some(v) = a.lr {
-        t.lr = v;
-    }
-    if let Some(o) = optimizer_flag(a)? {
-        t.optimizer = o;
-    }
-    if a.clip_norm.is_some() {
-        t.clip_norm = a.clip_norm;
-    }
-    if a.limit_train.is_some() {
-        t.limit_train = a.limit_train;
-    }
-    reject_flags(
-        &[
-            ("--canvas", a.canvas.is_some()),
-            ("--clutter", a.clutter.is_some()),
-            ("--steps", a.steps.is_some()),
-            ("--augment-shift", a.augment_shift.is_some()),
-            ("--patience", a.patience.is_some()),
-            ("--init", a.init.is_some()),
-        ],
-        "does not apply to DRAW (use --epochs, or a --config)",
-    )?;
     Ok(cfg)
 }
 
@@ -303,25 +261,6 @@ pub(crate) fn run(a: &TrainArgs, root: PathBuf, device: &str) -> Result<()> {
     };
     println!("done in {:.1}s: {report}", t0.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// An image classifier's run; prints its validation and test error.
-fn train_classifier(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
-    let cfg = run_config(a)?;
-    let s = classify::train_classifier(&cfg, opts)?;
-    let meta: CheckpointMeta = checkpoint::read_meta(&s.best)?;
-    // A translated test set is placed (and cluttered) by the run's seed: name the
-    // layout, since another seed's layout of the same test digits gives another figure.
-    let layout = cfg.data.canvas.map(|_| format!(" (layout of data seed {})", cfg.seed)).unwrap_or_default();
-    Ok(format!(
-        "{} steps; best validation error {:.2}% (epoch {}); test error {:.2}% on {} images{layout}; checkpoint {}",
-        s.steps,
-        100.0 * s.valid_error,
-        meta.epoch + 1,
-        100.0 * s.test_error,
-        s.n_test,
-        s.best.display()
-    ))
 }
 
 /// The default model of `train seq2seq` / `train transformer` for a task.
@@ -365,24 +304,16 @@ fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
                 seed: 0,
                 model: default_translator(a.model, &task, !a.no_attention),
                 task,
-                train: Default::default(),
+                train: config::translate_defaults(),
             }
         }
     };
-    if a.config.is_some() && (a.task.is_some() || a.no_attention) {
-        bail!("--task and --no-attention choose a default configuration; edit the --config file instead");
+    if a.config.is_some() {
+        reject_data_flags(a, &config::TRANSLATE, &["--task", "--no-attention"])
+            .context("--task and --no-attention choose a default configuration; edit the --config file instead")?;
     }
-    let t = &mut cfg.train;
-    if a.limit_train.is_some() {
-        t.limit_train = a.limit_train;
-    }
-    apply_step_flags(
-        a,
-        &mut cfg.seed,
-        step_train!(t, None),
-        &[],
-        "does not apply to sequence-to-sequence models (use --steps, or a --config)",
-    )?;
+    reject_data_flags(a, &config::TRANSLATE, &["--dataset", "--canvas", "--clutter"])?;
+    apply_train_flags(a, &config::TRANSLATE, &mut cfg.seed, &mut cfg.train)?;
     Ok(cfg)
 }
 
@@ -411,7 +342,7 @@ pub(crate) fn default_handwriting(task: &str, window: bool) -> Result<Handwritin
         seed: 0,
         data,
         model: HandwritingConfig { hidden: 128, layers: 3, mixtures: 20, window, alphabet: ALPHABET, window_rate: 0.1 },
-        train: Default::default(),
+        train: config::handwriting_defaults(),
     })
 }
 
@@ -421,17 +352,12 @@ fn handwriting_run_config(a: &TrainArgs) -> Result<HandwritingRunConfig> {
         Some(p) => read_config::<HandwritingRunConfig>(p)?,
         None => default_handwriting(a.task.as_deref().unwrap_or("text-lines"), !a.no_attention)?,
     };
-    if a.config.is_some() && (a.task.is_some() || a.no_attention) {
-        bail!("--task and --no-attention choose a default configuration; edit the --config file instead");
+    if a.config.is_some() {
+        reject_data_flags(a, &config::HANDWRITING, &["--task", "--no-attention"])
+            .context("--task and --no-attention choose a default configuration; edit the --config file instead")?;
     }
-    let t = &mut cfg.train;
-    apply_step_flags(
-        a,
-        &mut cfg.seed,
-        step_train!(t, None),
-        &[("--limit-train", a.limit_train.is_some())],
-        "does not apply to the handwriting networks (use --steps, or a --config)",
-    )?;
+    reject_data_flags(a, &config::HANDWRITING, &["--dataset", "--canvas", "--clutter"])?;
+    apply_train_flags(a, &config::HANDWRITING, &mut cfg.seed, &mut cfg.train)?;
     Ok(cfg)
 }
 

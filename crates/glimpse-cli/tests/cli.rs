@@ -69,7 +69,7 @@ fn last_step(out: &Path) -> u64 {
     std::fs::read_to_string(out.join("last/meta.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["state"]["step"].as_u64())
+        .and_then(|v| v["step"].as_u64())
         .unwrap_or(0)
 }
 
@@ -534,7 +534,7 @@ name = "adam"
     assert!(err.contains("--repeats: copy has no repeats"), "{err}");
     // Image flags make no sense for sequence models; an impossible task is refused.
     let err = run_cmd_err(glimpse().args(["train", "ntm", "--epochs", "3", "--out"]).arg(tmp.path().join("x")));
-    assert!(err.contains("--epochs applies to image classifiers"), "{err}");
+    assert!(err.contains("--epochs does not apply to sequence model runs"), "{err}");
     // A new run from the checkpoint's weights (fresh optimizer), recorded in its config.
     let next = tmp.path().join("next");
     let said = ok(glimpse()

@@ -3,20 +3,19 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, META};
+use super::config::{self, Keys as _, TrainConfig};
 use super::distill::{self, DistillConfig, SoftTargets};
+use super::engine::{self, At, Family, Progress, RunConfig, Tally, Validation};
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, checked_step};
+use super::optim::checked_step;
 use crate::data::translated::Translated;
 use crate::data::{ImageSet, Split, registry};
 use crate::models::{Classifier, ClassifierConfig, ImageClassifier};
@@ -162,78 +161,6 @@ pub fn valid_layout_seed(seed: u64) -> u64 {
     seed ^ 0x7a11d
 }
 
-/// Hyper-parameters of a training run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Examples per step.
-    pub batch_size: usize,
-    /// Base learning rate.
-    pub lr: f64,
-    /// Optimizer.
-    pub optimizer: OptimizerConfig,
-    /// Learning-rate schedule.
-    pub schedule: Schedule,
-    /// Clip the global gradient norm to this value.
-    pub clip_norm: Option<f32>,
-    /// Training images held out (the last ones) for validation.
-    pub valid_size: usize,
-    /// Stop after this many epochs without a better validation error (absent or 0: never).
-    pub patience: Option<usize>,
-    /// Write the resumable state every this many steps (0: at epoch ends only).
-    pub checkpoint_every: usize,
-    /// Random shift of each training image by up to this many pixels (0: none).
-    pub augment_shift: usize,
-    /// Use only the first N training images (quick runs, tests).
-    pub limit_train: Option<usize>,
-    /// Log the training loss every this many steps.
-    pub log_every: usize,
-    /// Start from the weights of this checkpoint instead of a fresh initialisation (a
-    /// curriculum's next stage, or fine-tuning); the optimizer and the schedule start afresh.
-    /// The model's sizes must match; its input side may differ where the model allows it
-    /// (the DRAW classifier's window is in relative coordinates).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub init: Option<PathBuf>,
-    /// Knowledge distillation: also fit the averaged, softened probabilities of these
-    /// teachers ([`super::distill`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub distill: Option<DistillConfig>,
-    /// Data parallelism: each step's batch is split into this many shards, whose forward and
-    /// backward passes run on their own threads, and their gradients are summed
-    /// ([`batch_gradients`]). 1, the default, steps the whole batch at once. A resumed run
-    /// may change it.
-    #[serde(skip_serializing_if = "is_one")]
-    pub shards: usize,
-}
-
-fn is_one(n: &usize) -> bool {
-    *n == 1
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            epochs: 10,
-            batch_size: 64,
-            lr: 1e-3,
-            optimizer: OptimizerConfig::default(),
-            schedule: Schedule::Constant,
-            clip_norm: None,
-            valid_size: 5000,
-            patience: None,
-            checkpoint_every: 200,
-            augment_shift: 0,
-            limit_train: None,
-            log_every: 50,
-            init: None,
-            distill: None,
-            shards: 1,
-        }
-    }
-}
-
 /// Everything that defines a classifier run; saved as `config.toml` in its checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,26 +173,21 @@ pub struct ClassifierRunConfig {
     /// The data.
     #[serde(default)]
     pub data: ImageData,
-    /// The training hyper-parameters.
-    #[serde(default)]
+    /// The training hyper-parameters ([`config::CLASSIFIER`]).
+    #[serde(default = "config::Classifier::default", with = "config::Classifier")]
     pub train: TrainConfig,
 }
 
-/// The resumable part of a run, saved as `last/meta.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunState {
-    /// Optimizer steps taken.
-    pub step: u64,
-    /// Current epoch (0-based).
-    pub epoch: usize,
-    /// Batches of the current epoch already done.
-    pub batch_in_epoch: usize,
-    /// The augmentation stream.
-    pub rng: Rng,
-    /// Best validation error so far, and its epoch.
-    pub best: Option<(f64, usize)>,
-    /// Whether early stopping has ended the run.
-    pub stopped: bool,
+impl RunConfig for ClassifierRunConfig {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn train(&self) -> &TrainConfig {
+        &self.train
+    }
+    fn train_mut(&mut self) -> &mut TrainConfig {
+        &mut self.train
+    }
 }
 
 /// Metadata of an evaluable checkpoint (`best/meta.json`).
@@ -275,7 +197,8 @@ pub struct CheckpointMeta {
     pub model: String,
     /// Steps trained.
     pub step: u64,
-    /// Epoch of these weights.
+    /// Epoch of these weights, counted from 0 (the closing line and `metrics.jsonl` count
+    /// from 1).
     pub epoch: usize,
     /// Validation error of these weights.
     pub valid_error: f64,
@@ -483,77 +406,180 @@ pub fn widen(src: &Path, hidden: usize, out: &Path, device: &Device) -> Result<C
     Ok(cfg)
 }
 
-/// The weights of the checkpoint `from` in a model built from `cfg` (the next stage of a
-/// curriculum); a clear error when the checkpoint is of another model or other sizes.
-fn init_from(cfg: &ClassifierRunConfig, model: Classifier, from: &Path) -> Result<Classifier> {
-    checkpoint::init_from(model, from, |theirs: &ClassifierRunConfig, dir| {
-        if theirs.model.kind() != cfg.model.kind() {
-            bail!("init: {} holds a {}, this run trains a {}", dir.display(), theirs.model.kind(), cfg.model.kind());
-        }
-        Ok(())
-    })
+/// The image classifiers as the engine trains them: each epoch a seeded order of the training
+/// images, randomly shifted and (RAM, dropout) drawn from the run's stream, its resumable state;
+/// validated at each epoch's end by the error rate; the best weights tested at the end.
+struct Trainer {
+    cfg: ClassifierRunConfig,
+    train: Arc<dyn ImageTask>,
+    valid: Arc<dyn ImageTask>,
+    /// The teachers' soft targets, for a distilled run.
+    soft: Option<(DistillConfig, SoftTargets)>,
+    /// The DRAW classifier's location loss needs the digits' centres.
+    locate: bool,
+    /// The current epoch's order of the training images.
+    order: Option<(usize, Vec<usize>)>,
+    data_root: PathBuf,
+    device: Device,
+    eval_device: Device,
 }
 
-#[derive(Serialize, Deserialize)]
-struct LastMeta {
-    state: RunState,
-    train_seconds: f64,
+impl Family for Trainer {
+    type Config = ClassifierRunConfig;
+    type Model = Classifier;
+    type State = Rng;
+    type Meta = CheckpointMeta;
+    type Summary = Summary;
+    const NAME: &'static str = "classifier";
+    const UNIT: &'static str = "samples";
+
+    fn config(&self) -> &ClassifierRunConfig {
+        &self.cfg
+    }
+
+    fn batches_per_epoch(&self) -> Option<usize> {
+        Some(self.train.len().div_ceil(self.cfg.train.batch_size))
+    }
+
+    fn init(&self, device: &Device) -> Classifier {
+        self.cfg.model.init(device)
+    }
+
+    fn fresh_state(&self) -> Rng {
+        Rng::derive(self.cfg.seed, "train", 0)
+    }
+
+    fn compatible(&self, theirs: &ClassifierRunConfig, dir: &Path) -> Result<()> {
+        if theirs.model.kind() != self.cfg.model.kind() {
+            bail!(
+                "init: {} holds a {}, this run trains a {}",
+                dir.display(),
+                theirs.model.kind(),
+                self.cfg.model.kind()
+            );
+        }
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        model: Classifier,
+        optim: &mut ModuleOptimizer,
+        lr: f64,
+        rng: &mut Rng,
+        at: At,
+    ) -> Result<(Classifier, Tally)> {
+        let (epoch, b) = at.epoch.expect("classifier runs have epochs");
+        let n = self.train.len();
+        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.order = Some((epoch, Rng::derive(self.cfg.seed, "epoch", epoch as u64).permutation(n)));
+        }
+        let (t, side, device) = (&self.cfg.train, self.train.side(), &self.device);
+        let order = &self.order.as_ref().expect("just set").1;
+        let idx = &order[b * t.batch_size..((b + 1) * t.batch_size).min(n)];
+        let (mut x, y, centres) = if self.locate {
+            self.train.batch_located(idx)
+        } else {
+            let (x, y) = self.train.batch(idx);
+            (x, y, None)
+        };
+        if t.augment_shift > 0 {
+            random_shift(&mut x, side, t.augment_shift, rng);
+        }
+        let centres = centres.map(|c| Tensor::<2>::from_data(TensorData::new(c, [idx.len(), 2]), device));
+        let (images, labels) = to_tensors(x, y, side, device);
+        let soft = self.soft.as_ref().map(|(d, targets)| (d, targets.rows(idx, device)));
+        let batch = StepBatch { images, labels, centres, soft };
+        let (grads, loss, right) = batch_gradients(&model, &batch, t.shards, rng);
+        let loss_value: f32 = loss.into_scalar();
+        if !loss_value.is_finite() {
+            bail!(
+                "non-finite loss ({loss_value}) at step {} (epoch {}, batch {b}); weights are left as after step {} — lower the learning rate or set clip_norm",
+                at.step + 1,
+                epoch + 1,
+                at.step
+            );
+        }
+        let model = checked_step(model, grads, optim, lr, t.clip_norm, at.step)?;
+        let k = idx.len();
+        Ok((
+            model,
+            Tally {
+                count: k,
+                sums: vec![("loss", loss_value as f64 * k as f64), ("accuracy", right as f64)],
+                extra: vec![],
+            },
+        ))
+    }
+
+    fn validate(&mut self, model: &Classifier, run: &mut Progress<Rng>) -> Result<Validation<CheckpointMeta>> {
+        let (vloss, verr, _) = evaluate(model, self.valid.as_ref(), 500, &self.eval_device);
+        let per_epoch = self.batches_per_epoch().unwrap_or(1).max(1);
+        Ok(Validation {
+            score: verr,
+            values: vec![("loss", vloss), ("error", verr)],
+            line: format!("loss {vloss:.4}, error {:.2}%", 100.0 * verr),
+            meta: CheckpointMeta {
+                model: self.cfg.model.kind().into(),
+                step: run.step,
+                epoch: run.step.saturating_sub(1) as usize / per_epoch,
+                valid_error: verr,
+                test_error: None,
+                train_seconds: run.train_seconds,
+            },
+            stop: None,
+        })
+    }
+
+    /// Tests the best weights and records their test error in their `meta.json`.
+    fn finish(&mut self, run: &Progress<Rng>, best: PathBuf, log: &mut MetricsLog) -> Result<Summary> {
+        let (_, best_model) = load_classifier(&best, &self.eval_device)?;
+        let test = self.cfg.data.load(&self.data_root, Split::Test, self.cfg.seed)?;
+        let (tloss, terr, n_test) = evaluate(&best_model, test.as_ref(), 500, &self.eval_device);
+        let mut meta: serde_json::Value = checkpoint::read_meta(&best)?;
+        meta["test_error"] = terr.into();
+        std::fs::write(best.join(META), serde_json::to_string_pretty(&meta)?)?;
+        let epoch = (run.step as usize).div_ceil(self.batches_per_epoch().unwrap_or(1).max(1));
+        log.log("test", run.step, Some(epoch), &[("loss", tloss), ("error", terr)])?;
+        let valid_error = meta["valid_error"].as_f64().context("best/meta.json: no valid_error")?;
+        Ok(Summary { steps: run.step, valid_error, test_error: terr, n_test, best })
+    }
+}
+
+/// The averaged soft targets of `d`'s teachers on every image of `train`, computed on
+/// `device` (or read from the cache in `out/soft-targets`).
+fn teachers_targets(
+    d: &DistillConfig,
+    train: &dyn ImageTask,
+    classes: usize,
+    out: &Path,
+    device: &Device,
+) -> Result<SoftTargets> {
+    let probabilities_of = |dir: &Path| -> Result<Vec<f32>> {
+        let found =
+            checkpoint::find_dir(dir).with_context(|| format!("distill: {} is not a checkpoint", dir.display()))?;
+        let (teacher_cfg, teacher) = load_classifier(&found, device)?;
+        if teacher_cfg.model.input() != train.side() {
+            bail!(
+                "distill: teacher {} reads {:?} images, the run's are {:?}",
+                dir.display(),
+                teacher_cfg.model.input(),
+                train.side()
+            );
+        }
+        if teacher_cfg.model.classes() != classes {
+            bail!("distill: teacher {} has {} classes, the run {classes}", dir.display(), teacher_cfg.model.classes());
+        }
+        Ok(probabilities(&teacher, train, d.temperature, device))
+    };
+    distill::soft_targets(d, train.len(), classes, &out.join("soft-targets"), probabilities_of)
 }
 
 /// Trains (or resumes) a classifier run and evaluates its best checkpoint on the test set.
 pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<Summary> {
-    let device = crate::device::by_name(&opts.device)?.autodiff();
-    let last_dir = opts.out.join("last");
-    let best_dir = opts.out.join("best");
-
-    // Fresh start or resume: the configuration, weights, optimizer and state.
-    let (cfg, mut model, mut optim, mut state, mut train_seconds) =
-        match checkpoint::find_dir(&last_dir).filter(|_| opts.resume) {
-            Some(dir) => {
-                let mut saved: ClassifierRunConfig = checkpoint::read_config(&dir)?;
-                // A resumed run may be spread differently over threads.
-                saved.train.shards = cfg.train.shards;
-                if saved != *cfg {
-                    tracing::warn!(
-                        "resuming with the configuration saved in {} (it differs from the one given)",
-                        dir.display()
-                    );
-                }
-                let model = checkpoint::init_and_load(&device, saved.seed, &dir, || saved.model.init(&device))?;
-                let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
-                let last: LastMeta = checkpoint::read_meta(&dir)?;
-                tracing::info!(
-                    "resuming from step {} (epoch {}, batch {})",
-                    last.state.step,
-                    last.state.epoch,
-                    last.state.batch_in_epoch
-                );
-                (saved, model, optim, last.state, last.train_seconds)
-            }
-            None => {
-                if opts.resume {
-                    tracing::warn!("--resume: no checkpoint in {}, starting afresh", last_dir.display());
-                }
-                let mut model =
-                    crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
-                if let Some(from) = &cfg.train.init {
-                    model = init_from(cfg, model, from)?;
-                }
-                let state = RunState {
-                    step: 0,
-                    epoch: 0,
-                    batch_in_epoch: 0,
-                    rng: Rng::derive(cfg.seed, "train", 0),
-                    best: None,
-                    stopped: false,
-                };
-                (cfg.clone(), model, cfg.train.optimizer.init(), state, 0.0)
-            }
-        };
+    let start = engine::start(cfg, opts)?;
+    let cfg = start.cfg;
     let t = &cfg.train;
-    if t.batch_size == 0 {
-        bail!("batch_size must be positive");
-    }
     if let ClassifierConfig::DrawClassifier(m) = &cfg.model {
         m.validate()?;
         if m.locate > 0.0 && cfg.data.canvas.is_none() {
@@ -564,140 +590,37 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
         }
     }
     let locate = matches!(&cfg.model, ClassifierConfig::DrawClassifier(m) if m.locate > 0.0);
-    let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
 
     // Data: a fixed train/validation split of the training set, and the test set.
-    let spec = cfg.data.spec()?;
-    crate::data::fetch::ensure(spec, &opts.data_root)?;
+    crate::data::fetch::ensure(cfg.data.spec()?, &opts.data_root)?;
     let (train, valid) = train_and_validation(&cfg, &opts.data_root)?;
     if train.side() != cfg.model.input() {
         bail!("the model expects {:?} images, the data are {:?}", cfg.model.input(), train.side());
     }
-    let side = train.side();
-    let n = train.len();
-    let soft: Option<(&DistillConfig, SoftTargets)> = match &t.distill {
+    let eval_device = start.device.clone().without_autodiff();
+    let soft = match &t.distill {
         None => None,
         Some(d) => {
             // Soft targets belong to fixed images: no random shift, no random warp.
             if t.augment_shift > 0 || cfg.data.warp != 0.0 {
                 bail!("distill needs the same images every epoch: set augment_shift = 0 and warp = 0");
             }
-            let eval_device = device.clone().without_autodiff();
-            let classes = cfg.model.classes();
-            Some((d, distill::soft_targets(d, train.as_ref(), classes, &opts.out.join("soft-targets"), &eval_device)?))
+            let targets = teachers_targets(d, train.as_ref(), cfg.model.classes(), &opts.out, &eval_device)?;
+            Some((d.clone(), targets))
         }
     };
-    let batches_per_epoch = n.div_ceil(t.batch_size);
-
-    let bar =
-        if opts.progress { ProgressBar::new((t.epochs * batches_per_epoch) as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})").unwrap().progress_chars("=> "),
-    );
-    bar.set_position((state.epoch * batches_per_epoch + state.batch_in_epoch) as u64);
-
-    let mut clock = Instant::now();
-    let mut window = (0.0f64, 0usize, 0usize, Instant::now()); // loss sum, right, seen, since
-    while state.epoch < t.epochs && !state.stopped {
-        bar.set_prefix(format!("epoch {}/{}", state.epoch + 1, t.epochs));
-        let order = Rng::derive(cfg.seed, "epoch", state.epoch as u64).permutation(n);
-        for b in state.batch_in_epoch..batches_per_epoch {
-            let idx = &order[b * t.batch_size..((b + 1) * t.batch_size).min(n)];
-            let (mut x, y, centres) = if locate {
-                train.batch_located(idx)
-            } else {
-                let (x, y) = train.batch(idx);
-                (x, y, None)
-            };
-            if t.augment_shift > 0 {
-                random_shift(&mut x, side, t.augment_shift, &mut state.rng);
-            }
-            let centres = centres.map(|c| Tensor::<2>::from_data(TensorData::new(c, [idx.len(), 2]), &device));
-            let (images, labels) = to_tensors(x, y, side, &device);
-            let soft_rows = soft.as_ref().map(|(d, targets)| (*d, targets.rows(idx, &device)));
-            let batch = StepBatch { images, labels, centres, soft: soft_rows };
-            let (grads, loss, right) = batch_gradients(&model, &batch, t.shards, &mut state.rng);
-            let loss_value: f32 = loss.into_scalar();
-            if !loss_value.is_finite() {
-                bail!(
-                    "non-finite loss ({loss_value}) at step {} (epoch {}, batch {b}); weights are left as after step {} — lower the learning rate or set clip_norm",
-                    state.step + 1,
-                    state.epoch + 1,
-                    state.step
-                );
-            }
-            let lr = t.schedule.lr(t.lr, state.step as usize);
-            model = checked_step(model, grads, &mut optim, lr, t.clip_norm, state.step)?;
-            state.step += 1;
-            state.batch_in_epoch = b + 1;
-            window.0 += loss_value as f64 * idx.len() as f64;
-            window.1 += right as usize;
-            window.2 += idx.len();
-            bar.inc(1);
-            if opts.throttle_ms > 0 {
-                std::thread::sleep(std::time::Duration::from_millis(opts.throttle_ms));
-            }
-            if state.step % t.log_every.max(1) as u64 == 0 {
-                let secs = window.3.elapsed().as_secs_f64();
-                let (l, acc, sps) =
-                    (window.0 / window.2 as f64, window.1 as f64 / window.2 as f64, window.2 as f64 / secs);
-                bar.set_message(format!("loss {l:.4} acc {:.2}% {sps:.0}/s", 100.0 * acc));
-                log.log(
-                    "train",
-                    state.step,
-                    state.epoch,
-                    &[("loss", l), ("accuracy", acc), ("lr", lr), ("samples_per_s", sps)],
-                )?;
-                window = (0.0, 0, 0, Instant::now());
-            }
-            if t.checkpoint_every > 0 && state.step % t.checkpoint_every as u64 == 0 && b + 1 < batches_per_epoch {
-                train_seconds += clock.elapsed().as_secs_f64();
-                clock = Instant::now();
-                let meta = LastMeta { state: state.clone(), train_seconds };
-                checkpoint::save_run_dir(&last_dir, &model, &cfg, &meta, Some(&optim))?;
-            }
-        }
-        // End of epoch: validate, keep the best, decide on early stopping.
-        let (vloss, verr, _) = evaluate(&model.valid(), valid.as_ref(), 500, &device.clone().without_autodiff());
-        log.log("valid", state.step, state.epoch, &[("loss", vloss), ("error", verr)])?;
-        bar.println(format!("epoch {}: valid loss {vloss:.4}, error {:.2}%", state.epoch + 1, 100.0 * verr));
-        train_seconds += clock.elapsed().as_secs_f64();
-        clock = Instant::now();
-        if state.best.is_none_or(|(e, _)| verr < e) {
-            state.best = Some((verr, state.epoch));
-            let meta = CheckpointMeta {
-                model: cfg.model.kind().into(),
-                step: state.step,
-                epoch: state.epoch,
-                valid_error: verr,
-                test_error: None,
-                train_seconds,
-            };
-            checkpoint::save_run_dir(&best_dir, &model, &cfg, &meta, None)?;
-        } else if let (Some(p), Some((_, best_epoch))) = (t.patience.filter(|&p| p > 0), state.best)
-            && state.epoch - best_epoch >= p
-        {
-            bar.println(format!("early stop: no better validation error for {p} epochs"));
-            state.stopped = true;
-        }
-        state.epoch += 1;
-        state.batch_in_epoch = 0;
-        let meta = LastMeta { state: state.clone(), train_seconds };
-        checkpoint::save_run_dir(&last_dir, &model, &cfg, &meta, Some(&optim))?;
-    }
-    bar.finish_and_clear();
-
-    // Evaluate the best checkpoint on the test set and record it.
-    let eval_device = device.clone().without_autodiff();
-    let best_dir = checkpoint::find_dir(&best_dir).context("no best checkpoint was written")?;
-    let (_, best_model) = load_classifier(&best_dir, &eval_device)?;
-    let test = cfg.data.load(&opts.data_root, Split::Test, cfg.seed)?;
-    let (tloss, terr, n_test) = evaluate(&best_model, test.as_ref(), 500, &eval_device);
-    let mut meta: CheckpointMeta = checkpoint::read_meta(&best_dir)?;
-    meta.test_error = Some(terr);
-    std::fs::write(best_dir.join(META), serde_json::to_string_pretty(&meta)?)?;
-    log.log("test", state.step, state.epoch, &[("loss", tloss), ("error", terr)])?;
-    Ok(Summary { steps: state.step, valid_error: meta.valid_error, test_error: terr, n_test, best: best_dir })
+    let trainer = Trainer {
+        cfg,
+        train,
+        valid,
+        soft,
+        locate,
+        order: None,
+        data_root: opts.data_root.clone(),
+        device: start.device.clone(),
+        eval_device,
+    };
+    engine::run(trainer, start.resume.as_deref(), &start.device, opts)
 }
 
 #[cfg(test)]
@@ -708,7 +631,14 @@ mod tests {
     /// The tests' small runs: `epochs` of batch 20 at 3e-3 on the fixture, 60 validation
     /// images, checkpoints only when validating.
     fn quick(epochs: usize) -> TrainConfig {
-        TrainConfig { epochs, batch_size: 20, lr: 3e-3, valid_size: 60, checkpoint_every: 0, ..TrainConfig::default() }
+        TrainConfig {
+            epochs: Some(epochs),
+            batch_size: 20,
+            lr: 3e-3,
+            valid_size: 60,
+            checkpoint_every: 0,
+            ..config::classifier_defaults()
+        }
     }
 
     /// A batch split into shards has the whole batch's loss, gradients and right answers: a
@@ -818,7 +748,7 @@ mod tests {
     fn impossible_data_settings_are_refused() {
         let mlp =
             ClassifierConfig::Mlp(crate::models::mlp::MlpConfig { input: [28, 28], hidden: vec![8], classes: 10 });
-        let train = TrainConfig { valid_size: 60, ..TrainConfig::default() };
+        let train = TrainConfig { valid_size: 60, ..config::classifier_defaults() };
         let with = |data: ImageData| ClassifierRunConfig { seed: 1, model: mlp.clone(), data, train: train.clone() };
         let err = |data: ImageData| train_and_validation(&with(data), &fixture()).err().unwrap().to_string();
         let e = err(ImageData { canvas: Some(40), placements: 0, ..ImageData::default() });
@@ -845,7 +775,7 @@ mod tests {
         let a = train_classifier(&cfg, &opts(first.path(), false)).unwrap();
         let mut next = cfg.clone();
         next.seed = 5; // another fresh initialisation, replaced by the loaded weights
-        next.train = TrainConfig { epochs: 1, lr: 0.0, init: Some(a.best.clone()), ..cfg.train.clone() };
+        next.train = TrainConfig { epochs: Some(1), lr: 0.0, init: Some(a.best.clone()), ..cfg.train.clone() };
         let b = train_classifier(&next, &opts(second.path(), false)).unwrap();
         assert_eq!((b.valid_error, b.test_error), (a.valid_error, a.test_error));
         let saved: ClassifierRunConfig = checkpoint::read_config(&b.best).unwrap();
@@ -962,7 +892,7 @@ mod tests {
         let mut student = cfg.clone();
         let distill = DistillConfig { teachers: vec![teacher.best.clone()], weight: 1.0, temperature: 2.0 };
         student.train = TrainConfig {
-            epochs: 1,
+            epochs: Some(1),
             lr: 0.0,
             init: Some(teacher.best.clone()),
             distill: Some(distill),
@@ -977,7 +907,7 @@ mod tests {
 
         // Resumed with more epochs: the targets come from the cache (a damaged cache would fail).
         std::fs::write(cache.join("probs.f32"), [0u8; 8]).unwrap();
-        student.train.epochs = 2;
+        student.train.epochs = Some(2);
         let err = format!("{:#}", train_classifier(&student, &opts(second.path(), true)).unwrap_err());
         assert!(err.contains("probs.f32 holds 8 bytes"), "{err}");
 

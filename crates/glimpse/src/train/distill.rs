@@ -17,7 +17,6 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
-use super::classify::{ImageTask, load_classifier, probabilities};
 
 /// `[train.distill]`: the teachers and how much their soft targets weigh.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,41 +99,30 @@ struct SoftMeta {
 
 const PROBS: &str = "probs.f32";
 
-/// The soft targets of `cfg`'s teachers on every image of `task`: read from `cache` when it
-/// holds those of the same teachers, temperature and number of images, else computed on
-/// `device` and written there atomically.
+/// The soft targets of `cfg`'s teachers on `images` images: read from `cache` when it holds
+/// those of the same teachers, temperature and number of images, else the mean of
+/// `probabilities_of(teacher)` (row-major `(images × classes)`) over the teachers, written to
+/// `cache` atomically.
 pub fn soft_targets(
     cfg: &DistillConfig,
-    task: &dyn ImageTask,
+    images: usize,
     classes: usize,
     cache: &Path,
-    device: &Device,
+    mut probabilities_of: impl FnMut(&Path) -> Result<Vec<f32>>,
 ) -> Result<SoftTargets> {
     cfg.validate()?;
-    let want = SoftMeta { teachers: cfg.teachers.clone(), temperature: cfg.temperature, images: task.len(), classes };
+    let want = SoftMeta { teachers: cfg.teachers.clone(), temperature: cfg.temperature, images, classes };
     if let Some(found) = read_cache(cache, &want)? {
         tracing::info!("soft targets read from {}", cache.display());
         return Ok(found);
     }
-    let n = task.len();
-    let mut probs = vec![0f32; n * classes];
+    let mut probs = vec![0f32; images * classes];
     let t0 = std::time::Instant::now();
     for (k, dir) in cfg.teachers.iter().enumerate() {
-        let found =
-            checkpoint::find_dir(dir).with_context(|| format!("distill: {} is not a checkpoint", dir.display()))?;
-        let (teacher_cfg, teacher) = load_classifier(&found, device)?;
-        if teacher_cfg.model.input() != task.side() {
-            bail!(
-                "distill: teacher {} reads {:?} images, the run's are {:?}",
-                dir.display(),
-                teacher_cfg.model.input(),
-                task.side()
-            );
+        let p = probabilities_of(dir)?;
+        if p.len() != probs.len() {
+            bail!("distill: teacher {} gave {} probabilities, expected {}", dir.display(), p.len(), probs.len());
         }
-        if teacher_cfg.model.classes() != classes {
-            bail!("distill: teacher {} has {} classes, the run {classes}", dir.display(), teacher_cfg.model.classes());
-        }
-        let p = probabilities(&teacher, task, cfg.temperature, device);
         probs.iter_mut().zip(&p).for_each(|(s, v)| *s += v / cfg.teachers.len() as f32);
         tracing::info!(
             "soft targets: teacher {}/{} ({}) done, {:.0} s",

@@ -4,17 +4,18 @@
 //! on a fixed slice of held-out images, the best checkpoint kept, exact resume.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
+use super::config::{self, Keys as _, TrainConfig};
+use super::engine::{self, At, Family, Progress, RunConfig, Tally, Validation};
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard_range};
+use super::optim::{descend_sharded, shard_range};
 use crate::data::binarised::Binarised;
 use crate::data::{ImageSet, Split, registry};
 use crate::models::draw::{Draw, DrawConfig};
@@ -48,65 +49,6 @@ impl BinarisedData {
     }
 }
 
-/// Hyper-parameters of a DRAW run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GenerativeTrainConfig {
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Images per step.
-    pub batch_size: usize,
-    /// Base learning rate.
-    pub lr: f64,
-    /// Optimizer (the paper: Adam).
-    pub optimizer: OptimizerConfig,
-    /// Learning-rate schedule.
-    pub schedule: Schedule,
-    /// Clip the global gradient norm to this value.
-    pub clip_norm: Option<f32>,
-    /// Training images held out (the last ones) for validation.
-    pub valid_size: usize,
-    /// Validate every this many steps (and at each epoch's end).
-    pub valid_every: usize,
-    /// Images of the held-out set used by each validation (0: all).
-    pub valid_limit: usize,
-    /// Write the resumable state every this many steps.
-    pub checkpoint_every: usize,
-    /// Log the training bound every this many steps.
-    pub log_every: usize,
-    /// Use only the first N training images (quick runs, tests).
-    pub limit_train: Option<usize>,
-    /// Weight the KL term of the training loss by `min(1, step / kl_warmup)` (0: always 1).
-    /// Not in the DRAW paper: a standard guard against posterior collapse (Bowman et al. 2016,
-    /// Sønderby et al. 2016). Validation and evaluation always report the true bound.
-    pub kl_warmup: usize,
-    /// Data parallelism: each step's batch is split into this many shards, whose forward and
-    /// backward passes run on their own threads (`train::optim::sharded_gradients`; 1: none).
-    /// The same value gives the same loss curve; another changes it in the last bits.
-    pub shards: usize,
-}
-
-impl Default for GenerativeTrainConfig {
-    fn default() -> Self {
-        Self {
-            epochs: 20,
-            batch_size: 64,
-            lr: 1e-3,
-            optimizer: OptimizerConfig::default(),
-            schedule: Schedule::Constant,
-            clip_norm: Some(10.0),
-            valid_size: 10_000,
-            valid_every: 500,
-            valid_limit: 2000,
-            checkpoint_every: 100,
-            log_every: 20,
-            limit_train: None,
-            kl_warmup: 0,
-            shards: 1,
-        }
-    }
-}
-
 /// Everything that defines a DRAW run; saved as `config.toml` in its checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,26 +61,21 @@ pub struct DrawRunConfig {
     /// The data.
     #[serde(default)]
     pub data: BinarisedData,
-    /// The training hyper-parameters.
-    #[serde(default)]
-    pub train: GenerativeTrainConfig,
+    /// The training hyper-parameters ([`config::DRAW`]).
+    #[serde(default = "config::Draw::default", with = "config::Draw")]
+    pub train: TrainConfig,
 }
 
-/// The resumable part of a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DrawRunState {
-    /// Optimizer steps taken.
-    pub step: u64,
-    /// Current epoch (0-based).
-    pub epoch: usize,
-    /// Batches of the current epoch already done.
-    pub batch_in_epoch: usize,
-    /// The noise stream.
-    pub rng: Rng,
-    /// Best validation bound so far (nats per image), and its step.
-    pub best: Option<(f64, u64)>,
-    /// Seconds of training so far (summed across resumes).
-    pub train_seconds: f64,
+impl RunConfig for DrawRunConfig {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn train(&self) -> &TrainConfig {
+        &self.train
+    }
+    fn train_mut(&mut self) -> &mut TrainConfig {
+        &mut self.train
+    }
 }
 
 /// Metadata of an evaluable DRAW checkpoint (`best/meta.json`).
@@ -148,7 +85,7 @@ pub struct DrawCheckpointMeta {
     pub model: String,
     /// Steps trained.
     pub step: u64,
-    /// Epoch of these weights.
+    /// The epoch (from 1) of the step of these weights.
     pub epoch: usize,
     /// Validation bound (nats per image) of these weights.
     pub valid_nll_nats: f64,
@@ -230,170 +167,141 @@ pub fn train_and_validation(cfg: &DrawRunConfig, root: &Path) -> Result<(Binaris
     Ok((train, all.slice(n - valid..n)))
 }
 
-fn parameters(model: &Draw) -> usize {
-    model.num_params()
+/// DRAW as the engine trains it: mini-batches in a seeded order each epoch, the noise `ε` from
+/// the run's own stream (its resumable state), the bound as loss with the KL term warmed up,
+/// validated by the true bound on a fixed slice of held-out images.
+struct Trainer {
+    cfg: DrawRunConfig,
+    train: Binarised,
+    valid: Binarised,
+    /// The current epoch's order of the training images.
+    order: Option<(usize, Vec<usize>)>,
+    device: Device,
+    eval_device: Device,
+}
+
+impl Family for Trainer {
+    type Config = DrawRunConfig;
+    type Model = Draw;
+    type State = Rng;
+    type Meta = DrawCheckpointMeta;
+    type Summary = DrawSummary;
+    const NAME: &'static str = "draw";
+    const UNIT: &'static str = "images";
+
+    fn config(&self) -> &DrawRunConfig {
+        &self.cfg
+    }
+
+    fn batches_per_epoch(&self) -> Option<usize> {
+        Some(self.train.len().div_ceil(self.cfg.train.batch_size))
+    }
+
+    fn init(&self, device: &Device) -> Draw {
+        self.cfg.model.init(device)
+    }
+
+    fn fresh_state(&self) -> Rng {
+        Rng::derive(self.cfg.seed, "draw-noise", 0)
+    }
+
+    fn compatible(&self, theirs: &DrawRunConfig, dir: &Path) -> Result<()> {
+        if theirs.model != self.cfg.model {
+            bail!("init: {} holds a DRAW of other sizes than this run's", dir.display());
+        }
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        model: Draw,
+        optim: &mut ModuleOptimizer,
+        lr: f64,
+        rng: &mut Rng,
+        at: At,
+    ) -> Result<(Draw, Tally)> {
+        let (t, m) = (&self.cfg.train, &self.cfg.model);
+        let (epoch, b) = at.epoch.expect("DRAW runs have epochs");
+        let n = self.train.len();
+        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.order = Some((epoch, Rng::derive(self.cfg.seed, "epoch", epoch as u64).permutation(n)));
+        }
+        let order = &self.order.as_ref().expect("just set").1;
+        let idx = &order[b * t.batch_size..((b + 1) * t.batch_size).min(n)];
+        let eps = noise(m.steps, idx.len(), m.latent, rng, &self.device);
+        let beta = if t.kl_warmup > 0 { (at.step as f32 / t.kl_warmup as f32).min(1.0) } else { 1.0 };
+        let shards = t.shards.clamp(1, idx.len());
+        // Per shard: the sums of the bound and of the KL term over its images (for the log).
+        let sums = std::sync::Mutex::new(vec![(0.0f32, 0.0f32); shards]);
+        let loss_of = |m: &Draw, i: usize| {
+            let range = shard_range(idx.len(), shards, i);
+            let eps = eps.clone().narrow(1, range.start, range.len()); // (T, b, Z)
+            let part = &idx[range];
+            let bound = m.bound(images(&self.train, part, &self.device), eps, None);
+            let kl: f32 = bound.kl.clone().sum().into_scalar();
+            let total: f32 = bound.total().sum().into_scalar();
+            sums.lock().expect("no panics while held")[i] = (total, kl);
+            (bound.reconstruction + bound.kl.mul_scalar(beta)).sum() / idx.len() as f32
+        };
+        let (model, _) = descend_sharded(model, shards, loss_of, optim, lr, t.clip_norm, "bound", at.step)?;
+        let (bound_sum, kl_sum) =
+            sums.into_inner().expect("no panics").iter().fold((0.0, 0.0), |a, s| (a.0 + s.0, a.1 + s.1));
+        let (bound, kl) = (bound_sum / idx.len() as f32, kl_sum / idx.len() as f32);
+        let k = idx.len() as f64;
+        Ok((
+            model,
+            Tally {
+                count: idx.len(),
+                sums: vec![("nll_nats", bound as f64 * k), ("kl_nats", kl as f64 * k)],
+                extra: vec![],
+            },
+        ))
+    }
+
+    fn validate(&mut self, model: &Draw, run: &mut Progress<Rng>) -> Result<Validation<DrawCheckpointMeta>> {
+        let m = evaluate_bound(model, &self.valid, self.cfg.train.valid_limit, self.cfg.seed, &self.eval_device);
+        let per_epoch = self.batches_per_epoch().unwrap_or(1).max(1);
+        Ok(Validation {
+            score: m.nll_nats,
+            values: vec![
+                ("nll_nats", m.nll_nats),
+                ("reconstruction_nats", m.reconstruction_nats),
+                ("kl_nats", m.kl_nats),
+            ],
+            line: format!("bound {:.2} nats (KL {:.2})", m.nll_nats, m.kl_nats),
+            meta: DrawCheckpointMeta {
+                model: "draw".into(),
+                step: run.step,
+                epoch: (run.step as usize).div_ceil(per_epoch),
+                valid_nll_nats: m.nll_nats,
+                train_seconds: run.train_seconds,
+                parameters: model.num_params(),
+            },
+            stop: None,
+        })
+    }
+
+    fn finish(&mut self, run: &Progress<Rng>, best: PathBuf, _: &mut MetricsLog) -> Result<DrawSummary> {
+        let (valid_nll_nats, _) = run.best.context("no validation was run")?;
+        Ok(DrawSummary { steps: run.step, valid_nll_nats, best })
+    }
 }
 
 /// Trains (or resumes) a DRAW run.
 pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary> {
-    let device = crate::device::by_name(&opts.device)?.autodiff();
-    let eval_device = device.clone().without_autodiff();
-    let last_dir = opts.out.join("last");
-    let best_dir = opts.out.join("best");
-    let (cfg, mut model, mut optim, mut state) = match checkpoint::find_dir(&last_dir).filter(|_| opts.resume) {
-        Some(dir) => {
-            let saved: DrawRunConfig = checkpoint::read_config(&dir)?;
-            let mut saved_cfg = saved.clone();
-            // A resume may lengthen the run, change how each step is spread over threads, and
-            // change the schedule (a function of the step: one that agrees with the old one up
-            // to the current step keeps the run's history true to the config, e.g. a decay
-            // from a later step on); everything else comes from the checkpoint.
-            saved_cfg.train.epochs = saved.train.epochs.max(cfg.train.epochs);
-            saved_cfg.train.shards = cfg.train.shards;
-            saved_cfg.train.schedule = cfg.train.schedule.clone();
-            if saved != *cfg {
-                tracing::warn!("resuming with the configuration saved in {}", dir.display());
-            }
-            let model = checkpoint::init_and_load(&device, saved.seed, &dir, || saved.model.init(&device))?;
-            let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
-            let state: DrawRunState = checkpoint::read_meta(&dir)?;
-            tracing::info!("resuming from step {} (epoch {}, batch {})", state.step, state.epoch, state.batch_in_epoch);
-            (saved_cfg, model, optim, state)
-        }
-        None => {
-            let model = crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
-            let state = DrawRunState {
-                step: 0,
-                epoch: 0,
-                batch_in_epoch: 0,
-                rng: Rng::derive(cfg.seed, "draw-noise", 0),
-                best: None,
-                train_seconds: 0.0,
-            };
-            (cfg.clone(), model, cfg.train.optimizer.init(), state)
-        }
-    };
-    let t = &cfg.train;
-    if t.batch_size == 0 {
-        bail!("batch_size must be positive");
-    }
     if cfg.model.steps == 0 || cfg.model.latent == 0 {
         bail!("DRAW needs at least one step and a non-empty latent");
     }
-    let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
+    let start = engine::start(cfg, opts)?;
+    let cfg = start.cfg;
     let (train, valid) = train_and_validation(&cfg, &opts.data_root)?;
     if [train.h, train.w] != cfg.model.side {
         bail!("the model expects {:?} images, the data are {:?}", cfg.model.side, [train.h, train.w]);
     }
-    let n = train.len();
-    let batches = n.div_ceil(t.batch_size);
-    let params = parameters(&model);
-    tracing::info!("draw: {params} parameters, {n} training images, {} validation images", valid.len());
-
-    let bar = if opts.progress { ProgressBar::new((t.epochs * batches) as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})").unwrap().progress_chars("=> "),
-    );
-    bar.set_position((state.epoch * batches + state.batch_in_epoch) as u64);
-    let mut clock = Instant::now();
-    let mut window = (0.0f64, 0.0f64, 0usize, Instant::now()); // bound sum, KL sum, images, since
-
-    // Validation, keeping the best weights.
-    let validate = |model: &Draw, state: &mut DrawRunState, log: &mut MetricsLog, bar: &ProgressBar| -> Result<()> {
-        let m = evaluate_bound(&model.valid(), &valid, t.valid_limit, cfg.seed, &eval_device);
-        log.log(
-            "valid",
-            state.step,
-            state.epoch,
-            &[("nll_nats", m.nll_nats), ("reconstruction_nats", m.reconstruction_nats), ("kl_nats", m.kl_nats)],
-        )?;
-        bar.println(format!("step {}: valid bound {:.2} nats (KL {:.2})", state.step, m.nll_nats, m.kl_nats));
-        if state.best.is_none_or(|(b, _)| m.nll_nats < b) {
-            state.best = Some((m.nll_nats, state.step));
-            let meta = DrawCheckpointMeta {
-                model: "draw".into(),
-                step: state.step,
-                epoch: state.epoch,
-                valid_nll_nats: m.nll_nats,
-                train_seconds: state.train_seconds,
-                parameters: params,
-            };
-            checkpoint::save_run_dir(&best_dir, model, &cfg, &meta, None)?;
-        }
-        Ok(())
-    };
-
-    while state.epoch < t.epochs {
-        bar.set_prefix(format!("epoch {}/{}", state.epoch + 1, t.epochs));
-        let order = Rng::derive(cfg.seed, "epoch", state.epoch as u64).permutation(n);
-        for b in state.batch_in_epoch..batches {
-            let idx = &order[b * t.batch_size..((b + 1) * t.batch_size).min(n)];
-            let eps = noise(cfg.model.steps, idx.len(), cfg.model.latent, &mut state.rng, &device);
-            let beta = if t.kl_warmup > 0 { (state.step as f32 / t.kl_warmup as f32).min(1.0) } else { 1.0 };
-            let shards = t.shards.clamp(1, idx.len());
-            // Per shard: the sums of the bound and of the KL term over its images (for the log).
-            let sums = std::sync::Mutex::new(vec![(0.0f32, 0.0f32); shards]);
-            let loss_of = |m: &Draw, i: usize| {
-                let range = shard_range(idx.len(), shards, i);
-                let eps = eps.clone().narrow(1, range.start, range.len()); // (T, b, Z)
-                let part = &idx[range];
-                let bound = m.bound(images(&train, part, &device), eps, None);
-                let kl: f32 = bound.kl.clone().sum().into_scalar();
-                let total: f32 = bound.total().sum().into_scalar();
-                sums.lock().expect("no panics while held")[i] = (total, kl);
-                (bound.reconstruction + bound.kl.mul_scalar(beta)).sum() / idx.len() as f32
-            };
-            let lr = t.schedule.lr(t.lr, state.step as usize);
-            (model, _) = descend_sharded(model, shards, loss_of, &mut optim, lr, t.clip_norm, "bound", state.step)?;
-            let (bound_sum, kl_sum) =
-                sums.into_inner().expect("no panics").iter().fold((0.0, 0.0), |a, s| (a.0 + s.0, a.1 + s.1));
-            let (bound_value, kl) = (bound_sum / idx.len() as f32, kl_sum / idx.len() as f32);
-            state.step += 1;
-            state.batch_in_epoch = b + 1;
-            window.0 += bound_value as f64 * idx.len() as f64;
-            window.1 += kl as f64 * idx.len() as f64;
-            window.2 += idx.len();
-            bar.inc(1);
-            if opts.throttle_ms > 0 {
-                std::thread::sleep(std::time::Duration::from_millis(opts.throttle_ms));
-            }
-            if state.step % t.log_every.max(1) as u64 == 0 {
-                let secs = window.3.elapsed().as_secs_f64();
-                let (nll, kl, ips) = (window.0 / window.2 as f64, window.1 / window.2 as f64, window.2 as f64 / secs);
-                bar.set_message(format!("bound {nll:.2} nats (KL {kl:.2}) {ips:.0} img/s"));
-                log.log(
-                    "train",
-                    state.step,
-                    state.epoch,
-                    &[("nll_nats", nll), ("kl_nats", kl), ("lr", lr), ("images_per_s", ips)],
-                )?;
-                window = (0.0, 0.0, 0, Instant::now());
-            }
-            let epoch_end = b + 1 == batches;
-            if epoch_end {
-                state.epoch += 1;
-                state.batch_in_epoch = 0;
-            }
-            let (validating, checkpointing) = super::cadence(state.step, epoch_end, t.valid_every, t.checkpoint_every);
-            if checkpointing {
-                state.train_seconds += clock.elapsed().as_secs_f64();
-                clock = Instant::now();
-            }
-            if validating {
-                validate(&model, &mut state, &mut log, &bar)?;
-            }
-            if checkpointing {
-                checkpoint::save_run_dir(&last_dir, &model, &cfg, &state, Some(&optim))?;
-            }
-        }
-    }
-    bar.finish_and_clear();
-    let (valid_nll_nats, _) = state.best.context("no validation was run")?;
-    Ok(DrawSummary {
-        steps: state.step,
-        valid_nll_nats,
-        best: checkpoint::find_dir(&best_dir).context("no best checkpoint was written")?,
-    })
+    tracing::info!("draw: {} training images, {} validation images", train.len(), valid.len());
+    let eval_device = start.device.clone().without_autodiff();
+    let trainer = Trainer { cfg, train, valid, order: None, device: start.device.clone(), eval_device };
+    engine::run(trainer, start.resume.as_deref(), &start.device, opts)
 }
 
 #[cfg(test)]
@@ -406,8 +314,8 @@ mod tests {
             seed: 3,
             model: DrawConfig { side: [28, 28], steps: 4, encoder: 32, decoder: 32, latent: 8, read: 2, write: 4 },
             data: BinarisedData::default(),
-            train: GenerativeTrainConfig {
-                epochs: 8,
+            train: TrainConfig {
+                epochs: Some(8),
                 batch_size: 25,
                 lr: 1e-2,
                 valid_size: 50,
@@ -415,7 +323,7 @@ mod tests {
                 valid_limit: 0,
                 checkpoint_every: 3,
                 log_every: 5,
-                ..Default::default()
+                ..config::draw_defaults()
             },
         }
     }
@@ -454,12 +362,12 @@ mod tests {
     /// Interrupted after any checkpoint and resumed, a run ends where the uninterrupted one does.
     #[test]
     fn resume_reproduces_the_uninterrupted_run() {
-        let cfg = GenerativeTrainConfig { epochs: 2, ..tiny().train };
+        let cfg = TrainConfig { epochs: Some(2), ..tiny().train };
         let cfg = DrawRunConfig { train: cfg, ..tiny() };
         let whole = tempfile::tempdir().unwrap();
         let a = train_draw(&cfg, &opts(whole.path(), false)).unwrap();
         let parts = tempfile::tempdir().unwrap();
-        let first = DrawRunConfig { train: GenerativeTrainConfig { epochs: 1, ..cfg.train.clone() }, ..cfg.clone() };
+        let first = DrawRunConfig { train: TrainConfig { epochs: Some(1), ..cfg.train.clone() }, ..cfg.clone() };
         train_draw(&first, &opts(parts.path(), false)).unwrap();
         let b = train_draw(&cfg, &opts(parts.path(), true)).unwrap();
         assert_eq!(a.steps, b.steps);

@@ -3,68 +3,23 @@
 //! the synthesis network, best checkpoint by validation NLL, exact resume.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
+use super::config::{self, Keys as _, TrainConfig};
+use super::engine::{self, At, Family, Progress, RunConfig, Tally, Validation};
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard};
+use super::optim::{descend_sharded, shard};
 use crate::data::handwriting::{Example, StrokeData, StrokeSet, encode};
 use crate::data::strokes::OffsetScale;
 use crate::models::handwriting::{Handwriting, HandwritingConfig, Sampling, Text};
 use crate::rng::Rng;
 use crate::run::RunOptions;
-
-/// Hyper-parameters of a handwriting run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HandwritingTrainConfig {
-    /// Optimizer steps.
-    pub steps: usize,
-    /// Sequences per step.
-    pub batch_size: usize,
-    /// Base learning rate.
-    pub lr: f64,
-    /// Optimizer.
-    pub optimizer: OptimizerConfig,
-    /// Learning-rate schedule.
-    pub schedule: Schedule,
-    /// Clip the global gradient norm to this value (Graves clips derivatives; a norm clip is
-    /// the common equivalent).
-    pub clip_norm: Option<f32>,
-    /// Validate (and keep the best) every this many steps, and at the end.
-    pub valid_every: usize,
-    /// Write the resumable state every this many steps.
-    pub checkpoint_every: usize,
-    /// Log the training loss every this many steps.
-    pub log_every: usize,
-    /// Data parallelism: each step's batch is split into this many shards, whose forward and
-    /// backward passes run on their own threads (`train::optim::sharded_gradients`; 1: none).
-    /// The same value gives the same loss curve; another changes it in the last bits.
-    pub shards: usize,
-}
-
-impl Default for HandwritingTrainConfig {
-    fn default() -> Self {
-        Self {
-            steps: 5000,
-            batch_size: 32,
-            lr: 1e-3,
-            optimizer: OptimizerConfig::default(),
-            schedule: Schedule::Constant,
-            clip_norm: Some(10.0),
-            valid_every: 250,
-            checkpoint_every: 50,
-            log_every: 10,
-            shards: 1,
-        }
-    }
-}
 
 /// Everything that defines a run; saved as `config.toml` in its checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,24 +32,21 @@ pub struct HandwritingRunConfig {
     pub data: StrokeData,
     /// The network.
     pub model: HandwritingConfig,
-    /// Training hyper-parameters.
-    #[serde(default)]
-    pub train: HandwritingTrainConfig,
+    /// Training hyper-parameters ([`config::HANDWRITING`]).
+    #[serde(default = "config::Handwriting::default", with = "config::Handwriting")]
+    pub train: TrainConfig,
 }
 
-/// The resumable part of a run (`last/meta.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HandwritingRunState {
-    /// Always `handwriting`.
-    pub model: String,
-    /// Optimizer steps taken.
-    pub step: u64,
-    /// Best validation NLL (nats per sequence) and its step.
-    pub best: Option<(f64, u64)>,
-    /// Seconds of training so far (summed across resumes).
-    pub train_seconds: f64,
-    /// The offsets' scale.
-    pub scale: OffsetScale,
+impl RunConfig for HandwritingRunConfig {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn train(&self) -> &TrainConfig {
+        &self.train
+    }
+    fn train_mut(&mut self) -> &mut TrainConfig {
+        &mut self.train
+    }
 }
 
 /// Metadata of an evaluable checkpoint (`best/meta.json`).
@@ -245,137 +197,117 @@ pub fn load_handwriting(
     Ok((cfg, meta, model))
 }
 
+/// The handwriting networks as the engine trains them: teacher-forced batches drawn by
+/// `(seed, step)`, validated by held-out NLL; the resumable state is the offsets' scale.
+struct Trainer {
+    cfg: HandwritingRunConfig,
+    data: StrokeSet,
+    device: Device,
+    eval_device: Device,
+}
+
+impl Family for Trainer {
+    type Config = HandwritingRunConfig;
+    type Model = Handwriting;
+    type State = OffsetScale;
+    type Meta = HandwritingCheckpointMeta;
+    type Summary = HandwritingSummary;
+    const NAME: &'static str = "handwriting";
+    const UNIT: &'static str = "points";
+
+    fn config(&self) -> &HandwritingRunConfig {
+        &self.cfg
+    }
+
+    fn batches_per_epoch(&self) -> Option<usize> {
+        Some(self.data.train_len().div_ceil(self.cfg.train.batch_size).max(1))
+    }
+
+    fn init(&self, device: &Device) -> Handwriting {
+        self.cfg.model.init(device)
+    }
+
+    fn fresh_state(&self) -> OffsetScale {
+        self.data.scale
+    }
+
+    fn compatible(&self, theirs: &HandwritingRunConfig, dir: &Path) -> Result<()> {
+        if theirs.model != self.cfg.model {
+            bail!("init: {} holds a handwriting network of other sizes than this run's", dir.display());
+        }
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        model: Handwriting,
+        optim: &mut ModuleOptimizer,
+        lr: f64,
+        _: &mut OffsetScale,
+        at: At,
+    ) -> Result<(Handwriting, Tally)> {
+        let t = &self.cfg.train;
+        let batch = self.data.train_batch(self.cfg.seed, at.step as usize, t.batch_size);
+        let (points, shards) = (batch.iter().map(|e| e.offsets.len()).sum::<usize>(), t.shards.clamp(1, batch.len()));
+        let loss_of = |m: &Handwriting, i: usize| {
+            let (x, y, mask, text, _) = batch_tensors(shard(&batch, shards, i), m.alphabet(), &self.device);
+            // The loss is nats per point, so the learning rate does not depend on line lengths.
+            m.nll(x, y, mask, text.as_ref()).sum() / points.max(1) as f32
+        };
+        let (model, value) = descend_sharded(model, shards, loss_of, optim, lr, t.clip_norm, "loss", at.step)?;
+        Ok((model, Tally { count: points, sums: vec![("nll_per_point", value as f64 * points as f64)], extra: vec![] }))
+    }
+
+    fn validate(
+        &mut self,
+        model: &Handwriting,
+        run: &mut Progress<OffsetScale>,
+    ) -> Result<Validation<HandwritingCheckpointMeta>> {
+        let m = evaluate(model, &self.data.valid, &self.eval_device);
+        Ok(Validation {
+            score: m.nll_nats,
+            values: vec![("nll_nats", m.nll_nats), ("nll_per_point", m.nll_per_point)],
+            line: format!("NLL {:.1} nats/sequence, {:.4} nats/point", m.nll_nats, m.nll_per_point),
+            meta: HandwritingCheckpointMeta {
+                model: "handwriting".into(),
+                data: self.cfg.data.name().into(),
+                step: run.step,
+                valid_nll_nats: m.nll_nats,
+                valid_nll_per_point: m.nll_per_point,
+                train_seconds: run.train_seconds,
+                parameters: model.num_params(),
+                scale: run.state,
+            },
+            stop: None,
+        })
+    }
+
+    fn finish(&mut self, run: &Progress<OffsetScale>, best: PathBuf, _: &mut MetricsLog) -> Result<HandwritingSummary> {
+        let (valid_nll_nats, _) = run.best.context("no validation was run")?;
+        Ok(HandwritingSummary { steps: run.step, valid_nll_nats, best })
+    }
+}
+
 /// Trains a handwriting network; `opts.out` gets `last/` (resumable), `best/` and metrics.
 pub fn train_handwriting(cfg: &HandwritingRunConfig, opts: &RunOptions) -> Result<HandwritingSummary> {
-    let device = crate::device::by_name(&opts.device)?.autodiff();
-    let eval_device = device.clone().without_autodiff();
-    let last_dir = opts.out.join("last");
-    let best_dir = opts.out.join("best");
     if cfg.data.has_text() != cfg.model.window.is_some() {
         bail!("the synthesis network (a `window`) needs text lines, and text lines need the window");
     }
-    let (cfg, mut model, mut optim, state) = match checkpoint::find_dir(&last_dir).filter(|_| opts.resume) {
-        Some(dir) => {
-            let saved: HandwritingRunConfig = checkpoint::read_config(&dir)?;
-            let mut saved_cfg = saved.clone();
-            // A resume may lengthen the run and change how each step is spread over threads;
-            // everything else comes from the checkpoint.
-            saved_cfg.train.steps = saved.train.steps.max(cfg.train.steps);
-            saved_cfg.train.shards = cfg.train.shards;
-            let model = checkpoint::init_and_load(&device, saved.seed, &dir, || saved.model.init(&device))?;
-            let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
-            let state: HandwritingRunState = checkpoint::read_meta(&dir)?;
-            tracing::info!("resuming from step {}", state.step);
-            (saved_cfg, model, optim, Some(state))
-        }
-        None => {
-            let model = crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
-            (cfg.clone(), model, cfg.train.optimizer.init(), None)
-        }
-    };
-    let t = &cfg.train;
-    if t.batch_size == 0 {
-        bail!("batch_size must be positive");
-    }
+    let start = engine::start(cfg, opts)?;
+    let cfg = start.cfg;
     let data: StrokeSet = cfg.data.load(&opts.data_root, cfg.seed)?;
-    let mut state = state.unwrap_or(HandwritingRunState {
-        model: "handwriting".into(),
-        step: 0,
-        best: None,
-        train_seconds: 0.0,
-        scale: data.scale,
-    });
-    let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
-    let params = model.num_params();
     let mean_len = data.valid.iter().map(|e| e.offsets.len()).sum::<usize>() as f64 / data.valid.len().max(1) as f64;
     tracing::info!(
-        "handwriting {} on {}: {params} parameters, {} training {}, {} validation sequences of {mean_len:.0} points on average",
+        "handwriting {} on {}: {} training {}, {} validation sequences of {mean_len:.0} points on average",
         if cfg.model.window.is_some() { "synthesis" } else { "prediction" },
         cfg.data.name(),
         data.train_len(),
         if cfg.data.has_text() { "sentences (rendered afresh each step)" } else { "drawings" },
         data.valid.len(),
     );
-    let per_epoch = data.train_len().div_ceil(t.batch_size).max(1);
-    let bar = if opts.progress { ProgressBar::new(t.steps as u64) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} ({eta})").unwrap().progress_chars("=> "));
-    bar.set_position(state.step);
-    let mut clock = Instant::now();
-    let mut window = (0.0f64, 0usize, Instant::now()); // nats, points, since
-
-    let validate =
-        |model: &Handwriting, state: &mut HandwritingRunState, log: &mut MetricsLog, bar: &ProgressBar| -> Result<()> {
-            let m = evaluate(&model.valid(), &data.valid, &eval_device);
-            let epoch = state.step as usize / per_epoch;
-            log.log("valid", state.step, epoch, &[("nll_nats", m.nll_nats), ("nll_per_point", m.nll_per_point)])?;
-            bar.println(format!(
-                "step {}: valid NLL {:.1} nats/sequence, {:.4} nats/point",
-                state.step, m.nll_nats, m.nll_per_point
-            ));
-            if state.best.is_none_or(|(b, _)| m.nll_nats < b) {
-                state.best = Some((m.nll_nats, state.step));
-                let meta = HandwritingCheckpointMeta {
-                    model: "handwriting".into(),
-                    data: cfg.data.name().into(),
-                    step: state.step,
-                    valid_nll_nats: m.nll_nats,
-                    valid_nll_per_point: m.nll_per_point,
-                    train_seconds: state.train_seconds,
-                    parameters: params,
-                    scale: state.scale,
-                };
-                checkpoint::save_run_dir(&best_dir, model, &cfg, &meta, None)?;
-            }
-            Ok(())
-        };
-
-    while (state.step as usize) < t.steps {
-        let step = state.step as usize;
-        let batch = data.train_batch(cfg.seed, step, t.batch_size);
-        let lr = t.schedule.lr(t.lr, step);
-        let value;
-        let (points, shards) = (batch.iter().map(|e| e.offsets.len()).sum::<usize>(), t.shards.clamp(1, batch.len()));
-        let loss_of = |m: &Handwriting, i: usize| {
-            let (x, y, mask, text, _) = batch_tensors(shard(&batch, shards, i), m.alphabet(), &device);
-            // The loss is nats per point, so the learning rate does not depend on line lengths.
-            m.nll(x, y, mask, text.as_ref()).sum() / points.max(1) as f32
-        };
-        (model, value) = descend_sharded(model, shards, loss_of, &mut optim, lr, t.clip_norm, "loss", state.step)?;
-        state.step += 1;
-        window.0 += value as f64 * points as f64;
-        window.1 += points;
-        bar.inc(1);
-        if opts.throttle_ms > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(opts.throttle_ms));
-        }
-        if state.step % t.log_every.max(1) as u64 == 0 {
-            let secs = window.2.elapsed().as_secs_f64();
-            let (l, pps) = (window.0 / window.1.max(1) as f64, window.1 as f64 / secs);
-            bar.set_message(format!("{l:.4} nats/point {pps:.0} points/s"));
-            let epoch = state.step as usize / per_epoch;
-            log.log("train", state.step, epoch, &[("nll_per_point", l), ("lr", lr), ("points_per_s", pps)])?;
-            window = (0.0, 0, Instant::now());
-        }
-        let end = state.step as usize == t.steps;
-        let (validating, checkpointing) = super::cadence(state.step, end, t.valid_every, t.checkpoint_every);
-        if checkpointing {
-            state.train_seconds += clock.elapsed().as_secs_f64();
-            clock = Instant::now();
-        }
-        if validating {
-            validate(&model, &mut state, &mut log, &bar)?;
-        }
-        if checkpointing {
-            checkpoint::save_run_dir(&last_dir, &model, &cfg, &state, Some(&optim))?;
-        }
-    }
-    bar.finish_and_clear();
-    let (valid_nll_nats, _) = state.best.context("no validation was run")?;
-    Ok(HandwritingSummary {
-        steps: state.step,
-        valid_nll_nats,
-        best: checkpoint::find_dir(&best_dir).context("no best checkpoint was written")?,
-    })
+    let eval_device = start.device.clone().without_autodiff();
+    let trainer = Trainer { cfg, data, device: start.device.clone(), eval_device };
+    engine::run(trainer, start.resume.as_deref(), &start.device, opts)
 }
 
 #[cfg(test)]
@@ -446,7 +378,7 @@ mod tests {
             window_rate: 0.5,
         };
         let mut model = crate::device::seeded(&dev, 1, || cfg.init(&dev));
-        let mut optim = OptimizerConfig::default().init();
+        let mut optim = crate::train::optim::OptimizerConfig::default().init();
         let mut rng = Rng::new(3);
         // Texts of 3–8 letters over {a, b, c}: too long to be read whole through a window
         // that stays put, so the window has to move.

@@ -42,11 +42,14 @@ impl MetricsLog {
         Ok(Self { jsonl, tb })
     }
 
-    /// Logs `values` for `split` (`train`, `valid`, `test`) at `step`.
-    pub fn log(&mut self, split: &str, step: u64, epoch: usize, values: &[(&str, f64)]) -> Result<()> {
+    /// Logs `values` for `split` (`train`, `valid`, `test`) at `step`, in `epoch` (counted from
+    /// 1; none for runs without epochs).
+    pub fn log(&mut self, split: &str, step: u64, epoch: Option<usize>, values: &[(&str, f64)]) -> Result<()> {
         let mut obj = serde_json::Map::new();
         obj.insert("step".into(), step.into());
-        obj.insert("epoch".into(), epoch.into());
+        if let Some(e) = epoch {
+            obj.insert("epoch".into(), e.into());
+        }
         obj.insert("split".into(), split.into());
         for (k, v) in values {
             obj.insert((*k).into(), (*v).into());
@@ -188,11 +191,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut m = MetricsLog::open(dir.path(), None).unwrap();
         for s in 1..=5 {
-            m.log("train", s, 0, &[("loss", s as f64)]).unwrap();
+            m.log("train", s, None, &[("loss", s as f64)]).unwrap();
         }
         drop(m);
         let mut m = MetricsLog::open(dir.path(), Some(3)).unwrap();
-        m.log("train", 4, 0, &[("loss", 9.0)]).unwrap();
+        m.log("train", 4, None, &[("loss", 9.0)]).unwrap();
         let text = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
         let steps: Vec<u64> = text
             .lines()

@@ -14,7 +14,9 @@ pub mod bench;
 pub mod bleu;
 pub mod checkpoint;
 pub mod classify;
+pub mod config;
 pub mod distill;
+pub mod engine;
 pub mod generative;
 pub mod handwriting;
 pub mod metrics;
@@ -22,7 +24,8 @@ pub mod optim;
 pub mod sequence;
 pub mod translate;
 
-pub use classify::{ClassifierRunConfig, ImageData, TrainConfig};
+pub use classify::{ClassifierRunConfig, ImageData};
+pub use config::TrainConfig;
 
 /// After optimizer step `step`: whether to validate (every `valid_every` steps, and whenever
 /// `forced`, e.g. at the end of the run or of an epoch) and whether to write the resumable state

@@ -7,18 +7,19 @@
 //! (`logit > 0`) differs from the target, averaged over sequences.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
+use super::config::{self, Keys as _, TrainConfig};
+use super::engine::{self, At, Family, Progress, RunConfig, Tally, Validation};
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard_range};
+use super::optim::{descend_sharded, shard_range};
 use crate::data::algorithmic::{Episode, Task, ngram_optimal_cost_bits};
 use crate::models::dnc::{Dnc, DncConfig};
 use crate::models::lstm::{Lstm, LstmConfig};
@@ -89,67 +90,6 @@ impl SequenceModel {
     }
 }
 
-/// Hyper-parameters of a sequence training run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SequenceTrainConfig {
-    /// Optimizer steps (batches).
-    pub steps: usize,
-    /// Sequences per batch.
-    pub batch_size: usize,
-    /// Base learning rate.
-    pub lr: f64,
-    /// Optimizer (the NTM paper: RMSProp, momentum 0.9, lr 1e-4).
-    pub optimizer: OptimizerConfig,
-    /// Learning-rate schedule.
-    pub schedule: Schedule,
-    /// Clip the global gradient norm.
-    pub clip_norm: Option<f32>,
-    /// Curriculum: the longest training length grows linearly from the shortest to the
-    /// longest over this many steps (0: none).
-    pub curriculum_steps: usize,
-    /// Validation sequences (fixed by the seed, lengths over the training range).
-    pub valid_size: usize,
-    /// Validate every this many steps.
-    pub eval_every: usize,
-    /// Stop once the validation bit errors per sequence fall below this.
-    pub stop_below_bit_errors: Option<f64>,
-    /// Write the resumable state every this many steps (also at each validation).
-    pub checkpoint_every: usize,
-    /// Log training metrics every this many steps.
-    pub log_every: usize,
-    /// Data parallelism: each step's batch is split into this many shards, whose forward and
-    /// backward passes run on their own threads (`train::optim::sharded_gradients`; 1: none).
-    /// The same value gives the same loss curve; another changes it in the last bits.
-    pub shards: usize,
-    /// Start from this checkpoint's weights (a longer run from a committed checkpoint, a
-    /// curriculum's next stage); the optimizer, the schedule and the step count start afresh.
-    /// The model must be of the same kind and sizes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub init: Option<PathBuf>,
-}
-
-impl Default for SequenceTrainConfig {
-    fn default() -> Self {
-        Self {
-            steps: 10_000,
-            batch_size: 16,
-            lr: 1e-4,
-            optimizer: OptimizerConfig::Rmsprop { alpha: 0.95, momentum: 0.9, epsilon: 1e-4, centered: false },
-            schedule: Schedule::Constant,
-            clip_norm: Some(10.0),
-            curriculum_steps: 0,
-            valid_size: 64,
-            eval_every: 250,
-            stop_below_bit_errors: None,
-            checkpoint_every: 250,
-            log_every: 50,
-            shards: 1,
-            init: None,
-        }
-    }
-}
-
 /// Everything that defines a sequence run; `config.toml` of its checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,9 +101,21 @@ pub struct SequenceRunConfig {
     pub model: SequenceModelConfig,
     /// The task.
     pub task: Task,
-    /// Training hyper-parameters.
-    #[serde(default)]
-    pub train: SequenceTrainConfig,
+    /// Training hyper-parameters ([`config::SEQUENCE`]).
+    #[serde(default = "config::Sequence::default", with = "config::Sequence")]
+    pub train: TrainConfig,
+}
+
+impl RunConfig for SequenceRunConfig {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn train(&self) -> &TrainConfig {
+        &self.train
+    }
+    fn train_mut(&mut self) -> &mut TrainConfig {
+        &mut self.train
+    }
 }
 
 /// Tensors of an episode: inputs per step, targets and mask flattened over `(T·B)`.
@@ -301,21 +253,13 @@ pub fn ngram_optimal_cost(task: &Task, len: Option<usize>, n: usize, seed: u64, 
     Some(cost / done as f64)
 }
 
-/// The resumable state, `last/meta.json`.
+/// What a sequence run carries across a resume (in `last/meta.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SequenceRunState {
-    /// Steps taken.
-    pub step: u64,
     /// The episode stream.
     pub rng: Rng,
-    /// Best validation cost (bits/seq) and its step.
-    pub best: Option<(f64, u64)>,
     /// Sequences trained on when validation bit errors first fell below 0.01 per sequence.
     pub converged_at_sequences: Option<u64>,
-    /// Seconds of training so far (summed across resumes).
-    pub train_seconds: f64,
-    /// Whether the run has ended (stop criterion met).
-    pub stopped: bool,
 }
 
 /// Metadata of an evaluable sequence checkpoint (`best/meta.json`).
@@ -353,22 +297,6 @@ pub struct SequenceSummary {
     pub best: PathBuf,
 }
 
-/// The weights of the checkpoint `from` in a model built from `cfg`; a clear error when the
-/// checkpoint holds another kind of model or other sizes.
-fn init_from(cfg: &SequenceRunConfig, model: SequenceModel, from: &Path) -> Result<SequenceModel> {
-    checkpoint::init_from(model, from, |theirs: &SequenceRunConfig, dir| {
-        if theirs.model != cfg.model {
-            bail!(
-                "init: {} holds a {} of other sizes or options than this run's {}",
-                dir.display(),
-                theirs.model.kind(),
-                cfg.model.kind()
-            );
-        }
-        Ok(())
-    })
-}
-
 /// Loads an evaluable sequence checkpoint.
 pub fn load_sequence_model(dir: &Path, device: &Device) -> Result<(SequenceRunConfig, SequenceModel)> {
     let cfg: SequenceRunConfig = checkpoint::read_config(dir)?;
@@ -393,11 +321,147 @@ pub fn grow_memory(src: &Path, rows: usize, out: &Path, device: &Device) -> Resu
 }
 
 /// The length cap of the curriculum at `step`.
-fn curriculum_cap(task: &Task, t: &SequenceTrainConfig, step: u64) -> Option<usize> {
+fn curriculum_cap(task: &Task, t: &TrainConfig, step: u64) -> Option<usize> {
     (t.curriculum_steps > 0).then(|| {
         let (lo, hi) = task.len_range();
         lo + ((hi - lo) as f64 * (step as f64 / t.curriculum_steps as f64).min(1.0)).round() as usize
     })
+}
+
+/// The memory models as the engine trains them: episodes drawn from one seeded stream (the
+/// curriculum capping their length), validated on a fixed set by cost, stopping once the bit
+/// errors fall below `stop_below_bit_errors`.
+struct Trainer {
+    cfg: SequenceRunConfig,
+    device: Device,
+    eval_device: Device,
+}
+
+impl Family for Trainer {
+    type Config = SequenceRunConfig;
+    type Model = SequenceModel;
+    type State = SequenceRunState;
+    type Meta = SequenceCheckpointMeta;
+    type Summary = SequenceSummary;
+    const NAME: &'static str = "sequence";
+    const UNIT: &'static str = "sequences";
+
+    fn config(&self) -> &SequenceRunConfig {
+        &self.cfg
+    }
+
+    fn batches_per_epoch(&self) -> Option<usize> {
+        None
+    }
+
+    fn init(&self, device: &Device) -> SequenceModel {
+        self.cfg.model.init(device)
+    }
+
+    fn fresh_state(&self) -> SequenceRunState {
+        SequenceRunState { rng: Rng::derive(self.cfg.seed, "episodes", 0), converged_at_sequences: None }
+    }
+
+    fn compatible(&self, theirs: &SequenceRunConfig, dir: &Path) -> Result<()> {
+        if theirs.model != self.cfg.model {
+            bail!(
+                "init: {} holds a {} of other sizes or options than this run's {}",
+                dir.display(),
+                theirs.model.kind(),
+                self.cfg.model.kind()
+            );
+        }
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        model: SequenceModel,
+        optim: &mut ModuleOptimizer,
+        lr: f64,
+        state: &mut SequenceRunState,
+        at: At,
+    ) -> Result<(SequenceModel, Tally)> {
+        let t = &self.cfg.train;
+        let cap = curriculum_cap(&self.cfg.task, t, at.step);
+        let e = self.cfg.task.sample(t.batch_size, cap, &mut state.rng);
+        let shards = t.shards.clamp(1, e.batch);
+        // Per shard: its bit errors summed over its sequences (for the log).
+        let wrong = std::sync::Mutex::new(vec![0.0f64; shards]);
+        let loss_of = |m: &SequenceModel, i: usize| {
+            let part = e.rows(shard_range(e.batch, shards, i));
+            let ep = episode_tensors(&part, &self.device);
+            let logits = Tensor::cat(m.forward(ep.inputs.clone(), None), 0);
+            wrong.lock().expect("no panics while held")[i] = bit_errors(&logits, &ep) * part.batch as f64;
+            sequence_cost(logits, &ep) * (part.batch as f32 / e.batch as f32)
+        };
+        let (model, value) = descend_sharded(model, shards, loss_of, optim, lr, t.clip_norm, "loss", at.step)?;
+        let errors = wrong.into_inner().expect("no panics").iter().sum::<f64>() / e.batch as f64;
+        let n = e.batch as f64;
+        let tally = Tally {
+            count: e.batch,
+            sums: vec![
+                ("cost_bits_per_seq", value as f64 / std::f64::consts::LN_2 * n),
+                ("bit_errors_per_seq", errors * n),
+            ],
+            extra: vec![
+                ("sequences", ((at.step + 1) * t.batch_size as u64) as f64),
+                ("max_len", cap.unwrap_or(self.cfg.task.len_range().1) as f64),
+            ],
+        };
+        Ok((model, tally))
+    }
+
+    fn validate(
+        &mut self,
+        model: &SequenceModel,
+        run: &mut Progress<SequenceRunState>,
+    ) -> Result<Validation<SequenceCheckpointMeta>> {
+        let t = &self.cfg.train;
+        let v = evaluate(model, &self.cfg.task, None, t.valid_size, self.cfg.seed, "valid", &self.eval_device);
+        let sequences = run.step * t.batch_size as u64;
+        if run.state.converged_at_sequences.is_none() && v.bit_errors_per_seq < 0.01 {
+            run.state.converged_at_sequences = Some(sequences);
+        }
+        Ok(Validation {
+            score: v.cost_bits_per_seq,
+            values: vec![
+                ("cost_bits_per_seq", v.cost_bits_per_seq),
+                ("bit_errors_per_seq", v.bit_errors_per_seq),
+                ("sequences", sequences as f64),
+            ],
+            line: format!("cost {:.3} bits/seq, {:.3} bit errors/seq", v.cost_bits_per_seq, v.bit_errors_per_seq),
+            stop: t
+                .stop_below_bit_errors
+                .filter(|&s| v.bit_errors_per_seq < s)
+                .map(|_| format!("validation bit errors {:.4} per sequence", v.bit_errors_per_seq)),
+            meta: SequenceCheckpointMeta {
+                model: self.cfg.model.kind().into(),
+                task: self.cfg.task.name().into(),
+                step: run.step,
+                sequences,
+                valid: v,
+                parameters: model.num_params(),
+                train_seconds: run.train_seconds,
+            },
+        })
+    }
+
+    fn finish(
+        &mut self,
+        run: &Progress<SequenceRunState>,
+        best: PathBuf,
+        _: &mut MetricsLog,
+    ) -> Result<SequenceSummary> {
+        let meta: SequenceCheckpointMeta = checkpoint::read_meta(&best)?;
+        Ok(SequenceSummary {
+            steps: run.step,
+            valid: meta.valid,
+            converged_at_sequences: run.state.converged_at_sequences,
+            train_seconds: run.train_seconds,
+            best,
+        })
+    }
 }
 
 /// Trains (or resumes) a sequence run. Data need no files, so `opts.data_root` is unused.
@@ -413,166 +477,17 @@ pub fn train_sequence(cfg: &SequenceRunConfig, opts: &RunOptions) -> Result<Sequ
             cfg.task.output_size()
         );
     }
-    let device = crate::device::by_name(&opts.device)?.autodiff();
-    let eval_device = device.clone().without_autodiff();
-    let last_dir = opts.out.join("last");
-    let best_dir = opts.out.join("best");
-    let (cfg, mut model, mut optim, mut state) = match checkpoint::find_dir(&last_dir).filter(|_| opts.resume) {
-        Some(dir) => {
-            let mut saved: SequenceRunConfig = checkpoint::read_config(&dir)?;
-            // A resumed run may be lengthened and spread differently over threads; everything
-            // else comes from the checkpoint.
-            saved.train.steps = cfg.train.steps;
-            saved.train.shards = cfg.train.shards;
-            if saved != *cfg {
-                tracing::warn!("resuming with the configuration saved in {}", dir.display());
-            }
-            let model = checkpoint::init_and_load(&device, saved.seed, &dir, || saved.model.init(&device))?;
-            let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
-            let state: SequenceRunState = checkpoint::read_meta(&dir)?;
-            tracing::info!("resuming from step {}", state.step);
-            (saved, model, optim, state)
-        }
-        None => {
-            let mut model =
-                crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
-            if let Some(from) = &cfg.train.init {
-                model = init_from(cfg, model, from)?;
-            }
-            let state = SequenceRunState {
-                step: 0,
-                rng: Rng::derive(cfg.seed, "episodes", 0),
-                best: None,
-                converged_at_sequences: None,
-                train_seconds: 0.0,
-                stopped: false,
-            };
-            (cfg.clone(), model, cfg.train.optimizer.init(), state)
-        }
-    };
-    tracing::info!("{} on {}: {} parameters", cfg.model.kind(), cfg.task.name(), model.num_params());
-    let t = cfg.train.clone();
-    if t.batch_size == 0 {
-        bail!("batch_size must be positive");
-    }
-    let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
-    let bar = if opts.progress { ProgressBar::new(t.steps as u64) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} ({eta})").unwrap().progress_chars("=> "));
-    bar.set_position(state.step);
-
-    let mut clock = Instant::now();
-    let mut window = (0.0f64, 0.0f64, 0usize, Instant::now()); // cost sum, errors sum, sequences
-    while (state.step as usize) < t.steps && !state.stopped {
-        let cap = curriculum_cap(&cfg.task, &t, state.step);
-        let e = cfg.task.sample(t.batch_size, cap, &mut state.rng);
-        let lr = t.schedule.lr(t.lr, state.step as usize);
-        let shards = t.shards.clamp(1, e.batch);
-        // Per shard: its bit errors summed over its sequences (for the log).
-        let wrong = std::sync::Mutex::new(vec![0.0f64; shards]);
-        let loss_of = |m: &SequenceModel, i: usize| {
-            let part = e.rows(shard_range(e.batch, shards, i));
-            let ep = episode_tensors(&part, &device);
-            let logits = Tensor::cat(m.forward(ep.inputs.clone(), None), 0);
-            wrong.lock().expect("no panics while held")[i] = bit_errors(&logits, &ep) * part.batch as f64;
-            sequence_cost(logits, &ep) * (part.batch as f32 / e.batch as f32)
-        };
-        let value;
-        (model, value) = descend_sharded(model, shards, loss_of, &mut optim, lr, t.clip_norm, "loss", state.step)?;
-        let errors = wrong.into_inner().expect("no panics").iter().sum::<f64>() / e.batch as f64;
-        window.1 += errors * e.batch as f64;
-        state.step += 1;
-        window.0 += value as f64 / std::f64::consts::LN_2 * e.batch as f64;
-        window.2 += e.batch;
-        bar.inc(1);
-        if opts.throttle_ms > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(opts.throttle_ms));
-        }
-        let sequences = state.step * t.batch_size as u64;
-        if state.step % t.log_every.max(1) as u64 == 0 {
-            let n = window.2 as f64;
-            let sps = n / window.3.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "cost {:.2} bits, {:.2} bit errors/seq, {sps:.0} seq/s",
-                window.0 / n,
-                window.1 / n
-            ));
-            log.log(
-                "train",
-                state.step,
-                0,
-                &[
-                    ("cost_bits_per_seq", window.0 / n),
-                    ("bit_errors_per_seq", window.1 / n),
-                    ("lr", lr),
-                    ("sequences_per_s", sps),
-                    ("sequences", sequences as f64),
-                    ("max_len", cap.unwrap_or(cfg.task.len_range().1) as f64),
-                ],
-            )?;
-            window = (0.0, 0.0, 0, Instant::now());
-        }
-        let at_eval = state.step % t.eval_every.max(1) as u64 == 0 || state.step as usize == t.steps;
-        if at_eval {
-            let valid_model = model.valid();
-            let v = evaluate(&valid_model, &cfg.task, None, t.valid_size, cfg.seed, "valid", &eval_device);
-            log.log(
-                "valid",
-                state.step,
-                0,
-                &[
-                    ("cost_bits_per_seq", v.cost_bits_per_seq),
-                    ("bit_errors_per_seq", v.bit_errors_per_seq),
-                    ("sequences", sequences as f64),
-                ],
-            )?;
-            bar.println(format!(
-                "step {}: valid cost {:.3} bits/seq, {:.3} bit errors/seq",
-                state.step, v.cost_bits_per_seq, v.bit_errors_per_seq
-            ));
-            state.train_seconds += clock.elapsed().as_secs_f64();
-            clock = Instant::now();
-            if state.converged_at_sequences.is_none() && v.bit_errors_per_seq < 0.01 {
-                state.converged_at_sequences = Some(sequences);
-            }
-            if state.best.is_none_or(|(c, _)| v.cost_bits_per_seq < c) {
-                state.best = Some((v.cost_bits_per_seq, state.step));
-                let meta = SequenceCheckpointMeta {
-                    model: cfg.model.kind().into(),
-                    task: cfg.task.name().into(),
-                    step: state.step,
-                    sequences,
-                    valid: v,
-                    parameters: model.num_params(),
-                    train_seconds: state.train_seconds,
-                };
-                checkpoint::save_run_dir(&best_dir, &model, &cfg, &meta, None)?;
-            }
-            if t.stop_below_bit_errors.is_some_and(|s| v.bit_errors_per_seq < s) {
-                bar.println(format!("stop: validation bit errors {:.4} per sequence", v.bit_errors_per_seq));
-                state.stopped = true;
-            }
-        }
-        if at_eval || (t.checkpoint_every > 0 && state.step % t.checkpoint_every as u64 == 0) {
-            state.train_seconds += clock.elapsed().as_secs_f64();
-            clock = Instant::now();
-            checkpoint::save_run_dir(&last_dir, &model, &cfg, &state, Some(&optim))?;
-        }
-    }
-    bar.finish_and_clear();
-    let best = checkpoint::find_dir(&best_dir).context("no best checkpoint was written")?;
-    let meta: SequenceCheckpointMeta = checkpoint::read_meta(&best)?;
-    Ok(SequenceSummary {
-        steps: state.step,
-        valid: meta.valid,
-        converged_at_sequences: state.converged_at_sequences,
-        train_seconds: state.train_seconds,
-        best,
-    })
+    let start = engine::start(cfg, opts)?;
+    tracing::info!("{} on {}", start.cfg.model.kind(), start.cfg.task.name());
+    let eval_device = start.device.clone().without_autodiff();
+    let trainer = Trainer { cfg: start.cfg, device: start.device.clone(), eval_device };
+    engine::run(trainer, start.resume.as_deref(), &start.device, opts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::optim::OptimizerConfig;
 
     #[test]
     fn cost_and_bit_errors_count_only_scored_outputs() {
@@ -654,16 +569,16 @@ mod tests {
             seed: 3,
             model: SequenceModelConfig::Ntm(model),
             task,
-            train: SequenceTrainConfig {
-                steps,
+            train: TrainConfig {
+                steps: Some(steps),
                 batch_size: 16,
                 lr: 1e-2,
                 optimizer: OptimizerConfig::default(),
                 valid_size: 64,
-                eval_every: 100,
+                valid_every: 100,
                 checkpoint_every: 100,
                 log_every: 50,
-                ..SequenceTrainConfig::default()
+                ..config::sequence_defaults()
             },
         }
     }
@@ -729,7 +644,7 @@ mod tests {
         assert!(v.cost_bits_per_seq.is_finite(), "{v:?}");
 
         let mut next = grown.clone();
-        next.train = SequenceTrainConfig { steps: 100, lr: 1e-12, init: Some(grown_dir.clone()), ..cfg.train.clone() };
+        next.train = TrainConfig { steps: Some(100), lr: 1e-12, init: Some(grown_dir.clone()), ..cfg.train.clone() };
         let again = train_sequence(&next, &opts(&out.path().join("b"))).unwrap();
         assert!((again.valid.cost_bits_per_seq - v.cost_bits_per_seq).abs() < 1e-2, "{again:?} {v:?}");
 
@@ -765,7 +680,7 @@ mod tests {
             seed: 5,
             model: SequenceModelConfig::Lstm(LstmConfig { inputs: i, outputs: o, hidden: 64, layers: 1 }),
             task,
-            train: SequenceTrainConfig { lr: 3e-3, eval_every: 200, ..copy_run(2000).train },
+            train: TrainConfig { lr: 3e-3, valid_every: 200, ..copy_run(2000).train },
         };
         let s = train_sequence(&cfg, &opts(out.path())).unwrap();
         // Six places: guessing is wrong 5 times in 6.

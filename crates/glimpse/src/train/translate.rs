@@ -10,18 +10,19 @@
 //! alone can translate.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::bleu::{self, Bleu};
-use super::checkpoint::{self, WEIGHTS};
+use super::checkpoint;
+use super::config::{self, Keys as _, TrainConfig};
+use super::engine::{self, At, Family, Progress, RunConfig, Tally, Validation};
 use super::metrics::MetricsLog;
-use super::optim::{OptimizerConfig, Schedule, descend_sharded, shard};
+use super::optim::{descend_sharded, shard};
 use crate::data::dates::{DateSplit, DateTask, Pair};
 use crate::data::de_en;
 use crate::data::text::{BOS, EOS, PAD, Tokenizer};
@@ -166,65 +167,6 @@ pub struct Tokenizers {
     pub target: Tokenizer,
 }
 
-/// Hyper-parameters of a sequence-to-sequence run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TranslateTrainConfig {
-    /// Optimizer steps.
-    pub steps: usize,
-    /// Pairs per step.
-    pub batch_size: usize,
-    /// Base learning rate.
-    pub lr: f64,
-    /// Optimizer.
-    pub optimizer: OptimizerConfig,
-    /// Learning-rate schedule.
-    pub schedule: Schedule,
-    /// Clip the global gradient norm to this value.
-    pub clip_norm: Option<f32>,
-    /// Validate (and keep the best) every this many steps, and at the end.
-    pub valid_every: usize,
-    /// Write the resumable state every this many steps.
-    pub checkpoint_every: usize,
-    /// Log the training loss every this many steps.
-    pub log_every: usize,
-    /// Longest output decoded.
-    pub max_len: usize,
-    /// Beam width of the final test evaluation (1: greedy).
-    pub beam: usize,
-    /// Length-normalisation exponent α of beam search.
-    pub alpha: f32,
-    /// Use only the first N training pairs (sentence tasks; quick runs, tests).
-    pub limit_train: Option<usize>,
-    /// Data parallelism: each step's batch is split into this many shards, whose forward and
-    /// backward passes run on their own threads (`train::optim::sharded_gradients`). 2 on a
-    /// 2-core machine trains the LSTM models ~1.4× faster. The same value gives the same loss
-    /// curve; another value changes it in the last bits (the gradients are summed in another
-    /// order).
-    pub shards: usize,
-}
-
-impl Default for TranslateTrainConfig {
-    fn default() -> Self {
-        Self {
-            steps: 10_000,
-            batch_size: 64,
-            lr: 1e-3,
-            optimizer: OptimizerConfig::default(),
-            schedule: Schedule::Constant,
-            clip_norm: Some(5.0),
-            valid_every: 500,
-            checkpoint_every: 100,
-            log_every: 20,
-            max_len: 60,
-            beam: 5,
-            alpha: 0.6,
-            shards: 1,
-            limit_train: None,
-        }
-    }
-}
-
 /// Everything that defines a run; saved as `config.toml` in its checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,9 +178,21 @@ pub struct TranslateRunConfig {
     pub task: TaskConfig,
     /// The model.
     pub model: TranslatorConfig,
-    /// Training hyper-parameters.
-    #[serde(default)]
-    pub train: TranslateTrainConfig,
+    /// Training hyper-parameters ([`config::TRANSLATE`]).
+    #[serde(default = "config::Translate::default", with = "config::Translate")]
+    pub train: TrainConfig,
+}
+
+impl RunConfig for TranslateRunConfig {
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    fn train(&self) -> &TrainConfig {
+        &self.train
+    }
+    fn train_mut(&mut self) -> &mut TrainConfig {
+        &mut self.train
+    }
 }
 
 /// The task's data, loaded.
@@ -440,17 +394,6 @@ pub fn evaluate(
     (outputs, TranslateMetrics { exact_match: exact as f64 / n.max(1) as f64, bleu, by_length, n, beam: beam.max(1) })
 }
 
-/// The resumable part of a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TranslateRunState {
-    /// Optimizer steps taken.
-    pub step: u64,
-    /// Best validation score (exact match or BLEU; higher is better) and its step.
-    pub best: Option<(f64, u64)>,
-    /// Seconds of training so far.
-    pub train_seconds: f64,
-}
-
 /// Metadata of an evaluable checkpoint (`best/meta.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TranslateCheckpointMeta {
@@ -486,26 +429,6 @@ fn task_name(task: &TaskConfig) -> &'static str {
         TaskConfig::Dates { .. } => "dates",
         TaskConfig::DeEn { .. } => "de-en",
     }
-}
-
-fn save<T: Serialize>(
-    dir: &Path,
-    model: &Translator,
-    cfg: &TranslateRunConfig,
-    toks: &Tokenizers,
-    meta: &T,
-    optim: Option<&burn::optim::ModuleOptimizer>,
-) -> Result<()> {
-    checkpoint::write_dir_atomic(dir, |tmp| {
-        checkpoint::save_weights(model, &tmp.join(WEIGHTS))?;
-        std::fs::write(tmp.join(checkpoint::CONFIG), toml::to_string(cfg)?)?;
-        std::fs::write(tmp.join(checkpoint::META), serde_json::to_string_pretty(meta)?)?;
-        std::fs::write(tmp.join(TOKENIZERS), serde_json::to_string(toks)?)?;
-        if let Some(o) = optim {
-            o.save(tmp.join(checkpoint::OPTIMIZER)).map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
-        }
-        Ok(())
-    })
 }
 
 /// Reads a checkpoint's tokenizers.
@@ -562,43 +485,149 @@ pub fn evaluate_checkpoint(
     Ok((m, pairs.into_iter().zip(outputs).collect()))
 }
 
+/// The sequence-to-sequence models as the engine trains them: batches a pure function of
+/// `(seed, step)` (so the resumable state is empty), validated by greedy exact match or BLEU
+/// (higher is better; ties go to the later weights); checkpoints carry the tokenizers.
+struct Trainer {
+    cfg: TranslateRunConfig,
+    toks: Tokenizers,
+    data: TaskData,
+    /// The training pairs' ids (sentence tasks) and source lengths.
+    train_ids: Vec<IdPair>,
+    lengths: Vec<usize>,
+    valid: Vec<Pair>,
+    per_epoch: usize,
+    /// The current epoch's length-grouped batches (sentence tasks).
+    epoch_cache: Option<(usize, Vec<Vec<usize>>)>,
+    device: Device,
+    eval_device: Device,
+}
+
+impl Trainer {
+    /// The pairs of step `step`.
+    fn batch(&mut self, step: usize) -> Vec<IdPair> {
+        let t = &self.cfg.train;
+        match &self.data {
+            TaskData::Dates(task) => {
+                let mut rng = Rng::derive(self.cfg.seed, "batch", step as u64);
+                let pairs: Vec<Pair> = (0..t.batch_size).map(|_| task.sample(DateSplit::Train, &mut rng)).collect();
+                tokenise(&self.toks, &pairs)
+            }
+            TaskData::Sentences { .. } => {
+                let epoch = step / self.per_epoch;
+                if self.epoch_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                    let batches =
+                        crate::data::batching::epoch_batches(&self.lengths, t.batch_size, self.cfg.seed, epoch);
+                    self.epoch_cache = Some((epoch, batches));
+                }
+                let (_, batches) = self.epoch_cache.as_ref().expect("cached");
+                batches[step % self.per_epoch].iter().map(|&i| self.train_ids[i].clone()).collect()
+            }
+        }
+    }
+}
+
+impl Family for Trainer {
+    type Config = TranslateRunConfig;
+    type Model = Translator;
+    type State = ();
+    type Meta = TranslateCheckpointMeta;
+    type Summary = TranslateSummary;
+    const NAME: &'static str = "translate";
+    const UNIT: &'static str = "tokens";
+
+    fn config(&self) -> &TranslateRunConfig {
+        &self.cfg
+    }
+
+    fn batches_per_epoch(&self) -> Option<usize> {
+        Some(self.per_epoch)
+    }
+
+    fn init(&self, device: &Device) -> Translator {
+        self.cfg.model.init(device)
+    }
+
+    fn fresh_state(&self) {}
+
+    fn compatible(&self, _: &TranslateRunConfig, dir: &Path) -> Result<()> {
+        bail!("init: {}: a translator starts afresh (its tokenizers come from its data)", dir.display())
+    }
+
+    fn step(
+        &mut self,
+        model: Translator,
+        optim: &mut ModuleOptimizer,
+        lr: f64,
+        _: &mut (),
+        at: At,
+    ) -> Result<(Translator, Tally)> {
+        let batch = self.batch(at.step as usize);
+        let t = &self.cfg.train;
+        let shards = t.shards.clamp(1, batch.len().max(1));
+        let tokens: usize = batch.iter().map(|p| p.tgt.len() + 1).sum();
+        let loss_of = |m: &Translator, i: usize| {
+            let (loss, n) = batch_loss(m, shard(&batch, shards, i), &self.device);
+            loss * (n as f32 / tokens as f32)
+        };
+        let (model, value) = descend_sharded(model, shards, loss_of, optim, lr, t.clip_norm, "loss", at.step)?;
+        Ok((model, Tally { count: tokens, sums: vec![("loss", value as f64 * tokens as f64)], extra: vec![] }))
+    }
+
+    fn validate(&mut self, model: &Translator, run: &mut Progress<()>) -> Result<Validation<TranslateCheckpointMeta>> {
+        let t = &self.cfg.train;
+        let sentences = matches!(self.data, TaskData::Sentences { .. });
+        let how = Decoding { beam: 1, alpha: t.alpha, max_len: t.max_len };
+        let m = evaluate(model, &self.toks, &self.valid, sentences, how, &self.eval_device).1;
+        let value = m.bleu.as_ref().map_or(m.exact_match, |b| b.score);
+        let metric = if sentences { "bleu" } else { "exact_match" };
+        Ok(Validation {
+            score: value,
+            values: vec![(metric, value), ("exact_match", m.exact_match)],
+            line: format!("{metric} {value:.4}"),
+            meta: TranslateCheckpointMeta {
+                model: self.cfg.model.name().into(),
+                task: task_name(&self.cfg.task).into(),
+                step: run.step,
+                valid_metric: metric.into(),
+                valid_value: value,
+                train_seconds: run.train_seconds,
+                parameters: model.num_params(),
+            },
+            stop: None,
+        })
+    }
+
+    /// Ties go to the later weights (exact match saturates at 1 on the dates).
+    fn improves(&self, score: f64, best: f64) -> bool {
+        score >= best
+    }
+
+    fn save_extra(&self, dir: &Path) -> Result<()> {
+        std::fs::write(dir.join(TOKENIZERS), serde_json::to_string(&self.toks)?)?;
+        Ok(())
+    }
+
+    fn finish(&mut self, run: &Progress<()>, best: PathBuf, _: &mut MetricsLog) -> Result<TranslateSummary> {
+        let (valid_value, _) = run.best.context("no validation was run")?;
+        Ok(TranslateSummary { steps: run.step, valid_value, best })
+    }
+}
+
 /// Trains (or resumes) a run.
 pub fn train_translate(cfg: &TranslateRunConfig, opts: &RunOptions) -> Result<TranslateSummary> {
-    let device = crate::device::by_name(&opts.device)?.autodiff();
-    let eval_device = device.clone().without_autodiff();
-    let last_dir = opts.out.join("last");
-    let best_dir = opts.out.join("best");
-    let data = cfg.task.load()?;
-    let (cfg, toks, mut model, mut optim, mut state) = match checkpoint::find_dir(&last_dir).filter(|_| opts.resume) {
-        Some(dir) => {
-            let saved: TranslateRunConfig = checkpoint::read_config(&dir)?;
-            let mut saved_cfg = saved.clone();
-            // A resume may lengthen the run and change how each step is spread over threads;
-            // everything else comes from the checkpoint.
-            saved_cfg.train.steps = saved.train.steps.max(cfg.train.steps);
-            saved_cfg.train.shards = cfg.train.shards;
-            let toks = read_tokenizers(&dir)?;
-            let model = checkpoint::init_and_load(&device, saved.seed, &dir, || saved.model.init(&device))?;
-            let optim = checkpoint::load_optimizer(&saved.train.optimizer, &dir)?;
-            let state: TranslateRunState = checkpoint::read_meta(&dir)?;
-            tracing::info!("resuming from step {}", state.step);
-            (saved_cfg, toks, model, optim, state)
-        }
+    let start = engine::start(cfg, opts)?;
+    let data = start.cfg.task.load()?;
+    let (cfg, toks) = match &start.resume {
+        Some(dir) => (start.cfg, read_tokenizers(dir)?),
         None => {
-            let toks = cfg.task.tokenizers(&data);
-            let mut cfg = cfg.clone();
+            let toks = start.cfg.task.tokenizers(&data);
+            let mut cfg = start.cfg;
             cfg.model.set_vocab(toks.source.len(), toks.target.len());
-            let model = crate::device::seeded(&device, cfg.seed, || checkpoint::number_params(cfg.model.init(&device)));
-            let state = TranslateRunState { step: 0, best: None, train_seconds: 0.0 };
-            let optim = cfg.train.optimizer.init();
-            (cfg, toks, model, optim, state)
+            (cfg, toks)
         }
     };
     let t = &cfg.train;
-    if t.batch_size == 0 {
-        bail!("batch_size must be positive");
-    }
-    let mut log = MetricsLog::open(&opts.out, Some(state.step).filter(|_| opts.resume))?;
     let sentences = matches!(data, TaskData::Sentences { .. });
     let valid = held_out(&cfg, &data, false);
     let train_ids: Vec<IdPair> = match (&data, &cfg.task) {
@@ -613,9 +642,8 @@ pub fn train_translate(cfg: &TranslateRunConfig, opts: &RunOptions) -> Result<Tr
         _ => vec![],
     };
     let lengths: Vec<usize> = train_ids.iter().map(|p| p.src.len()).collect();
-    let params = model.num_params();
     tracing::info!(
-        "{} on {}: {params} parameters, vocabularies {} / {}, {} training pairs, {} validation",
+        "{} on {}: vocabularies {} / {}, {} training pairs, {} validation",
         cfg.model.name(),
         task_name(&cfg.task),
         toks.source.len(),
@@ -629,117 +657,28 @@ pub fn train_translate(cfg: &TranslateRunConfig, opts: &RunOptions) -> Result<Tr
         TaskData::Dates(task) => task.dates(DateSplit::Train).len(),
         TaskData::Sentences { .. } => lengths.len(),
     };
-    let batches_per_epoch = epoch_size.div_ceil(t.batch_size).max(1);
-    let mut epoch_cache: Option<(usize, Vec<Vec<usize>>)> = None;
-    let metric = if sentences { "bleu" } else { "exact_match" };
-
-    let bar = if opts.progress { ProgressBar::new(t.steps as u64) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} ({eta})").unwrap().progress_chars("=> "));
-    bar.set_position(state.step);
-    let mut clock = Instant::now();
-    let mut window = (0.0f64, 0usize, Instant::now()); // loss × tokens, tokens, since
-
-    let validate =
-        |model: &Translator, state: &mut TranslateRunState, log: &mut MetricsLog, bar: &ProgressBar| -> Result<()> {
-            let how = Decoding { beam: 1, alpha: t.alpha, max_len: t.max_len };
-            let m = evaluate(&model.valid(), &toks, &valid, sentences, how, &eval_device).1;
-            let value = m.bleu.as_ref().map_or(m.exact_match, |b| b.score);
-            let epoch = (state.step as usize) / batches_per_epoch;
-            log.log("valid", state.step, epoch, &[(metric, value), ("exact_match", m.exact_match)])?;
-            bar.println(format!("step {}: valid {metric} {value:.4}", state.step));
-            // Ties go to the later weights (exact match saturates at 1 on the dates).
-            if state.best.is_none_or(|(b, _)| value >= b) {
-                state.best = Some((value, state.step));
-                let meta = TranslateCheckpointMeta {
-                    model: cfg.model.name().into(),
-                    task: task_name(&cfg.task).into(),
-                    step: state.step,
-                    valid_metric: metric.into(),
-                    valid_value: value,
-                    train_seconds: state.train_seconds,
-                    parameters: params,
-                };
-                save(&best_dir, model, &cfg, &toks, &meta, None)?;
-            }
-            Ok(())
-        };
-
-    while (state.step as usize) < t.steps {
-        let step = state.step as usize;
-        let batch: Vec<IdPair> = match &data {
-            TaskData::Dates(task) => {
-                let mut rng = Rng::derive(cfg.seed, "batch", step as u64);
-                let pairs: Vec<Pair> = (0..t.batch_size).map(|_| task.sample(DateSplit::Train, &mut rng)).collect();
-                tokenise(&toks, &pairs)
-            }
-            TaskData::Sentences { .. } => {
-                let epoch = step / batches_per_epoch;
-                if epoch_cache.as_ref().is_none_or(|(e, _)| *e != epoch) {
-                    epoch_cache =
-                        Some((epoch, crate::data::batching::epoch_batches(&lengths, t.batch_size, cfg.seed, epoch)));
-                }
-                let (_, batches) = epoch_cache.as_ref().expect("cached");
-                batches[step % batches_per_epoch].iter().map(|&i| train_ids[i].clone()).collect()
-            }
-        };
-        let lr = t.schedule.lr(t.lr, step);
-        let shards = t.shards.clamp(1, batch.len().max(1));
-        let tokens: usize = batch.iter().map(|p| p.tgt.len() + 1).sum();
-        let value;
-        (model, value) = descend_sharded(
-            model,
-            shards,
-            |m, i| {
-                let (loss, n) = batch_loss(m, shard(&batch, shards, i), &device);
-                loss * (n as f32 / tokens as f32)
-            },
-            &mut optim,
-            lr,
-            t.clip_norm,
-            "loss",
-            state.step,
-        )?;
-        state.step += 1;
-        window.0 += value as f64 * tokens as f64;
-        window.1 += tokens;
-        bar.inc(1);
-        if opts.throttle_ms > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(opts.throttle_ms));
-        }
-        if state.step % t.log_every.max(1) as u64 == 0 {
-            let secs = window.2.elapsed().as_secs_f64();
-            let (l, tps) = (window.0 / window.1.max(1) as f64, window.1 as f64 / secs);
-            bar.set_message(format!("loss {l:.4}/token {tps:.0} tokens/s"));
-            let epoch = (state.step as usize) / batches_per_epoch;
-            log.log("train", state.step, epoch, &[("loss", l), ("lr", lr), ("tokens_per_s", tps)])?;
-            window = (0.0, 0, Instant::now());
-        }
-        let end = state.step as usize == t.steps;
-        let (validating, checkpointing) = super::cadence(state.step, end, t.valid_every, t.checkpoint_every);
-        if checkpointing {
-            state.train_seconds += clock.elapsed().as_secs_f64();
-            clock = Instant::now();
-        }
-        if validating {
-            validate(&model, &mut state, &mut log, &bar)?;
-        }
-        if checkpointing {
-            save(&last_dir, &model, &cfg, &toks, &state, Some(&optim))?;
-        }
-    }
-    bar.finish_and_clear();
-    let (valid_value, _) = state.best.context("no validation was run")?;
-    Ok(TranslateSummary {
-        steps: state.step,
-        valid_value,
-        best: checkpoint::find_dir(&best_dir).context("no best checkpoint was written")?,
-    })
+    let per_epoch = epoch_size.div_ceil(t.batch_size.max(1)).max(1);
+    let eval_device = start.device.clone().without_autodiff();
+    let trainer = Trainer {
+        cfg,
+        toks,
+        data,
+        train_ids,
+        lengths,
+        valid,
+        per_epoch,
+        epoch_cache: None,
+        device: start.device.clone(),
+        eval_device,
+    };
+    engine::run(trainer, start.resume.as_deref(), &start.device, opts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::attention::content::Score;
+    use crate::train::optim::OptimizerConfig;
     use burn::optim::GradientsParams;
 
     fn seq2seq(attention: Option<Score>, vocab: usize) -> TranslatorConfig {
