@@ -87,7 +87,7 @@ pub fn fetch(spec: &DatasetSpec, dest_root: &Path, mirrors: &[String]) -> Result
         let mut done = false;
         for base in mirrors {
             let url = format!("{base}{}.gz", file.name);
-            tracing::info!("fetching {url}");
+            tracing::debug!("fetching {url}");
             let outcome = download(&url).and_then(|bytes| {
                 let unpacked = unpack(&bytes).with_context(|| format!("{url} is not a valid gzip stream"))?;
                 let got = sha256_hex(&unpacked);
@@ -104,7 +104,7 @@ pub fn fetch(spec: &DatasetSpec, dest_root: &Path, mirrors: &[String]) -> Result
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!("{e:#}");
+                    tracing::debug!("{e:#}");
                     failures.push(format!("{e:#}"));
                 }
             }
@@ -118,13 +118,32 @@ pub fn fetch(spec: &DatasetSpec, dest_root: &Path, mirrors: &[String]) -> Result
 
 /// Fetches `spec` from its public mirrors into `root` when none of its files is there; a data
 /// set that is present (even partly or corrupt) is left for the loader to judge.
+///
+/// When it cannot be fetched (no network, say), the error is one line saying what to do; each
+/// mirror's own error is logged at the debug level (`RUST_LOG=debug`), and `glimpse data fetch`
+/// reports them all.
 pub fn ensure(spec: &DatasetSpec, root: &Path) -> Result<()> {
     if spec.files.iter().all(|f| spec.locate(root, f.name).is_none()) && !spec.mirrors.is_empty() {
         tracing::info!("{} is not under {}: fetching it", spec.name, root.display());
         let mirrors: Vec<String> = spec.mirrors.iter().map(|m| m.to_string()).collect();
-        fetch(spec, root, &mirrors)?;
+        if let Err(e) = fetch(spec, root, &mirrors) {
+            tracing::debug!("{e:#}");
+            bail!("{}", missing_data(spec, root));
+        }
     }
     Ok(())
+}
+
+/// What to do about a data set that is neither under `root` nor downloadable, in one line.
+fn missing_data(spec: &DatasetSpec, root: &Path) -> String {
+    format!(
+        "{} is not under {} and could not be downloaded: run `glimpse data fetch {}` where the network is \
+         reachable, or point --data-dir or GLIMPSE_DATA at a folder holding {}/",
+        spec.name,
+        root.display(),
+        spec.name,
+        spec.dir
+    )
 }
 
 #[cfg(test)]
@@ -182,6 +201,21 @@ mod tests {
             KnownFile { name: "b-idx1-ubyte", sha256: Box::leak(sha256_hex(B).into_boxed_str()) },
         ]));
         DatasetSpec { name: "toy", dir: "toy", files, mirrors: &[], system_dir: None, licence: "" }
+    }
+
+    /// A data set neither on disk nor downloadable (its one mirror answers 404): one line that
+    /// says what to do, and nothing written.
+    #[test]
+    fn a_missing_data_set_that_cannot_be_fetched_says_what_to_do_in_one_line() {
+        let empty = serve(vec![], 2);
+        let mirrors: &'static [&'static str] =
+            Box::leak(Box::new([&*Box::leak(format!("{empty}/x/").into_boxed_str())]));
+        let s = DatasetSpec { mirrors, ..spec() };
+        let dir = tempfile::tempdir().unwrap();
+        let err = format!("{:#}", ensure(&s, dir.path()).unwrap_err());
+        assert!(!err.contains('\n') && err.contains("glimpse data fetch toy") && err.contains("GLIMPSE_DATA"), "{err}");
+        assert!(err.contains("holding toy/"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
     }
 
     #[test]
