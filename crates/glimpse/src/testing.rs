@@ -1,5 +1,5 @@
 //! Test helpers shared by the crate's tests: a finite-difference gradient check, the committed
-//! MNIST fixture, quiet run options.
+//! MNIST fixture, quiet run options, tensors from values and back, and a tolerance check.
 
 use std::path::{Path, PathBuf};
 
@@ -73,4 +73,27 @@ pub fn grad_check(inputs: &[Vec<f32>], eps: f32, tol: f64, f: impl Fn(Vec<Tensor
 pub fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);
     (0..n).map(|_| lo + (hi - lo) * rng.uniform() as f32).collect()
+}
+
+/// `values` as a tensor of `shape` on `device`.
+pub fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// `values` as a tensor of `shape` on the CPU (`flex`).
+pub fn cpu<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    tensor(values, shape, &Device::flex())
+}
+
+/// A tensor's values, in row-major order.
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec().unwrap()
+}
+
+/// Asserts that `a` and `b` have the same length and agree element by element within `tol`.
+pub fn assert_close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol, "element {i}: {x} vs {y}");
+    }
 }

@@ -211,15 +211,8 @@ impl MultiHeadAttention {
 mod tests {
     use super::*;
     use crate::testing::{grad_check, uniform};
+    use crate::testing::{tensor as t3, values as vec_of};
     use burn::tensor::TensorData;
-
-    fn t3(v: Vec<f32>, s: [usize; 3], d: &Device) -> Tensor<3> {
-        Tensor::from_data(TensorData::new(v, s), d)
-    }
-
-    fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().try_to_vec().unwrap()
-    }
 
     #[test]
     fn masked_positions_get_exactly_zero_weight_and_rows_sum_to_one() {

@@ -148,16 +148,9 @@ pub fn write(w: Tensor<3>, fx: Tensor<3>, fy: Tensor<3>, gamma: Tensor<2>) -> Te
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{cpu as t2, values as vec3};
     use crate::testing::{grad_check, uniform};
     use burn::tensor::Device;
-
-    fn t2(v: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
-        Tensor::from_data(TensorData::new(v, shape), &Device::flex())
-    }
-
-    fn vec3(t: Tensor<3>) -> Vec<f32> {
-        t.into_data().try_to_vec().unwrap()
-    }
 
     /// The paper's grid (i from 1) is symmetric about g; counting i from 0 would not be.
     #[test]

@@ -114,15 +114,8 @@ impl DiscretePolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{tensor, values as vec1};
     use burn::tensor::{Device, TensorData};
-
-    fn t2(v: Vec<f32>, b: usize, n: usize, dev: &Device) -> Tensor<2> {
-        Tensor::from_data(TensorData::new(v, [b, n]), dev)
-    }
-
-    fn vec1(t: Tensor<1>) -> Vec<f32> {
-        t.into_data().try_to_vec().unwrap()
-    }
 
     #[test]
     fn gaussian_log_prob_matches_the_density_and_its_gradient_finite_differences() {
@@ -130,7 +123,7 @@ mod tests {
         let p = GaussianPolicy { std: 0.2 };
         let mean = vec![0.1f32, -0.3, 0.5, 0.0];
         let l = vec![0.2f32, -0.1, 0.4, 0.3];
-        let lp = vec1(p.log_prob(t2(mean.clone(), 2, 2, &dev), t2(l.clone(), 2, 2, &dev)));
+        let lp = vec1(p.log_prob(tensor(mean.clone(), [2, 2], &dev), tensor(l.clone(), [2, 2], &dev)));
         for n in 0..2 {
             let dens: f64 = (0..2)
                 .map(|k| {
@@ -141,12 +134,12 @@ mod tests {
             assert!((lp[n] as f64 - dens.ln()).abs() < 1e-4);
         }
         // Gradient in μ by autodiff against central differences.
-        let m = t2(mean.clone(), 2, 2, &dev).require_grad();
-        let total = p.log_prob(m.clone(), t2(l.clone(), 2, 2, &dev)).sum();
+        let m = tensor(mean.clone(), [2, 2], &dev).require_grad();
+        let total = p.log_prob(m.clone(), tensor(l.clone(), [2, 2], &dev)).sum();
         let g: Vec<f32> = m.grad(&total.backward()).unwrap().into_data().try_to_vec().unwrap();
         let plain = Device::flex();
         let f = |mv: Vec<f32>| {
-            vec1(p.log_prob(t2(mv, 2, 2, &plain), t2(l.clone(), 2, 2, &plain))).iter().sum::<f32>() as f64
+            vec1(p.log_prob(tensor(mv, [2, 2], &plain), tensor(l.clone(), [2, 2], &plain))).iter().sum::<f32>() as f64
         };
         for i in 0..4 {
             let (mut up, mut down) = (mean.clone(), mean.clone());
@@ -192,7 +185,7 @@ mod tests {
         assert_eq!(p.mode(&logits), vec![2]);
 
         let dev = Device::flex().autodiff();
-        let lt = t2(logits.clone(), 1, 9, &dev).require_grad();
+        let lt = tensor(logits.clone(), [1, 9], &dev).require_grad();
         let chosen = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64], [1]), &dev);
         let lp = p.log_prob(lt.clone(), chosen);
         let lpv = vec1(lp.clone())[0] as f64;
@@ -207,12 +200,12 @@ mod tests {
                 let mut v = logits.clone();
                 v[j] += d;
                 let c = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64], [1]), &plain);
-                vec1(p.log_prob(t2(v, 1, 9, &plain), c))[0] as f64
+                vec1(p.log_prob(tensor(v, [1, 9], &plain), c))[0] as f64
             };
             let fd = (f(1e-3) - f(-1e-3)) / 2e-3;
             assert!((g[j] as f64 - want).abs() < 1e-5 && (fd - want).abs() < 1e-3, "logit {j}");
         }
-        let h = vec1(p.entropy(t2(logits.clone(), 1, 9, &plain)))[0] as f64;
+        let h = vec1(p.entropy(tensor(logits.clone(), [1, 9], &plain)))[0] as f64;
         let want: f64 = logits.iter().map(|&v| (v as f64).exp() / z).map(|q| -q * q.ln()).sum();
         assert!((h - want).abs() < 1e-5);
     }
@@ -232,7 +225,7 @@ mod tests {
         let l = p.sample(&means, &mut rng);
         let r: Vec<f32> = l.chunks(2).map(|v| -((v[0] - c[0]).powi(2) + (v[1] - c[1]).powi(2))).collect();
         let m = Tensor::<2>::from_data(TensorData::new(mu.to_vec(), [1, 2]), &dev).require_grad();
-        let lp = p.log_prob(m.clone().repeat_dim(0, n), t2(l, n, 2, &dev)); // (N,)
+        let lp = p.log_prob(m.clone().repeat_dim(0, n), tensor(l, [n, 2], &dev)); // (N,)
         let rt = Tensor::<1>::from_data(TensorData::new(r, [n]), &dev);
         let est: Vec<f32> = m.grad(&(lp * rt).mean().backward()).unwrap().into_data().try_to_vec().unwrap();
         for k in 0..2 {

@@ -58,11 +58,8 @@ pub fn window_vector(phi: Tensor<2>, chars: Tensor<3>) -> Tensor<2> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::tensor as t2;
     use crate::testing::{grad_check, uniform};
-
-    fn t2(v: Vec<f32>, s: [usize; 2], d: &Device) -> Tensor<2> {
-        Tensor::from_data(TensorData::new(v, s), d)
-    }
 
     #[test]
     fn one_sharp_bump_reads_the_character_under_kappa_and_kappa_only_grows() {

@@ -1,44 +1,15 @@
-//! The interface of image classifiers, and the serialisable choice of one.
+//! The serialisable choice of an image classifier, and the model it builds.
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::cnn::{Cnn, CnnConfig};
 use super::draw_classifier::{DrawClassifier, DrawClassifierConfig};
+use super::image_classifier::{ImageClassifier, cross_entropy};
 use super::mlp::{Mlp, MlpConfig};
 use super::ram::{Gaze, Ram, RamConfig, pixels};
 use crate::rng::Rng;
-
-/// A model that maps images to class logits. Saliency, evaluation and the classification
-/// trainer work with any implementation.
-pub trait ImageClassifier: Module {
-    /// `(B, 1, H, W)` images in `[0, 1]` → `(B, classes)` logits.
-    fn logits(&self, images: Tensor<4>) -> Tensor<2>;
-
-    /// The training loss of a batch, and its logits. The default is the cross-entropy of
-    /// [`logits`](Self::logits); models that sample (RAM) draw from `rng` and add their terms.
-    fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
-        let _ = rng;
-        cross_entropy(self, images, labels)
-    }
-}
-
-/// The cross-entropy of a classifier's logits on a batch, and the logits.
-pub fn cross_entropy<M: ImageClassifier>(
-    model: &M,
-    images: Tensor<4>,
-    labels: Tensor<1, Int>,
-) -> (Tensor<1>, Tensor<2>) {
-    logits_cross_entropy(model.logits(images), labels)
-}
-
-/// The mean cross-entropy of `logits` against `labels`, and the logits.
-fn logits_cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> (Tensor<1>, Tensor<2>) {
-    let device = logits.device();
-    (CrossEntropyLossConfig::new().init(&device).forward(logits.clone(), labels), logits)
-}
 
 /// Which classifier, with its sizes; stored in checkpoints as `[model]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

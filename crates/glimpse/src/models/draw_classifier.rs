@@ -14,8 +14,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::classifier::ImageClassifier;
 use super::draw::{Window, windows};
+use super::image_classifier::ImageClassifier;
 use super::lstm::{LstmCell, widen_rows};
 use crate::attention::filterbank::{self, Filterbank};
 use crate::rng::Rng;

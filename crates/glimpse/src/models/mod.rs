@@ -7,8 +7,8 @@
 //!   baseline of the memory tasks.
 //! - [`draw`]: DRAW, soft read/write attention for image generation; [`draw_classifier`]: its
 //!   read attention as a classifier (the DRAW paper's "differentiable RAM").
-//! - [`classifier`]: the image-classifier interface every classifier in the toolkit implements,
-//!   and the serialisable choice between them.
+//! - [`image_classifier`]: the interface every image classifier in the toolkit implements;
+//!   [`classifier`]: the serialisable choice between them.
 
 pub mod classifier;
 pub mod cnn;
@@ -17,6 +17,7 @@ pub mod dnc;
 pub mod draw;
 pub mod draw_classifier;
 pub mod handwriting;
+pub mod image_classifier;
 pub mod lstm;
 pub mod mdn;
 pub mod mlp;
@@ -25,4 +26,5 @@ pub mod ram;
 pub mod seq2seq;
 pub mod transformer;
 
-pub use classifier::{Classifier, ClassifierConfig, ImageClassifier};
+pub use classifier::{Classifier, ClassifierConfig};
+pub use image_classifier::ImageClassifier;

@@ -168,15 +168,12 @@ pub fn combine(hard: Tensor<1>, soft: Tensor<1>, weight: f64) -> Tensor<1> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::tensor as t2;
     use crate::testing::{grad_check, uniform};
     use burn::tensor::Int;
 
     fn labels(y: &[i64], device: &Device) -> Tensor<1, Int> {
         Tensor::from_data(TensorData::new(y.to_vec(), [y.len()]), device)
-    }
-
-    fn t2(v: Vec<f32>, s: [usize; 2], d: &Device) -> Tensor<2> {
-        Tensor::from_data(TensorData::new(v, s), d)
     }
 
     fn probs_of(logits: &[f32], rows: usize, t: f32) -> Vec<f32> {
