@@ -247,140 +247,202 @@ impl Task {
     /// A batch whose length parameter is exactly `len` (generalisation tests go beyond the
     /// training range).
     pub fn sample_len(&self, batch: usize, len: usize, rng: &mut Rng) -> Episode {
-        let (i, o) = (self.input_size(), self.output_size());
-        if let Task::Babi { tasks, .. } = self {
-            // Stories of `len` statements, one task type each, left-padded to one length.
-            let stories: Vec<babi::Story> =
-                (0..batch).map(|_| babi::story(tasks[rng.below(tasks.len())], len, rng)).collect();
-            let t = stories.iter().map(|s| s.words.len()).max().unwrap_or(1);
-            let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
-            for (b, s) in stories.iter().enumerate() {
-                let pad = t - s.words.len();
-                for (k, &w) in s.words.iter().enumerate() {
-                    x.set(pad + k, b, w, 1.0);
-                }
-                y.set(t - 1, b, s.answer, 1.0);
-                m.set(t - 1, b, 0, 1.0);
-            }
-            return Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: true };
-        }
-        match *self {
-            Task::Copy { bits, .. } => {
-                // x_1..x_L, delimiter, then L blank steps while the copy is written.
-                let t = 2 * len + 1;
-                let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
-                for b in 0..batch {
-                    let seq = random_bits(rng, len * bits);
-                    for s in 0..len {
-                        for c in 0..bits {
-                            x.set(s, b, c, seq[s * bits + c]);
-                            y.set(len + 1 + s, b, c, seq[s * bits + c]);
-                        }
-                        m.set(len + 1 + s, b, 0, 1.0);
-                    }
-                    x.set(len, b, bits, 1.0);
-                }
-                Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
-            }
+        let io = (self.input_size(), self.output_size());
+        match self {
+            Task::Copy { bits, .. } => copy_episode(*bits, batch, len, io, rng),
             Task::RepeatCopy { bits, min_repeats, max_repeats, count_scale, .. } => {
                 // The repeat count is drawn per batch too, so every sequence has one length.
                 let n = min_repeats + rng.below(max_repeats - min_repeats + 1);
-                let scale = count_scale.unwrap_or(max_repeats).max(1);
-                let t = len + 1 + n * len + 1;
-                let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
-                for b in 0..batch {
-                    let seq = random_bits(rng, len * bits);
-                    for s in 0..len {
-                        for c in 0..bits {
-                            x.set(s, b, c, seq[s * bits + c]);
-                            for r in 0..n {
-                                y.set(len + 1 + r * len + s, b, c, seq[s * bits + c]);
-                            }
-                        }
-                    }
-                    x.set(len, b, bits, 1.0); // delimiter
-                    x.set(len, b, bits + 1, n as f32 / scale as f32); // repeat count
-                    y.set(t - 1, b, bits, 1.0); // end marker
-                    for s in len + 1..t {
-                        m.set(s, b, 0, 1.0);
-                    }
-                }
-                Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
+                let scale = count_scale.unwrap_or(*max_repeats).max(1);
+                repeat_copy_episode(*bits, n, scale, batch, len, io, rng)
             }
-            Task::AssociativeRecall { bits, item_len, .. } => {
-                // [delim, item]×len, query delim, query item, query delim, answer item.
-                let items = len;
-                let t = items * (item_len + 1) + 2 * (item_len + 1);
-                let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
-                for b in 0..batch {
-                    let all = random_bits(rng, items * item_len * bits);
-                    let q = rng.below(items - 1); // the query has a successor
-                    for it in 0..items {
-                        let start = it * (item_len + 1);
-                        x.set(start, b, bits, 1.0);
-                        for s in 0..item_len {
-                            for c in 0..bits {
-                                x.set(start + 1 + s, b, c, all[(it * item_len + s) * bits + c]);
-                            }
-                        }
-                    }
-                    let qs = items * (item_len + 1);
-                    x.set(qs, b, bits + 1, 1.0);
-                    for s in 0..item_len {
-                        for c in 0..bits {
-                            x.set(qs + 1 + s, b, c, all[(q * item_len + s) * bits + c]);
-                            y.set(qs + item_len + 2 + s, b, c, all[((q + 1) * item_len + s) * bits + c]);
-                        }
-                        m.set(qs + item_len + 2 + s, b, 0, 1.0);
-                    }
-                    x.set(qs + item_len + 1, b, bits + 1, 1.0);
-                }
-                Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
-            }
-            Task::NGrams { n, .. } => {
-                // Input bit x_t, target x_{t+1}; scored once a full context has been seen.
-                let t = len - 1;
-                let (mut x, mut y, mut m) = (Grid::new(t, batch, 1), Grid::new(t, batch, 1), Grid::new(t, batch, 1));
-                for b in 0..batch {
-                    let table = ngram_table(n, rng);
-                    let bits = ngram_sequence(&table, n, len, rng);
-                    for s in 0..t {
-                        x.set(s, b, 0, bits[s] as f32);
-                        y.set(s, b, 0, bits[s + 1] as f32);
-                        if s + 1 >= n - 1 {
-                            m.set(s, b, 0, 1.0);
-                        }
-                    }
-                }
-                Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
-            }
-            Task::PrioritySort { bits, outputs, .. } => {
-                let ins = len;
-                let outs = outputs.min(ins);
-                let t = ins + 1 + outs;
-                let (mut x, mut y, mut m) = (Grid::new(t, batch, i), Grid::new(t, batch, o), Grid::new(t, batch, 1));
-                for b in 0..batch {
-                    let seq = random_bits(rng, ins * bits);
-                    let prio: Vec<f32> = (0..ins).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
-                    for s in 0..ins {
-                        for c in 0..bits {
-                            x.set(s, b, c, seq[s * bits + c]);
-                        }
-                        x.set(s, b, bits + 1, prio[s]);
-                    }
-                    x.set(ins, b, bits, 1.0);
-                    for (k, &src) in priority_order(&prio).iter().take(outs).enumerate() {
-                        for c in 0..bits {
-                            y.set(ins + 1 + k, b, c, seq[src * bits + c]);
-                        }
-                        m.set(ins + 1 + k, b, 0, 1.0);
-                    }
-                }
-                Episode { steps: t, batch, inputs: x.data, targets: y.data, mask: m.data, len, categorical: false }
-            }
-            Task::Babi { .. } => unreachable!("handled above"),
+            Task::AssociativeRecall { bits, item_len, .. } => recall_episode(*bits, *item_len, batch, len, io, rng),
+            Task::NGrams { n, .. } => ngrams_episode(*n, batch, len, rng),
+            Task::PrioritySort { bits, outputs, .. } => sort_episode(*bits, *outputs, batch, len, io, rng),
+            Task::Babi { tasks, .. } => babi_episode(tasks, batch, len, io, rng),
         }
     }
+}
+
+/// The inputs `(T, B, I)`, targets `(T, B, O)` and mask `(T, B, 1)` of an episode being written.
+struct Frames {
+    x: Grid,
+    y: Grid,
+    m: Grid,
+    steps: usize,
+    batch: usize,
+}
+
+impl Frames {
+    fn new(steps: usize, batch: usize, (i, o): (usize, usize)) -> Self {
+        Self {
+            x: Grid::new(steps, batch, i),
+            y: Grid::new(steps, batch, o),
+            m: Grid::new(steps, batch, 1),
+            steps,
+            batch,
+        }
+    }
+
+    /// The finished episode of length parameter `len`.
+    fn episode(self, len: usize, categorical: bool) -> Episode {
+        Episode {
+            steps: self.steps,
+            batch: self.batch,
+            inputs: self.x.data,
+            targets: self.y.data,
+            mask: self.m.data,
+            len,
+            categorical,
+        }
+    }
+}
+
+/// Copy: x_1..x_L, a delimiter, then L blank steps while the copy is written.
+fn copy_episode(bits: usize, batch: usize, len: usize, io: (usize, usize), rng: &mut Rng) -> Episode {
+    let mut f = Frames::new(2 * len + 1, batch, io);
+    for b in 0..batch {
+        let seq = random_bits(rng, len * bits);
+        for s in 0..len {
+            for c in 0..bits {
+                f.x.set(s, b, c, seq[s * bits + c]);
+                f.y.set(len + 1 + s, b, c, seq[s * bits + c]);
+            }
+            f.m.set(len + 1 + s, b, 0, 1.0);
+        }
+        f.x.set(len, b, bits, 1.0);
+    }
+    f.episode(len, false)
+}
+
+/// Repeat copy: the sequence, a delimiter with the repeat count `n` (fed as `n / scale`), then
+/// `n` copies and an end marker.
+fn repeat_copy_episode(
+    bits: usize,
+    n: usize,
+    scale: usize,
+    batch: usize,
+    len: usize,
+    io: (usize, usize),
+    rng: &mut Rng,
+) -> Episode {
+    let t = len + 1 + n * len + 1;
+    let mut f = Frames::new(t, batch, io);
+    for b in 0..batch {
+        let seq = random_bits(rng, len * bits);
+        for s in 0..len {
+            for c in 0..bits {
+                f.x.set(s, b, c, seq[s * bits + c]);
+                for r in 0..n {
+                    f.y.set(len + 1 + r * len + s, b, c, seq[s * bits + c]);
+                }
+            }
+        }
+        f.x.set(len, b, bits, 1.0); // delimiter
+        f.x.set(len, b, bits + 1, n as f32 / scale as f32); // repeat count
+        f.y.set(t - 1, b, bits, 1.0); // end marker
+        for s in len + 1..t {
+            f.m.set(s, b, 0, 1.0);
+        }
+    }
+    f.episode(len, false)
+}
+
+/// Associative recall of `items` items: [delim, item]×items, query delim, query item, query
+/// delim, then the item that followed the query.
+fn recall_episode(
+    bits: usize,
+    item_len: usize,
+    batch: usize,
+    items: usize,
+    io: (usize, usize),
+    rng: &mut Rng,
+) -> Episode {
+    let mut f = Frames::new(items * (item_len + 1) + 2 * (item_len + 1), batch, io);
+    for b in 0..batch {
+        let all = random_bits(rng, items * item_len * bits);
+        let q = rng.below(items - 1); // the query has a successor
+        for it in 0..items {
+            let start = it * (item_len + 1);
+            f.x.set(start, b, bits, 1.0);
+            for s in 0..item_len {
+                for c in 0..bits {
+                    f.x.set(start + 1 + s, b, c, all[(it * item_len + s) * bits + c]);
+                }
+            }
+        }
+        let qs = items * (item_len + 1);
+        f.x.set(qs, b, bits + 1, 1.0);
+        for s in 0..item_len {
+            for c in 0..bits {
+                f.x.set(qs + 1 + s, b, c, all[(q * item_len + s) * bits + c]);
+                f.y.set(qs + item_len + 2 + s, b, c, all[((q + 1) * item_len + s) * bits + c]);
+            }
+            f.m.set(qs + item_len + 2 + s, b, 0, 1.0);
+        }
+        f.x.set(qs + item_len + 1, b, bits + 1, 1.0);
+    }
+    f.episode(items, false)
+}
+
+/// Dynamic n-grams: input bit x_t, target x_{t+1}; scored once a full context has been seen.
+fn ngrams_episode(n: usize, batch: usize, len: usize, rng: &mut Rng) -> Episode {
+    let t = len - 1;
+    let mut f = Frames::new(t, batch, (1, 1));
+    for b in 0..batch {
+        let table = ngram_table(n, rng);
+        let bits = ngram_sequence(&table, n, len, rng);
+        for s in 0..t {
+            f.x.set(s, b, 0, bits[s] as f32);
+            f.y.set(s, b, 0, bits[s + 1] as f32);
+            if s + 1 >= n - 1 {
+                f.m.set(s, b, 0, 1.0);
+            }
+        }
+    }
+    f.episode(len, false)
+}
+
+/// Priority sort: `len` vectors with a priority each, a delimiter, then the `outputs`
+/// highest-priority vectors in order.
+fn sort_episode(bits: usize, outputs: usize, batch: usize, len: usize, io: (usize, usize), rng: &mut Rng) -> Episode {
+    let outs = outputs.min(len);
+    let mut f = Frames::new(len + 1 + outs, batch, io);
+    for b in 0..batch {
+        let seq = random_bits(rng, len * bits);
+        let prio: Vec<f32> = (0..len).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect();
+        for s in 0..len {
+            for c in 0..bits {
+                f.x.set(s, b, c, seq[s * bits + c]);
+            }
+            f.x.set(s, b, bits + 1, prio[s]);
+        }
+        f.x.set(len, b, bits, 1.0);
+        for (k, &src) in priority_order(&prio).iter().take(outs).enumerate() {
+            for c in 0..bits {
+                f.y.set(len + 1 + k, b, c, seq[src * bits + c]);
+            }
+            f.m.set(len + 1 + k, b, 0, 1.0);
+        }
+    }
+    f.episode(len, false)
+}
+
+/// bAbI-style stories of `len` statements, one task type each, left-padded to one length; the
+/// answer is scored at the last step.
+fn babi_episode(tasks: &[u8], batch: usize, len: usize, io: (usize, usize), rng: &mut Rng) -> Episode {
+    let stories: Vec<babi::Story> = (0..batch).map(|_| babi::story(tasks[rng.below(tasks.len())], len, rng)).collect();
+    let t = stories.iter().map(|s| s.words.len()).max().unwrap_or(1);
+    let mut f = Frames::new(t, batch, io);
+    for (b, s) in stories.iter().enumerate() {
+        let pad = t - s.words.len();
+        for (k, &w) in s.words.iter().enumerate() {
+            f.x.set(pad + k, b, w, 1.0);
+        }
+        f.y.set(t - 1, b, s.answer, 1.0);
+        f.m.set(t - 1, b, 0, 1.0);
+    }
+    f.episode(len, true)
 }
 
 /// Priority sort's output order: the indices of `prio`, highest priority first.
