@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{self, META};
 use super::config::{self, Keys as _, TrainConfig};
 use super::distill::{self, DistillConfig, SoftTargets};
-use super::engine::{self, At, Family, Progress, RunConfig, Tally, Validation};
+use super::engine::{self, At, EpochOrder, Family, Progress, RunConfig, Tally, Validation};
 use super::metrics::MetricsLog;
 use super::optim::checked_step;
 use crate::data::translated::Translated;
@@ -418,7 +418,7 @@ struct Trainer {
     /// The DRAW classifier's location loss needs the digits' centres.
     locate: bool,
     /// The current epoch's order of the training images.
-    order: Option<(usize, Vec<usize>)>,
+    order: EpochOrder,
     data_root: PathBuf,
     device: Device,
     eval_device: Device,
@@ -471,12 +471,8 @@ impl Family for Trainer {
     ) -> Result<(Classifier, Tally)> {
         let (epoch, b) = at.epoch.expect("classifier runs have epochs");
         let n = self.train.len();
-        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            self.order = Some((epoch, Rng::derive(self.cfg.seed, "epoch", epoch as u64).permutation(n)));
-        }
         let (t, side, device) = (&self.cfg.train, self.train.side(), &self.device);
-        let order = &self.order.as_ref().expect("just set").1;
-        let idx = &order[b * t.batch_size..((b + 1) * t.batch_size).min(n)];
+        let idx = self.order.batch(self.cfg.seed, n, t.batch_size, (epoch, b));
         let (mut x, y, centres) = if self.locate {
             self.train.batch_located(idx)
         } else {
@@ -615,7 +611,7 @@ pub fn train_classifier(cfg: &ClassifierRunConfig, opts: &RunOptions) -> Result<
         valid,
         soft,
         locate,
-        order: None,
+        order: EpochOrder::default(),
         data_root: opts.data_root.clone(),
         device: start.device.clone(),
         eval_device,

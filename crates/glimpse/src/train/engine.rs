@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint;
 use super::config::TrainConfig;
 use super::metrics::MetricsLog;
+use crate::rng::Rng;
 use crate::run::RunOptions;
 
 /// A run's configuration, as saved in its checkpoints' `config.toml`.
@@ -46,6 +47,25 @@ pub struct At {
     pub step: u64,
     /// The epoch (from 0) and the batch within it, for a family with epochs.
     pub epoch: Option<(usize, usize)>,
+}
+
+/// The examples of each epoch in a seeded order (`Rng::derive(seed, "epoch", epoch)`), drawn
+/// when the epoch's first batch is asked for, so that a resumed run draws the order it was in.
+#[derive(Debug, Default)]
+pub struct EpochOrder {
+    current: Option<(usize, Vec<usize>)>,
+}
+
+impl EpochOrder {
+    /// The indices of batch `b` of `epoch` over `n` examples, `batch_size` a batch (the last
+    /// batch of an epoch may be short).
+    pub fn batch(&mut self, seed: u64, n: usize, batch_size: usize, (epoch, b): (usize, usize)) -> &[usize] {
+        if self.current.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.current = Some((epoch, Rng::derive(seed, "epoch", epoch as u64).permutation(n)));
+        }
+        let order = &self.current.as_ref().expect("just set").1;
+        &order[b * batch_size..((b + 1) * batch_size).min(n)]
+    }
 }
 
 /// What one step measured, for the training log: `sums` are totals over the step's `count`

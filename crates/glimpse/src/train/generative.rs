@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint;
 use super::config::{self, Keys as _, TrainConfig};
-use super::engine::{self, At, Family, Progress, RunConfig, Tally, Validation};
+use super::engine::{self, At, EpochOrder, Family, Progress, RunConfig, Tally, Validation};
 use super::metrics::MetricsLog;
 use super::optim::{descend_sharded, shard_range};
 use crate::data::binarised::Binarised;
@@ -175,7 +175,7 @@ struct Trainer {
     train: Binarised,
     valid: Binarised,
     /// The current epoch's order of the training images.
-    order: Option<(usize, Vec<usize>)>,
+    order: EpochOrder,
     device: Device,
     eval_device: Device,
 }
@@ -223,11 +223,7 @@ impl Family for Trainer {
         let (t, m) = (&self.cfg.train, &self.cfg.model);
         let (epoch, b) = at.epoch.expect("DRAW runs have epochs");
         let n = self.train.len();
-        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            self.order = Some((epoch, Rng::derive(self.cfg.seed, "epoch", epoch as u64).permutation(n)));
-        }
-        let order = &self.order.as_ref().expect("just set").1;
-        let idx = &order[b * t.batch_size..((b + 1) * t.batch_size).min(n)];
+        let idx = self.order.batch(self.cfg.seed, n, t.batch_size, (epoch, b));
         let eps = noise(m.steps, idx.len(), m.latent, rng, &self.device);
         let beta = if t.kl_warmup > 0 { (at.step as f32 / t.kl_warmup as f32).min(1.0) } else { 1.0 };
         let shards = t.shards.clamp(1, idx.len());
@@ -300,7 +296,8 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
     }
     tracing::info!("draw: {} training images, {} validation images", train.len(), valid.len());
     let eval_device = start.device.clone().without_autodiff();
-    let trainer = Trainer { cfg, train, valid, order: None, device: start.device.clone(), eval_device };
+    let trainer =
+        Trainer { cfg, train, valid, order: EpochOrder::default(), device: start.device.clone(), eval_device };
     engine::run(trainer, start.resume.as_deref(), &start.device, opts)
 }
 
