@@ -6,6 +6,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
@@ -154,6 +156,25 @@ pub fn median_step_seconds<S>(warmup: usize, steps: usize, mut state: S, mut ste
     median(&mut times)
 }
 
+/// One benchmarked training step: the gradients of `loss_of` over `shards` data-parallel
+/// shards, the optimizer step at `lr` (norm clipping at `clip`), then a wait for the loss, so
+/// that the step has run and not only been queued.
+fn timed_step<M, F>(model: M, shards: usize, optim: &mut ModuleOptimizer, lr: f64, clip: Option<f32>, loss_of: F) -> M
+where
+    M: Module + Sync,
+    F: Fn(&M, usize) -> Tensor<1> + Sync,
+{
+    let (grads, loss) = sharded_gradients(&model, shards, loss_of);
+    let model = apply_grads(model, grads, optim, lr, clip);
+    let _: f32 = loss.into_scalar();
+    model
+}
+
+/// `--key value` pairs as a command line.
+fn flags<V: ToString>(pairs: &[(&str, V)]) -> Vec<String> {
+    pairs.iter().flat_map(|(k, v)| [k.to_string(), v.to_string()]).collect()
+}
+
 /// Training samples/s of `cfg` (forward, backward, Adam, with the model's own training loss;
 /// the trainer's step, [`crate::train::classify::batch_gradients`], in `shards` shards) on one
 /// fixed random batch: median step.
@@ -287,14 +308,11 @@ pub fn sequence_per_s(
     let parts: Vec<_> = (0..shards).map(|i| episode_tensors(&e.rows(shard_range(batch, shards, i)), &device)).collect();
     let secs = median_step_seconds(5, steps, model, |model| {
         // The trainer's step (`train::sequence`): shards of the batch on their own threads.
-        let (grads, loss) = sharded_gradients(&model, shards, |m, i| {
+        timed_step(model, shards, &mut optim, 1e-4, Some(10.0), |m, i| {
             let ep = &parts[i];
             let logits = Tensor::cat(m.forward(ep.inputs.clone(), None), 0);
             sequence_cost(logits, ep) * (ep.batch as f32 / batch as f32)
-        });
-        let model = apply_grads(model, grads, &mut optim, 1e-4, Some(10.0));
-        let _: f32 = loss.into_scalar();
-        model
+        })
     });
     batch as f64 / secs
 }
@@ -336,15 +354,12 @@ pub fn draw_per_s(cfg: &DrawConfig, batch: usize, steps: usize, shards: usize, d
     let images = Tensor::<3>::from_data(TensorData::new(x, [batch, h, w]), &device);
     let secs = median_step_seconds(2, steps, model, |model| {
         let eps = super::generative::noise(cfg.steps, batch, cfg.latent, &mut rng, &device);
-        let (grads, loss) = sharded_gradients(&model, shards, |m, i| {
+        timed_step(model, shards, &mut optim, 1e-3, Some(10.0), |m, i| {
             let rows = shard_range(batch, shards, i);
             let x = images.clone().narrow(0, rows.start, rows.len());
             let eps = eps.clone().narrow(1, rows.start, rows.len());
             m.bound(x, eps, None).total().sum() / batch as f32
-        });
-        let model = apply_grads(model, grads, &mut optim, 1e-3, Some(10.0));
-        let _: f32 = loss.into_scalar();
-        model
+        })
     });
     batch as f64 / secs
 }
@@ -360,7 +375,7 @@ pub fn bench_draw(
     let threads = setup.threads;
     let shards = setup.shards_for(batch);
     let ours = || draw_per_s(cfg, batch, steps, shards, device);
-    let args: Vec<String> = [
+    let args = flags(&[
         ("--model", "draw".to_string()),
         ("--batch", batch.to_string()),
         ("--steps", steps.to_string()),
@@ -372,10 +387,7 @@ pub fn bench_draw(
         ("--latent", cfg.latent.to_string()),
         ("--read", cfg.read.to_string()),
         ("--write", cfg.write.to_string()),
-    ]
-    .into_iter()
-    .flat_map(|(k, v)| [k.to_string(), v])
-    .collect();
+    ]);
     let attention = if cfg.read > 0 {
         format!("read {0}×{0}, write {1}×{1}", cfg.read, cfg.write)
     } else {
@@ -420,13 +432,10 @@ pub fn translator_tokens_per_s(
     let tokens = batch * (tgt_len + 1);
     let secs = median_step_seconds(3, steps, model, |model| {
         // The trainer's step (`train::translate`): shards of the batch on their own threads.
-        let (grads, loss) = sharded_gradients(&model, shards, |m, i| {
+        timed_step(model, shards, &mut optim, 1e-3, Some(5.0), |m, i| {
             let (loss, n) = batch_loss(m, shard(&pairs, shards, i), &device);
             loss * (n as f32 / tokens as f32)
-        });
-        let model = apply_grads(model, grads, &mut optim, 1e-3, Some(5.0));
-        let _: f32 = loss.into_scalar();
-        model
+        })
     });
     (batch * (tgt_len + 1)) as f64 / secs
 }
@@ -527,13 +536,10 @@ pub fn handwriting_points_per_s(
         .collect();
     let points = batch * len;
     let secs = median_step_seconds(2, steps, model, |model| {
-        let (grads, loss) = sharded_gradients(&model, shards, |m, i| {
+        timed_step(model, shards, &mut optim, 1e-3, Some(10.0), |m, i| {
             let (x, y, mask, text, _) = &parts[i];
             m.nll(x.clone(), y.clone(), mask.clone(), text.as_ref()).sum() / points as f32
-        });
-        let model = apply_grads(model, grads, &mut optim, 1e-3, Some(10.0));
-        let _: f32 = loss.into_scalar();
-        model
+        })
     });
     points as f64 / secs
 }
@@ -552,7 +558,7 @@ pub fn bench_handwriting(
     let chars = (len / 10).max(1);
     let threads = setup.threads;
     let ours = || handwriting_points_per_s(cfg, batch, (len, chars), steps, shards, device);
-    let args: Vec<String> = [
+    let args = flags(&[
         ("--batch", batch),
         ("--len", len),
         ("--chars", chars),
@@ -563,10 +569,7 @@ pub fn bench_handwriting(
         ("--mixtures", cfg.mixtures),
         ("--window", k),
         ("--alphabet", cfg.alphabet),
-    ]
-    .into_iter()
-    .flat_map(|(k, v)| [k.to_string(), v.to_string()])
-    .collect();
+    ]);
     Ok(BenchReport::against_baseline(
         "handwriting",
         format!(
