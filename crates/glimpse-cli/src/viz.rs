@@ -1,6 +1,7 @@
 //! `glimpse viz` and `glimpse saliency`: pictures of where a model looked.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use glimpse::burn::tensor::Device;
@@ -23,6 +24,18 @@ pub(crate) fn draw(dir: &Path, n: usize, seed: u64, out: &Path, scale: u32, root
     }
 }
 
+/// The image classifier in checkpoint `dir` on `dev`, and its test set (laid out by the run's
+/// seed).
+fn classifier_and_test(
+    dir: &Path,
+    dev: &Device,
+    root: &Path,
+) -> Result<(classify::ClassifierRunConfig, glimpse::models::Classifier, Arc<dyn classify::ImageTask>)> {
+    let (cfg, model) = classify::load_classifier(dir, dev)?;
+    let test = cfg.data.load(root, Split::Test, cfg.seed)?;
+    Ok((cfg, model, test))
+}
+
 /// A DRAW classifier's read windows over `n` test images from `start`: PREFIX.png, PREFIX.gif.
 fn draw_classifier_reads(
     dir: &Path,
@@ -36,11 +49,10 @@ fn draw_classifier_reads(
     use glimpse::viz::draw::{reads_panel, tile};
     use glimpse::viz::glimpses::save_gif;
     use glimpse::viz::heatmap::save_png;
-    let (cfg, model) = classify::load_classifier(dir, dev)?;
+    let (cfg, model, test) = classifier_and_test(dir, dev, &root)?;
     let glimpse::models::Classifier::DrawClassifier(m) = model else {
         bail!("{}: a {} checkpoint, neither DRAW nor a DRAW classifier", dir.display(), cfg.model.kind())
     };
-    let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
     let idx = test_indices(start, n, test.len(), "--seed")?;
     let (x, y) = test.batch(&idx);
     let side = test.side();
@@ -138,8 +150,7 @@ pub(crate) fn saliency(
 ) -> Result<()> {
     let dir = find(dir)?;
     let dev = glimpse::device::by_name(device)?.autodiff();
-    let (cfg, model) = classify::load_classifier(&dir, &dev)?;
-    let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
+    let (_, model, test) = classifier_and_test(&dir, &dev, &root)?;
     if index >= test.len() {
         bail!("--index {index} is out of range: the test set has {} images", test.len());
     }
@@ -175,9 +186,8 @@ pub(crate) fn ram(
     use glimpse::viz::glimpses::{GlimpsePath, animation, grid};
     let dir = find(dir)?;
     let dev = glimpse::device::by_name(device)?;
-    let (cfg, model) = classify::load_classifier(&dir, &dev)?;
+    let (cfg, model, test) = classifier_and_test(&dir, &dev, &root)?;
     let Classifier::Ram(ram) = model else { bail!("{}: a {} checkpoint, not a RAM", dir.display(), cfg.model.kind()) };
-    let test = cfg.data.load(&root, Split::Test, cfg.seed)?;
     let idx = test_indices(start, n, test.len(), "--start")?;
     let (x, y) = test.batch(&idx);
     let tr = ram.run(&x, Gaze::Greedy, &dev);

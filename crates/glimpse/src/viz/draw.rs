@@ -3,7 +3,7 @@
 
 use image::{Rgb, RgbImage};
 
-use super::glimpses::{draw_number, step_colour};
+use super::glimpses::{draw_number, outline_box, step_colour};
 use crate::models::draw::Window;
 
 /// A grey image `pixels` (`[0, 1]`, `rows × cols`) enlarged by `scale`, with `windows` outlined.
@@ -27,21 +27,7 @@ pub fn rect(img: &mut RgbImage, w: &Window, scale: u32, c: Rgb<u8>) {
     let s = scale as f32;
     let half = (w.side * s / 2.0).max(1.0);
     let (cy, cx) = (w.row * s + s / 2.0, w.col * s + s / 2.0);
-    let (y0, y1, x0, x1) = ((cy - half) as i64, (cy + half) as i64, (cx - half) as i64, (cx + half) as i64);
-    let (wd, ht) = (img.width() as i64, img.height() as i64);
-    let mut put = |x: i64, y: i64| {
-        if (0..wd).contains(&x) && (0..ht).contains(&y) {
-            img.put_pixel(x as u32, y as u32, c);
-        }
-    };
-    for x in x0..=x1 {
-        put(x, y0);
-        put(x, y1);
-    }
-    for y in y0..=y1 {
-        put(x0, y);
-        put(x1, y);
-    }
+    outline_box(img, ((cy - half) as i64, (cx - half) as i64, (cy + half) as i64, (cx + half) as i64), 0, c);
 }
 
 /// Panels side by side (`cols` per row, the rest below), on white with `gap` pixels between.

@@ -61,12 +61,18 @@ fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: Rgb<u8>) {
 /// pixels, possibly outside the image) enlarged by `scale` and shifted right by `ox` picture
 /// pixels, clipped to the picture.
 pub fn outline(img: &mut RgbImage, top: isize, left: isize, side: usize, scale: u32, ox: u32, c: Rgb<u8>) {
-    let s = scale as isize;
-    let (y0, x0, y1, x1) = (top * s, left * s, (top + side as isize) * s - 1, (left + side as isize) * s - 1);
-    let (w, h) = (img.width() as isize, img.height() as isize);
-    let mut put = |x: isize, y: isize| {
-        let x = x + ox as isize;
-        if x >= ox as isize && x < w && y >= 0 && y < h {
+    let (s, side, ox) = (scale as i64, side as i64, ox as i64);
+    let (top, left) = (top as i64, left as i64);
+    let (y0, x0, y1, x1) = (top * s, left * s + ox, (top + side) * s - 1, (left + side) * s - 1 + ox);
+    outline_box(img, (y0, x0, y1, x1), ox, c);
+}
+
+/// Draws the outline of the box of picture pixels `y0..=y1` × `x0..=x1`, clipped to the
+/// picture's rows and to its columns from `min_x` on.
+pub fn outline_box(img: &mut RgbImage, (y0, x0, y1, x1): (i64, i64, i64, i64), min_x: i64, c: Rgb<u8>) {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let mut put = |x: i64, y: i64| {
+        if (min_x..w).contains(&x) && (0..h).contains(&y) {
             img.put_pixel(x as u32, y as u32, c);
         }
     };
