@@ -32,7 +32,7 @@
 //! Other devices (wgpu, cuda) take the same math composed of ordinary tensor operations. The
 //! NTM ops are the exception: they run on the flex backend only, and `attention::memory`, which
 //! holds their composed pipeline, picks the fused op where [`is_flex`] says so. Nothing here
-//! depends on the rest of the crate.
+//! uses the crate's attention, models or ops.
 
 use burn::backend::DispatchDevice;
 use burn::backend::flex::FlexTensor;
