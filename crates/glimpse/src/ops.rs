@@ -3,7 +3,7 @@
 use crate::fused::{Unary, unary};
 use burn::tensor::Tensor;
 
-/// `tanh(x)`: one fused pass on the CPU ([`crate::fused::unary`]).
+/// `tanh(x)`: one fused pass on the CPU ([`crate::fused::unary`](fn@crate::fused::unary)).
 ///
 /// On the CPU backend `Tensor::tanh` calls libm's scalar `tanhf` per element, which took 26%
 /// of a seq2seq training step in `perf` (`__tanhf` and `__expm1f`); then burn's sigmoid (libm's

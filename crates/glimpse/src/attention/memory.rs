@@ -21,8 +21,9 @@
 use burn::tensor::Tensor;
 use burn::tensor::activation::{sigmoid, softmax, softplus};
 
-/// The ε of the norms and logarithms.
-pub const EPS: f32 = 1e-6;
+/// The ε of the norms and logarithms: the fused addressing's own ([`crate::fused::ntm::EPS`]), so
+/// both paths compute the same function.
+pub const EPS: f32 = crate::fused::ntm::EPS;
 
 /// Cosine similarity `K(k, M_i)` of a key with every memory row (eq. 6): `(B, N, M), (B, M)
 /// → (B, N)`.
@@ -81,8 +82,12 @@ pub fn read(memory: Tensor<3>, w: Tensor<3>) -> Tensor<3> {
 /// Erase-then-add write by `H` heads (eq. 3–4): weightings `(B, H, N)`, erase vectors
 /// `(B, H, M)` in `[0, 1]`, add vectors `(B, H, M)`. Erasures multiply (their order does not
 /// matter) and additions sum, as the paper prescribes for several write heads.
-/// On the CPU one fused op with its own backward ([`crate::fused::ntm_write`]).
+/// On the CPU one fused op with its own backward ([`crate::fused::ntm_write`]), elsewhere
+/// [`write_composed`].
 pub fn write(memory: Tensor<3>, w: Tensor<3>, erase: Tensor<3>, add: Tensor<3>) -> Tensor<3> {
+    if !crate::fused::is_flex(&memory.device()) {
+        return write_composed(memory, w, erase, add);
+    }
     crate::fused::ntm_write(memory, w, erase, add)
 }
 
@@ -145,7 +150,12 @@ pub fn address(memory: Tensor<3>, w_prev: Tensor<2>, p: &HeadParams) -> Tensor<2
 /// [`HeadParams::from_raw`] does: one fused op on the CPU ([`crate::fused::ntm_address`]), the
 /// composed pipeline elsewhere.
 pub fn address_raw(memory: Tensor<3>, w_prev: Tensor<2>, raw: Tensor<2>, k: usize) -> Tensor<2> {
-    crate::fused::ntm_address(memory, w_prev, raw, k)
+    let m = memory.dims()[2];
+    assert_eq!(raw.dims()[1], HeadParams::len(m, k), "raw head outputs of the wrong width");
+    if !crate::fused::is_flex(&memory.device()) {
+        return address(memory, w_prev, &HeadParams::from_raw(raw, m, k));
+    }
+    crate::fused::ntm_address(memory, w_prev, raw)
 }
 
 #[cfg(test)]

@@ -203,7 +203,7 @@ struct State {
 }
 
 impl State {
-    /// Every tensor of the state through [`crate::fused::grad_clamp`].
+    /// Every tensor of the state through [`crate::fused::grad_clamp`](fn@crate::fused::grad_clamp).
     fn clamp_gradients(&mut self, limit: f32) {
         let clamp2 = |t: &mut Tensor<2>| *t = crate::fused::grad_clamp(t.clone(), limit);
         self.memory = crate::fused::grad_clamp(self.memory.clone(), limit);
