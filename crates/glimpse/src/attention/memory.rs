@@ -161,26 +161,12 @@ pub fn address_raw(memory: Tensor<3>, w_prev: Tensor<2>, raw: Tensor<2>, k: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{assert_close as close, cpu as t2, cpu as t3, values as vals};
     use crate::testing::{grad_check, uniform};
     use burn::tensor::{Device, TensorData};
 
     fn dev() -> Device {
         Device::flex()
-    }
-    fn t2(v: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
-        Tensor::from_data(TensorData::new(v, shape), &dev())
-    }
-    fn t3(v: Vec<f32>, shape: [usize; 3]) -> Tensor<3> {
-        Tensor::from_data(TensorData::new(v, shape), &dev())
-    }
-    fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().try_to_vec().unwrap()
-    }
-    fn close(a: &[f32], b: &[f32], tol: f32) {
-        assert_eq!(a.len(), b.len());
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= tol, "element {i}: {x} vs {y}");
-        }
     }
 
     #[test]
