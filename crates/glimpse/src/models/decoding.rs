@@ -8,8 +8,15 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::seq2seq::pad_batch;
-use crate::data::text::{BOS, EOS};
+use crate::data::text::{BOS, EOS, PAD};
+
+/// Source ids `(B, S)` padded with [`PAD`], and the lengths.
+pub fn pad_batch(seqs: &[Vec<u32>], device: &Device) -> (Tensor<2, Int>, Vec<usize>) {
+    let s = seqs.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let ids: Vec<i64> =
+        seqs.iter().flat_map(|q| (0..s).map(move |j| q.get(j).copied().unwrap_or(PAD) as i64)).collect();
+    (Tensor::from_data(TensorData::new(ids, [seqs.len(), s]), device), seqs.iter().map(|q| q.len().max(1)).collect())
+}
 
 /// One decoder step's results for `L` rows.
 #[derive(Debug, Clone)]

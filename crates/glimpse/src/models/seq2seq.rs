@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use super::decoding::{StepDecoder, StepOutput};
 use super::lstm::LstmCell;
 use crate::attention::content::{ContentAttention, Keys, Score, length_mask};
-use crate::data::text::PAD;
 
 /// Sizes and choices of a [`Seq2seq`] model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,14 +120,6 @@ pub struct DecoderState {
     pub c: Tensor<2>,
     /// `h̃_{t−1}` `(B, D)`.
     pub feed: Tensor<2>,
-}
-
-/// Source ids `(B, S)` padded with [`PAD`], and the lengths.
-pub fn pad_batch(seqs: &[Vec<u32>], device: &Device) -> (Tensor<2, Int>, Vec<usize>) {
-    let s = seqs.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let ids: Vec<i64> =
-        seqs.iter().flat_map(|q| (0..s).map(move |j| q.get(j).copied().unwrap_or(PAD) as i64)).collect();
-    (Tensor::from_data(TensorData::new(ids, [seqs.len(), s]), device), seqs.iter().map(|q| q.len().max(1)).collect())
 }
 
 impl Seq2seq {
