@@ -64,14 +64,6 @@ pub(crate) fn optimizer_flag(a: &TrainArgs) -> Result<Option<OptimizerConfig>> {
         .transpose()
 }
 
-/// Fails on the first of `flags` that was given: `"{flag} {why}"`.
-pub(crate) fn reject_flags(flags: &[(&str, bool)], why: &str) -> Result<()> {
-    match flags.iter().find(|(_, given)| *given) {
-        Some((flag, _)) => bail!("{flag} {why}"),
-        None => Ok(()),
-    }
-}
-
 /// Reads a TOML run configuration.
 pub(crate) fn read_config<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
     let text = std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
@@ -133,9 +125,10 @@ pub(crate) fn apply_train_flags(a: &TrainArgs, section: &Section, seed: &mut u64
     Ok(())
 }
 
-/// Refuses the flags that choose another family's data or model: `"{flag} does not apply to
-/// {family} runs"`.
-fn reject_data_flags(a: &TrainArgs, section: &Section, flags: &[&str]) -> Result<()> {
+/// Applies `--seed` and the `[train]` flags ([`apply_train_flags`]) to a run of `section`'s
+/// family, whose own data and model flags are `takes`: another family's is refused, and so are
+/// `--task` and `--no-attention` beside a `--config` (they choose a default configuration).
+fn apply_flags(a: &TrainArgs, section: &Section, takes: &[&str], seed: &mut u64, t: &mut TrainConfig) -> Result<()> {
     let given = [
         ("--dataset", a.dataset.is_some()),
         ("--canvas", a.canvas.is_some()),
@@ -143,8 +136,13 @@ fn reject_data_flags(a: &TrainArgs, section: &Section, flags: &[&str]) -> Result
         ("--task", a.task.is_some()),
         ("--no-attention", a.no_attention),
     ];
-    let refused: Vec<(&str, bool)> = given.into_iter().filter(|(f, _)| flags.contains(f)).collect();
-    reject_flags(&refused, &format!("does not apply to {} runs", section.family))
+    if let Some((flag, _)) = given.iter().find(|(f, on)| *on && !takes.contains(f)) {
+        bail!("{flag} does not apply to {} runs", section.family);
+    }
+    if a.config.is_some() && (a.task.is_some() || a.no_attention) {
+        bail!("--task and --no-attention choose a default configuration; edit the --config file instead");
+    }
+    apply_train_flags(a, section, seed, t)
 }
 
 /// An image classifier's run configuration: the `--config` file (or the defaults), then the flags.
@@ -157,8 +155,7 @@ fn run_config(a: &TrainArgs) -> Result<ClassifierRunConfig> {
             train: config::classifier_defaults(),
         })
     })?;
-    reject_data_flags(a, &config::CLASSIFIER, &["--task", "--no-attention"])?;
-    apply_train_flags(a, &config::CLASSIFIER, &mut cfg.seed, &mut cfg.train)?;
+    apply_flags(a, &config::CLASSIFIER, &["--dataset", "--canvas", "--clutter"], &mut cfg.seed, &mut cfg.train)?;
     if let Some(v) = &a.dataset {
         cfg.data.dataset.clone_from(v);
     }
@@ -193,8 +190,7 @@ fn train_classifier(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
 /// A memory model's run configuration: the `--config` file (or the copy task), then the flags.
 fn sequence_run_config(a: &TrainArgs) -> Result<SequenceRunConfig> {
     let mut cfg = config_or(a, || Ok(a.model.default_sequence_config()))?;
-    reject_data_flags(a, &config::SEQUENCE, &["--dataset", "--canvas", "--clutter", "--task", "--no-attention"])?;
-    apply_train_flags(a, &config::SEQUENCE, &mut cfg.seed, &mut cfg.train)?;
+    apply_flags(a, &config::SEQUENCE, &[], &mut cfg.seed, &mut cfg.train)?;
     Ok(cfg)
 }
 
@@ -228,8 +224,7 @@ fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
             train: config::draw_defaults(),
         })
     })?;
-    reject_data_flags(a, &config::DRAW, &["--canvas", "--clutter", "--task", "--no-attention"])?;
-    apply_train_flags(a, &config::DRAW, &mut cfg.seed, &mut cfg.train)?;
+    apply_flags(a, &config::DRAW, &["--dataset"], &mut cfg.seed, &mut cfg.train)?;
     if let Some(v) = &a.dataset {
         cfg.data.dataset.clone_from(v);
     }
@@ -308,12 +303,7 @@ fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
             }
         }
     };
-    if a.config.is_some() {
-        reject_data_flags(a, &config::TRANSLATE, &["--task", "--no-attention"])
-            .context("--task and --no-attention choose a default configuration; edit the --config file instead")?;
-    }
-    reject_data_flags(a, &config::TRANSLATE, &["--dataset", "--canvas", "--clutter"])?;
-    apply_train_flags(a, &config::TRANSLATE, &mut cfg.seed, &mut cfg.train)?;
+    apply_flags(a, &config::TRANSLATE, &["--task", "--no-attention"], &mut cfg.seed, &mut cfg.train)?;
     Ok(cfg)
 }
 
@@ -352,12 +342,7 @@ fn handwriting_run_config(a: &TrainArgs) -> Result<HandwritingRunConfig> {
         Some(p) => read_config::<HandwritingRunConfig>(p)?,
         None => default_handwriting(a.task.as_deref().unwrap_or("text-lines"), !a.no_attention)?,
     };
-    if a.config.is_some() {
-        reject_data_flags(a, &config::HANDWRITING, &["--task", "--no-attention"])
-            .context("--task and --no-attention choose a default configuration; edit the --config file instead")?;
-    }
-    reject_data_flags(a, &config::HANDWRITING, &["--dataset", "--canvas", "--clutter"])?;
-    apply_train_flags(a, &config::HANDWRITING, &mut cfg.seed, &mut cfg.train)?;
+    apply_flags(a, &config::HANDWRITING, &["--task", "--no-attention"], &mut cfg.seed, &mut cfg.train)?;
     Ok(cfg)
 }
 
@@ -371,4 +356,48 @@ fn train_handwriting(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
         s.valid_nll_nats,
         s.best.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(line: &str) -> TrainArgs {
+        let words = std::iter::once("glimpse").chain(line.split_whitespace());
+        match Cli::try_parse_from(words).unwrap().command {
+            Command::Train(a) => *a,
+            _ => unreachable!("a train command"),
+        }
+    }
+
+    /// The shared flags land on the shared section of every family that reads their key.
+    #[test]
+    fn train_flags_set_the_shared_section() {
+        let c = run_config(&args("train cnn --epochs 3 --lr 0.01 --clip-norm 0 --patience 2 --limit-train 7")).unwrap();
+        assert_eq!((c.train.epochs, c.train.lr, c.train.clip_norm), (Some(3), 0.01, None));
+        assert_eq!((c.train.patience, c.train.limit_train), (Some(2), Some(7)));
+        let c = sequence_run_config(&args("train ntm --steps 9 --batch-size 4 --seed 5 --init x")).unwrap();
+        assert_eq!((c.train.steps, c.train.batch_size, c.seed), (Some(9), 4, 5));
+        assert_eq!(c.train.init.as_deref(), Some(Path::new("x")));
+        let c = handwriting_run_config(&args("train handwriting --steps 2 --clip-norm 3")).unwrap();
+        assert_eq!((c.train.steps, c.train.clip_norm), (Some(2), Some(3.0)));
+    }
+
+    /// A flag whose key the family does not read, or another family's data flag, is refused
+    /// with the family named.
+    #[test]
+    fn flags_of_other_families_are_refused_naming_the_family() {
+        let err = |r: Result<()>| format!("{:#}", r.unwrap_err());
+        let e = err(run_config(&args("train cnn --steps 3")).map(drop));
+        assert!(e.contains("--steps does not apply to image classifier runs") && e.contains("epochs"), "{e}");
+        let e = err(translate_run_config(&args("train seq2seq --init x")).map(drop));
+        assert!(e.contains("--init does not apply to sequence-to-sequence runs"), "{e}");
+        let e = err(draw_run_config(&args("train draw --canvas 60")).map(drop));
+        assert!(e.contains("--canvas does not apply to DRAW runs"), "{e}");
+        let e = err(sequence_run_config(&args("train ntm --augment-shift 2")).map(drop));
+        assert!(e.contains("--augment-shift does not apply to sequence model runs"), "{e}");
+    }
 }

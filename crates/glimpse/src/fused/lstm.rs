@@ -19,19 +19,31 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use burn::tensor::activation::sigmoid;
 
+/// The four gate blocks `[i, f, u, o]` of one row `z (4H)` of pre-activations.
+#[inline(always)]
+fn quarters(z: &[f32], h: usize) -> (&[f32], &[f32], &[f32], &[f32]) {
+    let (zi, rest) = z.split_at(h);
+    let (zf, rest) = rest.split_at(h);
+    let (zu, zo) = rest.split_at(h);
+    (zi, zf, zu, zo)
+}
+
+/// The gates from their pre-activations: `(σ(z_i), σ(z_f), tanh(z_u), σ(z_o))`.
+#[inline(always)]
+fn gates(zi: f32, zf: f32, zu: f32, zo: f32) -> (f32, f32, f32, f32) {
+    (sigmoid_fast(zi), sigmoid_fast(zf), tanh_fast(zu), sigmoid_fast(zo))
+}
+
 /// The forward kernel on slices: `z (B, 4H)`, `c (B, H)` → `out (B, 2H)` = `[h', c']`.
 pub fn lstm_gates_kernel(z: &[f32], c: &[f32], out: &mut [f32], h: usize) {
     wide(
         #[inline(always)]
         || {
             for ((z, c), out) in z.chunks_exact(4 * h).zip(c.chunks_exact(h)).zip(out.chunks_exact_mut(2 * h)) {
-                let (zi, rest) = z.split_at(h);
-                let (zf, rest) = rest.split_at(h);
-                let (zu, zo) = rest.split_at(h);
+                let (zi, zf, zu, zo) = quarters(z, h);
                 let (h_out, c_out) = out.split_at_mut(h);
                 for j in 0..h {
-                    let (i, f, u, o) =
-                        (sigmoid_fast(zi[j]), sigmoid_fast(zf[j]), tanh_fast(zu[j]), sigmoid_fast(zo[j]));
+                    let (i, f, u, o) = gates(zi[j], zf[j], zu[j], zo[j]);
                     let c2 = f * c[j] + i * u;
                     c_out[j] = c2;
                     h_out[j] = o * tanh_fast(c2);
@@ -49,17 +61,14 @@ pub fn lstm_gates_backward_kernel(z: &[f32], c: &[f32], g: &[f32], out: &mut [f3
         || {
             let rows = z.chunks_exact(4 * h).zip(c.chunks_exact(h)).zip(g.chunks_exact(2 * h));
             for (((z, c), g), out) in rows.zip(out.chunks_exact_mut(5 * h)) {
-                let (zi, rest) = z.split_at(h);
-                let (zf, rest) = rest.split_at(h);
-                let (zu, zo) = rest.split_at(h);
+                let (zi, zf, zu, zo) = quarters(z, h);
                 let (dh, dc2) = g.split_at(h);
                 let (dz, dc) = out.split_at_mut(4 * h);
                 let (dzi, rest) = dz.split_at_mut(h);
                 let (dzf, rest) = rest.split_at_mut(h);
                 let (dzu, dzo) = rest.split_at_mut(h);
                 for j in 0..h {
-                    let (i, f, u, o) =
-                        (sigmoid_fast(zi[j]), sigmoid_fast(zf[j]), tanh_fast(zu[j]), sigmoid_fast(zo[j]));
+                    let (i, f, u, o) = gates(zi[j], zf[j], zu[j], zo[j]);
                     let c2 = f * c[j] + i * u;
                     let tc = tanh_fast(c2);
                     // dL/dc' through h' = o tanh(c') and directly.
