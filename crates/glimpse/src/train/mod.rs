@@ -1,8 +1,9 @@
-//! Training: seeded randomness, optimizers and schedules, checkpoints, metrics, and the
-//! training loops for image classifiers ([`classify`]), sequence models ([`sequence`]) and DRAW
+//! Training: one loop ([`engine`]) and one `[train]` section ([`config`]) for every family,
+//! with optimizers and schedules, checkpoints and metrics; each family's trainer implements
+//! [`engine::Family`]: image classifiers ([`classify`]), sequence models ([`sequence`]), DRAW
 //! ([`generative`]), handwriting ([`handwriting`]) and translation ([`translate`]).
 //!
-//! Conventions every trainer in the toolkit follows:
+//! Conventions the engine keeps for every family:
 //! - every random draw comes from [`crate::rng::Rng`] (never burn's global generator, which is used only
 //!   to initialise weights right after `Device::seed`), so a seed fixes the whole run;
 //! - the learning rate is a pure function of the step ([`optim::Schedule`]);
