@@ -224,7 +224,7 @@ reads the keys listed below; any other key is refused, naming the keys the famil
 Flags set [train] keys of the same name (--steps, --epochs, --batch-size, --lr, --optimizer,
 --clip-norm, --valid-size, --patience, --checkpoint-every, --augment-shift, --limit-train,
 --init, --log-every) where the family reads the key, and are refused where it does not.
-Every model also takes --out, --config, --resume, --seed and --quiet.
+Every model also takes --out, --config, --resume, --force, --seed and --quiet.
 
 Image classifiers: mlp, cnn, ram, draw-classifier (trained in epochs)
   [model]  kind = \"mlp\" | \"cnn\" | \"ram\" | \"draw-classifier\" and its sizes (input, hidden;
@@ -460,6 +460,9 @@ pub(crate) struct TrainArgs {
     /// Continue from OUT/last.
     #[arg(long)]
     pub(crate) resume: bool,
+    /// Start afresh over an OUT that already holds a run (its checkpoints and log are replaced).
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) force: bool,
     /// Seed of every random draw.
     #[arg(long)]
     pub(crate) seed: Option<u64>,

@@ -29,6 +29,7 @@ impl TrainArgs {
             data_root: root,
             device: device.into(),
             resume: self.resume,
+            force: self.force,
             throttle_ms: self.throttle_ms,
             progress: !self.quiet,
         }

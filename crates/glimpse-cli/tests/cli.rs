@@ -121,6 +121,9 @@ fn sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights() {
         assert!(child.try_wait().unwrap().is_none(), "run ended before it could be killed");
         std::thread::sleep(Duration::from_millis(5));
     }
+    // While it trains, a second run on the same folder is refused.
+    let err = run_cmd_err(train_cmd(&cfg, &b).arg("--resume"));
+    assert!(err.contains("another run is training in this folder"), "{err}");
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
     let killed_at = last_step(&b);
@@ -133,6 +136,14 @@ fn sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights() {
     assert!(tensors(&a.join("best/model.safetensors")) == tensors(&b.join("best/model.safetensors")));
     assert_eq!(loss_curve(&a), loss_curve(&b), "loss curves differ");
     assert_eq!(last_step(&a), 60);
+
+    // A finished run is not overwritten by a new one unless forced; forced, the same seed gives
+    // the same weights again.
+    let err = run_cmd_err(&mut train_cmd(&cfg, &a));
+    assert!(err.contains("already holds a run") && err.contains("--force"), "{err}");
+    ok(train_cmd(&cfg, &a).arg("--force"));
+    assert!(wa == tensors(&a.join("last/model.safetensors")), "a forced rerun differs");
+    assert_eq!(loss_curve(&a), loss_curve(&b), "a forced rerun's log holds only its own lines");
 
     // The trained model learned something, and eval reproduces the recorded test error.
     let json = ok(glimpse().arg("eval").arg(a.join("best")).arg("--json").arg("--data-dir").arg(fixture()));

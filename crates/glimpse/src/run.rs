@@ -14,6 +14,9 @@ pub struct RunOptions {
     pub device: String,
     /// Continue from `out/last`.
     pub resume: bool,
+    /// Start afresh over a run folder that already holds a run (its checkpoints and log are
+    /// replaced); without it such a folder is refused unless resuming.
+    pub force: bool,
     /// Sleep this long after each step (lets tests interrupt a run at a chosen point).
     pub throttle_ms: u64,
     /// Show a progress bar.

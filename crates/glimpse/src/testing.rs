@@ -20,6 +20,7 @@ pub fn run_in(out: &Path, data_root: &Path, resume: bool) -> RunOptions {
         data_root: data_root.to_path_buf(),
         device: "cpu".into(),
         resume,
+        force: false,
         throttle_ms: 0,
         progress: false,
     }

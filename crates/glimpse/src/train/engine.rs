@@ -260,6 +260,64 @@ fn save<F: Family>(
     })
 }
 
+/// The lock file of a run folder.
+pub const LOCK: &str = "glimpse.lock";
+
+/// A run folder held by one run for as long as it trains: an operating-system lock on
+/// `out/glimpse.lock`, released when the run ends however it ends (a crash or `kill -9`
+/// included, so a lock is never left stale).
+#[derive(Debug)]
+pub struct RunFolder {
+    _lock: std::fs::File,
+}
+
+impl RunFolder {
+    /// Takes `out` for a run: refused while another run holds it, and when it already holds a
+    /// run (a checkpoint or a log) that this one neither resumes nor replaces (`force`: its
+    /// checkpoints, log and TensorBoard files are removed first).
+    pub fn claim(out: &Path, resuming: bool, force: bool) -> Result<Self> {
+        std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the run folder", out.display()))?;
+        let path = out.join(LOCK);
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "{}: another run is training in this folder (it holds {}); wait for it to end, or give another --out",
+                out.display(),
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("{}: cannot lock", path.display()));
+            }
+        }
+        let held: Vec<&str> = ["last", "best", "metrics.jsonl"].into_iter().filter(|f| out.join(f).exists()).collect();
+        if !held.is_empty() && !resuming {
+            if !force {
+                bail!(
+                    "{} already holds a run ({}): --resume continues it, --force starts afresh over it (replacing its \
+                     checkpoints and log), or give another --out",
+                    out.display(),
+                    held.join(", ")
+                );
+            }
+            tracing::warn!("--force: replacing the run in {}", out.display());
+            for dir in ["last", "best", "tb"].map(|d| out.join(d)).into_iter().filter(|d| d.exists()) {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("{}: cannot remove", dir.display()))?;
+            }
+            let log = out.join("metrics.jsonl");
+            if log.exists() {
+                std::fs::remove_file(&log).with_context(|| format!("{}: cannot remove", log.display()))?;
+            }
+        }
+        Ok(Self { _lock: file })
+    }
+}
+
 /// The training log's running totals between two log lines.
 struct Window {
     count: usize,
@@ -326,6 +384,7 @@ pub fn run<F: Family>(mut family: F, resume: Option<&Path>, device: &Device, opt
     let by_epochs = t.steps.is_none();
     let total = t.total_steps(per_epoch.unwrap_or(0));
     let (last_dir, best_dir) = (opts.out.join("last"), opts.out.join("best"));
+    let _folder = RunFolder::claim(&opts.out, opts.resume, opts.force)?;
 
     let (mut model, mut optim, mut run) = match resume {
         Some(dir) => {
@@ -433,6 +492,26 @@ pub fn run<F: Family>(mut family: F, resume: Option<&Path>, device: &Device, opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run folder is held by one run at a time and free again once it ends; a folder that
+    /// holds a run is refused unless resumed, or replaced with `force`.
+    #[test]
+    fn a_run_folder_is_held_by_one_run_and_a_finished_run_is_not_overwritten() {
+        let out = tempfile::tempdir().unwrap();
+        let first = RunFolder::claim(out.path(), false, false).unwrap();
+        let err = RunFolder::claim(out.path(), true, false).unwrap_err().to_string();
+        assert!(err.contains("another run is training in this folder"), "{err}");
+        drop(first);
+        std::fs::create_dir(out.path().join("best")).unwrap();
+        std::fs::write(out.path().join("metrics.jsonl"), "{}\n").unwrap();
+        std::fs::write(out.path().join("soft-targets"), "kept").unwrap();
+        let err = RunFolder::claim(out.path(), false, false).unwrap_err().to_string();
+        assert!(err.contains("already holds a run (best, metrics.jsonl)") && err.contains("--force"), "{err}");
+        drop(RunFolder::claim(out.path(), true, false).unwrap());
+        drop(RunFolder::claim(out.path(), false, true).unwrap());
+        assert!(!out.path().join("best").exists() && !out.path().join("metrics.jsonl").exists());
+        assert!(out.path().join("soft-targets").exists(), "only the run's checkpoints and log go");
+    }
 
     #[test]
     fn epochs_count_from_one_and_durations_read_short() {
