@@ -115,7 +115,7 @@ pub(crate) fn apply_train_flags(a: &TrainArgs, section: &Section, seed: &mut u64
         t.optimizer = o;
     }
     if let Some(c) = a.clip_norm {
-        t.clip_norm = Some(c).filter(|&c| c != 0.0);
+        t.clip_norm = config::clip_norm(c);
     }
     if a.patience.is_some() {
         t.patience = a.patience;

@@ -494,7 +494,7 @@ pub fn bench_translator(
             ]);
         }
     }
-    let args: Vec<String> = args.into_iter().flat_map(|(k, v)| [k.to_string(), v]).filter(|s| !s.is_empty()).collect();
+    let args: Vec<String> = flags(&args).into_iter().filter(|s| !s.is_empty()).collect();
     Ok(BenchReport::against_baseline(
         cfg.name(),
         format!("training target tokens/s (source and target {len} tokens, {shards} shards)"),

@@ -99,6 +99,11 @@ impl TrainConfig {
     }
 }
 
+/// `clip_norm` as given (in a file or a flag): 0 means no clipping.
+pub fn clip_norm(value: f32) -> Option<f32> {
+    Some(value).filter(|&c| c != 0.0)
+}
+
 /// Every key of `[train]`, in the order of [`TrainConfig`].
 pub const KEYS: &[&str] = &[
     "steps",
@@ -175,7 +180,7 @@ impl Section {
         }
         let mut t: TrainConfig =
             toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| format!("[train]: {}", e.message()))?;
-        t.clip_norm = t.clip_norm.filter(|&c| c != 0.0);
+        t.clip_norm = t.clip_norm.and_then(clip_norm);
         Ok(t)
     }
 
