@@ -11,6 +11,7 @@
 
 pub mod attention;
 pub mod data;
+pub mod defaults;
 pub mod device;
 pub mod fused;
 pub mod models;

@@ -1,5 +1,5 @@
 //! The crate's layering, read from its source: no file imports another that imports it back
-//! (directly or round a longer loop), the foundation (`rng`, `run`, `device`) imports nothing
+//! (directly or round a longer loop), the foundation (`rng`, `run`, `device`, `defaults`) imports nothing
 //! above it, and the mechanisms, models and data (`fused`, `ops`, `attention`, `models`,
 //! `data`) import nothing from training or pictures (`train`, `viz`). Test modules are left out:
 //! a test may use anything.
@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The foundation: what every other layer may use and which uses nothing of the crate.
-const FOUNDATION: &[&str] = &["rng", "run", "device"];
+const FOUNDATION: &[&str] = &["rng", "run", "device", "defaults"];
 /// The layers below training and pictures.
 const BELOW_TRAIN: &[&str] = &["fused", "ops", "attention", "models", "data"];
 

@@ -14,6 +14,7 @@
 //! Both are thinned (a point closer than `min_distance` to the last one kept is dropped,
 //! stroke ends kept) and their offsets divided by the training set's standard deviation.
 
+use crate::defaults;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -55,16 +56,16 @@ pub enum StrokeData {
         #[serde(default)]
         corpus: Option<PathBuf>,
         /// Shortest and longest sentence, in characters.
-        #[serde(default = "default_min_chars")]
+        #[serde(default = "defaults::usize::<8>")]
         min_chars: usize,
         /// Longest sentence, in characters.
-        #[serde(default = "default_max_chars")]
+        #[serde(default = "defaults::usize::<24>")]
         max_chars: usize,
         /// Thinning distance, in font units (a lower-case letter is ~10 high).
-        #[serde(default = "default_font_thinning")]
+        #[serde(default = "defaults::f32::<3, 1>")]
         min_distance: f32,
         /// Held-out lines rendered for validation and for test.
-        #[serde(default = "default_held_out")]
+        #[serde(default = "defaults::usize::<256>")]
         held_out: usize,
     },
     /// Omniglot's pen strokes, split by drawer.
@@ -73,7 +74,7 @@ pub enum StrokeData {
         #[serde(default = "default_archives")]
         archives: Vec<String>,
         /// Thinning distance, in Omniglot's pixels (characters are ~50–100 across).
-        #[serde(default = "default_omniglot_thinning")]
+        #[serde(default = "defaults::f32::<4, 1>")]
         min_distance: f32,
     },
 }
@@ -81,23 +82,8 @@ pub enum StrokeData {
 fn default_fonts() -> Vec<String> {
     vec!["cursive".into(), "scripts".into()]
 }
-fn default_min_chars() -> usize {
-    8
-}
-fn default_max_chars() -> usize {
-    24
-}
-fn default_font_thinning() -> f32 {
-    3.0
-}
-fn default_held_out() -> usize {
-    256
-}
 fn default_archives() -> Vec<String> {
     vec!["strokes_background_small1.zip".into(), "strokes_background_small2.zip".into()]
-}
-fn default_omniglot_thinning() -> f32 {
-    4.0
 }
 
 impl StrokeData {

@@ -1,6 +1,7 @@
 //! A small convolutional classifier in the LeNet tradition:
 //! `[Conv 3×3 → ReLU → Conv 3×3 → ReLU → MaxPool 2×2]* → Linear → ReLU → Linear`.
 
+use crate::defaults;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -19,27 +20,21 @@ pub struct CnnConfig {
     #[serde(default = "default_channels")]
     pub channels: Vec<usize>,
     /// Width of the hidden fully connected layer.
-    #[serde(default = "default_hidden")]
+    #[serde(default = "defaults::usize::<128>")]
     pub hidden: usize,
     /// Number of classes.
-    #[serde(default = "ten")]
+    #[serde(default = "defaults::usize::<10>")]
     pub classes: usize,
 }
 
 fn default_channels() -> Vec<usize> {
     vec![16, 32]
 }
-fn default_hidden() -> usize {
-    128
-}
-fn ten() -> usize {
-    10
-}
 
 impl CnnConfig {
     /// A CNN for `h × w` images with the default sizes and 10 classes.
     pub fn new(h: usize, w: usize) -> Self {
-        Self { input: [h, w], channels: default_channels(), hidden: default_hidden(), classes: 10 }
+        Self { input: [h, w], channels: default_channels(), hidden: 128, classes: 10 }
     }
 
     /// Builds the model on `device`.

@@ -14,6 +14,7 @@
 //!   reads `r_t = M_tᵀ w^r`;
 //! - output `y_t = Linear([h_t, r_t])`.
 
+use crate::defaults;
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{sigmoid, softmax, softplus};
@@ -34,36 +35,20 @@ pub struct DncConfig {
     /// Output width.
     pub outputs: usize,
     /// LSTM controller width.
-    #[serde(default = "d128")]
+    #[serde(default = "defaults::usize::<128>")]
     pub controller_size: usize,
     /// Memory locations `N`.
-    #[serde(default = "d64")]
+    #[serde(default = "defaults::usize::<64>")]
     pub memory_n: usize,
     /// Word width `W`.
-    #[serde(default = "d20")]
+    #[serde(default = "defaults::usize::<20>")]
     pub memory_w: usize,
     /// Read heads `R`.
-    #[serde(default = "d1")]
+    #[serde(default = "defaults::usize::<1>")]
     pub read_heads: usize,
     /// Controller outputs are clipped to `[−clip, clip]`.
-    #[serde(default = "d20f")]
+    #[serde(default = "defaults::f32::<20, 1>")]
     pub clip: f32,
-}
-
-fn d128() -> usize {
-    128
-}
-fn d64() -> usize {
-    64
-}
-fn d20() -> usize {
-    20
-}
-fn d1() -> usize {
-    1
-}
-fn d20f() -> f32 {
-    20.0
 }
 
 impl DncConfig {

@@ -16,6 +16,7 @@
 //! ([`Handwriting::generate`]) runs all layers one step at a time with the same weights; a
 //! test checks both give the same outputs.
 
+use crate::defaults;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -45,18 +46,14 @@ pub struct HandwritingConfig {
     /// bias is its log). Set it near the data's rate: the window learns to track the pen
     /// from there, while a window started far too slow can settle on reading the whole
     /// (short) text from its first few characters' tails instead of moving.
-    #[serde(default = "default_window_rate")]
+    #[serde(default = "defaults::f32::<1, 10>")]
     pub window_rate: f32,
-}
-
-fn default_window_rate() -> f32 {
-    0.1
 }
 
 impl HandwritingConfig {
     /// The paper's synthesis network (3 × 400, M = 20, K = 10) for an alphabet of `c`.
     pub fn paper_synthesis(c: usize) -> Self {
-        Self { hidden: 400, layers: 3, mixtures: 20, window: Some(10), alphabet: c, window_rate: default_window_rate() }
+        Self { hidden: 400, layers: 3, mixtures: 20, window: Some(10), alphabet: c, window_rate: 0.1 }
     }
 
     /// Builds the network.

@@ -2,6 +2,7 @@
 //! and the DNC, and a plain LSTM sequence model: the baseline the memory models are measured
 //! against.
 
+use crate::defaults;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -181,12 +182,8 @@ pub struct LstmConfig {
     /// Hidden units per layer.
     pub hidden: usize,
     /// Stacked layers.
-    #[serde(default = "one")]
+    #[serde(default = "defaults::usize::<1>")]
     pub layers: usize,
-}
-
-fn one() -> usize {
-    1
 }
 
 impl LstmConfig {

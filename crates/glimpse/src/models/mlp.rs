@@ -1,5 +1,6 @@
 //! A multi-layer perceptron on flattened pixels: `x → [Linear → ReLU]* → Linear → logits`.
 
+use crate::defaults;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
@@ -16,15 +17,12 @@ pub struct MlpConfig {
     #[serde(default = "default_hidden")]
     pub hidden: Vec<usize>,
     /// Number of classes.
-    #[serde(default = "ten")]
+    #[serde(default = "defaults::usize::<10>")]
     pub classes: usize,
 }
 
 fn default_hidden() -> Vec<usize> {
     vec![256, 256]
-}
-fn ten() -> usize {
-    10
 }
 
 impl MlpConfig {

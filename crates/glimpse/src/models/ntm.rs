@@ -18,6 +18,7 @@
 //! instead: its rows can then differ, so content addressing can tell locations apart from the
 //! first step (priority sort writes each vector to a place chosen by its priority).
 
+use crate::defaults;
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
@@ -61,25 +62,25 @@ pub struct NtmConfig {
     #[serde(default)]
     pub controller: ControllerKind,
     /// Controller width (paper's copy task: one LSTM layer of 100).
-    #[serde(default = "d100")]
+    #[serde(default = "defaults::usize::<100>")]
     pub controller_size: usize,
     /// Memory locations `N`.
-    #[serde(default = "d128")]
+    #[serde(default = "defaults::usize::<128>")]
     pub memory_n: usize,
     /// Memory width `M`.
-    #[serde(default = "d20")]
+    #[serde(default = "defaults::usize::<20>")]
     pub memory_m: usize,
     /// Read heads `R`.
-    #[serde(default = "d1")]
+    #[serde(default = "defaults::usize::<1>")]
     pub read_heads: usize,
     /// Write heads `W`.
-    #[serde(default = "d1")]
+    #[serde(default = "defaults::usize::<1>")]
     pub write_heads: usize,
     /// Shift range `K`: shifts `−K..=K` are allowed.
-    #[serde(default = "d1")]
+    #[serde(default = "defaults::usize::<1>")]
     pub shift_range: usize,
     /// Controller outputs are clipped to `[−clip, clip]`.
-    #[serde(default = "d20f")]
+    #[serde(default = "defaults::f32::<20, 1>")]
     pub clip: f32,
     /// How the memory starts.
     #[serde(default, skip_serializing_if = "is_constant")]
@@ -93,22 +94,6 @@ pub struct NtmConfig {
 
 fn is_constant(m: &MemoryInit) -> bool {
     *m == MemoryInit::Constant
-}
-
-fn d100() -> usize {
-    100
-}
-fn d128() -> usize {
-    128
-}
-fn d20() -> usize {
-    20
-}
-fn d1() -> usize {
-    1
-}
-fn d20f() -> f32 {
-    20.0
 }
 
 impl NtmConfig {

@@ -16,6 +16,7 @@
 //! classification gradient, and the location and baseline networks read `h_t` detached, so
 //! only the reward trains where the model looks.
 
+use crate::defaults;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
@@ -65,10 +66,10 @@ pub struct RamConfig {
     /// Glimpses per image `T`.
     pub glimpses: usize,
     /// Width of `h_g` and `h_l` (paper: 128).
-    #[serde(default = "d128")]
+    #[serde(default = "defaults::usize::<128>")]
     pub what_where: usize,
     /// Width of `g_t` and of the core state (paper: 256).
-    #[serde(default = "d256")]
+    #[serde(default = "defaults::usize::<256>")]
     pub hidden: usize,
     /// Recurrent core.
     #[serde(default)]
@@ -77,10 +78,10 @@ pub struct RamConfig {
     #[serde(default = "default_policy")]
     pub policy: LocationPolicy,
     /// Number of classes.
-    #[serde(default = "d10")]
+    #[serde(default = "defaults::usize::<10>")]
     pub classes: usize,
     /// Monte-Carlo trajectories averaged at test time (1: the mean path, no sampling).
-    #[serde(default = "d1")]
+    #[serde(default = "defaults::usize::<1>")]
     pub test_samples: usize,
     /// Let the REINFORCE gradient reach the core and glimpse networks, as in the paper, where
     /// all parameters follow the policy gradient (false: the location and baseline networks
@@ -91,26 +92,10 @@ pub struct RamConfig {
     #[serde(default)]
     pub location_hidden: usize,
     /// Weight of the REINFORCE term in the hybrid loss.
-    #[serde(default = "one")]
+    #[serde(default = "defaults::f32::<1, 1>")]
     pub reinforce_weight: f32,
 }
 
-fn one() -> f32 {
-    1.0
-}
-
-fn d128() -> usize {
-    128
-}
-fn d256() -> usize {
-    256
-}
-fn d10() -> usize {
-    10
-}
-fn d1() -> usize {
-    1
-}
 fn default_policy() -> LocationPolicy {
     LocationPolicy::Gaussian { std: 0.17 }
 }

@@ -13,6 +13,7 @@
 //! - Without attention the context is the fixed summary `c = [→h_S; ←h_1]` at every step,
 //!   with the same layer sizes (Cho et al. 2014 feed the summary to every step too).
 
+use crate::defaults;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
@@ -40,19 +41,11 @@ pub struct Seq2seqConfig {
     /// The score function, or none for the no-attention baseline.
     pub attention: Option<Score>,
     /// Hidden width of the additive score.
-    #[serde(default = "default_attention_hidden")]
+    #[serde(default = "defaults::usize::<128>")]
     pub attention_hidden: usize,
     /// Feed `h̃_{t−1}` to the decoder's next step (Luong's input feeding).
-    #[serde(default = "yes")]
+    #[serde(default = "defaults::yes")]
     pub input_feeding: bool,
-}
-
-fn default_attention_hidden() -> usize {
-    128
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl Seq2seqConfig {

@@ -9,6 +9,7 @@
 //! - loss `(1 − α)·CE(z, y) + α·T²·KL(p ‖ softmax(z / T))`; the `T²` keeps the soft term's
 //!   gradients at the scale of the hard one's as `T` changes (§2 of the paper).
 
+use crate::defaults;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -26,19 +27,11 @@ pub struct DistillConfig {
     /// (each must read the run's images and have its number of classes).
     pub teachers: Vec<PathBuf>,
     /// Weight `α` of the soft term (the label term gets `1 − α`).
-    #[serde(default = "default_weight")]
+    #[serde(default = "defaults::f64::<5, 10>")]
     pub weight: f64,
     /// Temperature `T` of the softmax for both teachers and student in the soft term.
-    #[serde(default = "default_temperature")]
+    #[serde(default = "defaults::f64::<2, 1>")]
     pub temperature: f64,
-}
-
-fn default_weight() -> f64 {
-    0.5
-}
-
-fn default_temperature() -> f64 {
-    2.0
 }
 
 impl DistillConfig {

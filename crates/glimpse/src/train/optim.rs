@@ -4,6 +4,7 @@
 //! burn's `GradientClipping::Norm` clips each parameter's gradient on its own; the NTM, DRAW and
 //! handwriting papers clip the norm of *all* gradients together, which [`clip_global_norm`] does.
 
+use crate::defaults;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, RmsPropConfig, SgdConfig, momentum::MomentumConfig};
 use burn::tensor::Tensor;
@@ -16,7 +17,7 @@ pub enum OptimizerConfig {
     /// SGD with (optionally Nesterov) momentum.
     Sgd {
         /// Momentum coefficient (0 disables momentum).
-        #[serde(default = "default_momentum")]
+        #[serde(default = "defaults::f64::<9, 10>")]
         momentum: f64,
         /// Nesterov momentum.
         #[serde(default)]
@@ -25,56 +26,31 @@ pub enum OptimizerConfig {
     /// Adam (Kingma & Ba 2015).
     Adam {
         /// First-moment decay.
-        #[serde(default = "default_beta1")]
+        #[serde(default = "defaults::f32::<9, 10>")]
         beta1: f32,
         /// Second-moment decay.
-        #[serde(default = "default_beta2")]
+        #[serde(default = "defaults::f32::<999, 1000>")]
         beta2: f32,
         /// Denominator epsilon (PyTorch's default, 1e-8).
-        #[serde(default = "default_eps")]
+        #[serde(default = "defaults::f32::<1, 100000000>")]
         epsilon: f32,
     },
     /// RMSProp with momentum; `centered` gives Graves' (2013) variant, which divides by the
     /// running standard deviation of the gradient rather than its running RMS.
     Rmsprop {
         /// Decay of the running averages (Graves: 0.95).
-        #[serde(default = "default_alpha")]
+        #[serde(default = "defaults::f32::<95, 100>")]
         alpha: f32,
         /// Momentum (Graves: 0.9).
-        #[serde(default = "default_momentum32")]
+        #[serde(default = "defaults::f32::<9, 10>")]
         momentum: f32,
         /// Denominator epsilon (Graves: 1e-4).
-        #[serde(default = "default_rms_eps")]
+        #[serde(default = "defaults::f32::<1, 10000>")]
         epsilon: f32,
         /// Centered (Graves) variant.
-        #[serde(default = "yes")]
+        #[serde(default = "defaults::yes")]
         centered: bool,
     },
-}
-
-fn default_momentum() -> f64 {
-    0.9
-}
-fn default_momentum32() -> f32 {
-    0.9
-}
-fn default_beta1() -> f32 {
-    0.9
-}
-fn default_beta2() -> f32 {
-    0.999
-}
-fn default_eps() -> f32 {
-    1e-8
-}
-fn default_alpha() -> f32 {
-    0.95
-}
-fn default_rms_eps() -> f32 {
-    1e-4
-}
-fn yes() -> bool {
-    true
 }
 
 impl Default for OptimizerConfig {

@@ -9,6 +9,7 @@
 //! checkpoint is kept. Checkpoints carry their tokenizers (`tokenizers.json`), so a checkpoint
 //! alone can translate.
 
+use crate::defaults;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -49,10 +50,10 @@ pub enum TaskConfig {
         #[serde(default)]
         locale_dir: Option<PathBuf>,
         /// Held-out examples scored by each validation.
-        #[serde(default = "default_valid_examples")]
+        #[serde(default = "defaults::usize::<1000>")]
         valid_examples: usize,
         /// Held-out examples of the test set (fixed by the seed 0, the same for every run).
-        #[serde(default = "default_test_examples")]
+        #[serde(default = "defaults::usize::<5000>")]
         test_examples: usize,
     },
     /// German→English sentences from the Ding dictionary; BPE subwords.
@@ -61,28 +62,15 @@ pub enum TaskConfig {
         #[serde(default)]
         path: Option<PathBuf>,
         /// BPE merges learned on each side's training sentences.
-        #[serde(default = "default_merges")]
+        #[serde(default = "defaults::usize::<4000>")]
         bpe_merges: usize,
         /// Training pairs with more source or target tokens are skipped.
-        #[serde(default = "default_max_tokens")]
+        #[serde(default = "defaults::usize::<50>")]
         max_tokens: usize,
         /// Validation sentences scored by each validation (0: all).
         #[serde(default)]
         valid_examples: usize,
     },
-}
-
-fn default_valid_examples() -> usize {
-    1000
-}
-fn default_test_examples() -> usize {
-    5000
-}
-fn default_merges() -> usize {
-    4000
-}
-fn default_max_tokens() -> usize {
-    50
 }
 
 /// The model, with its sizes; the vocabulary sizes are filled in from the tokenizers.
