@@ -2,6 +2,7 @@
 
 use anyhow::{Result, bail};
 use glimpse::models::draw::DrawConfig;
+use glimpse::train::bench::{self, Bench, BenchSetup};
 use glimpse::train::translate::TaskConfig;
 
 use crate::cli::{BenchArgs, ModelKind};
@@ -10,15 +11,13 @@ use crate::train::{default_handwriting, default_translator};
 /// `glimpse bench`: times our training step and the PyTorch baseline's, and prints them.
 pub(crate) fn run(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result<()> {
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let setup = glimpse::train::bench::BenchSetup { threads, rounds: b.rounds, shards: b.shards.unwrap_or(threads) };
-    let dev = glimpse::device::by_name(device)?;
+    let setup = BenchSetup { threads, rounds: b.rounds, shards: b.shards.unwrap_or(threads) };
+    let device = glimpse::device::by_name(device)?;
+    let bench = |batch: usize| Bench { batch, steps: b.steps, setup, device: device.clone() };
     let reports = match b.model {
         ModelKind::Ntm => {
             let batches = b.batch.map_or(vec![1, 16], |x| vec![x]);
-            batches
-                .into_iter()
-                .map(|batch| glimpse::train::bench::bench_ntm(batch, b.len, b.steps, setup, &dev))
-                .collect::<Result<Vec<_>>>()?
+            batches.into_iter().map(|batch| bench::bench_ntm(b.len, &bench(batch))).collect::<Result<Vec<_>>>()?
         }
         ModelKind::Seq2seq | ModelKind::Transformer => {
             // The German-English sizes (configs/seq2seq-de-en.toml, configs/transformer-de-en.toml).
@@ -26,14 +25,13 @@ pub(crate) fn run(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result
             let mut cfg = default_translator(b.model, &task, !b.no_attention);
             cfg.set_vocab(2000, 2000);
             let len = if b.len == 20 { 16 } else { b.len };
-            vec![glimpse::train::bench::bench_translator(&cfg, b.batch.unwrap_or(64), len, b.steps, setup, &dev)?]
+            vec![bench::bench_translator(&cfg, len, &bench(b.batch.unwrap_or(64)))?]
         }
         ModelKind::Handwriting => {
             // The sizes of configs/handwriting-synthesis.toml.
             let cfg = default_handwriting("text-lines", true)?.model;
             let len = if b.len == 20 { 200 } else { b.len };
-            let batch = b.batch.unwrap_or(32);
-            vec![glimpse::train::bench::bench_handwriting(&cfg, batch, len, b.steps, setup, &dev)?]
+            vec![bench::bench_handwriting(&cfg, len, &bench(b.batch.unwrap_or(32)))?]
         }
         ModelKind::Lstm | ModelKind::Dnc => {
             bail!("no benchmark for `{}`; `glimpse bench ntm` measures the memory models", b.model.name())
@@ -48,13 +46,11 @@ pub(crate) fn run(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result
             if b.no_attention {
                 runs = vec![DrawConfig { read: 0, write: 0, ..cfg }];
             }
-            runs.iter()
-                .map(|c| glimpse::train::bench::bench_draw(c, b.batch.unwrap_or(64), b.steps, setup, &dev))
-                .collect::<Result<Vec<_>>>()?
+            runs.iter().map(|c| bench::bench_draw(c, &bench(b.batch.unwrap_or(64)))).collect::<Result<Vec<_>>>()?
         }
         kind => {
             let cfg = kind.default_config(b.side);
-            vec![glimpse::train::bench::bench_classifier(&cfg, b.batch.unwrap_or(64), b.steps, setup, &dev)?]
+            vec![bench::bench_classifier(&cfg, &bench(b.batch.unwrap_or(64)))?]
         }
     };
     for r in reports {
@@ -64,7 +60,7 @@ pub(crate) fn run(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result
 }
 
 /// Prints one benchmark report, as text or as one JSON object.
-fn print_bench(r: &glimpse::train::bench::BenchReport, json: bool) -> Result<()> {
+fn print_bench(r: &bench::BenchReport, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(r)?);
     } else {

@@ -67,17 +67,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Data { command } => return data::run(command, root),
         Command::Bench(b) => bench::run(&b, cli.threads, device)?,
         Command::Viz { command: VizCommand::Ram { checkpoint, n, start, out, scale } } => {
-            viz::ram(&checkpoint, start, n, &out, scale, root, device)?
+            viz::ram(&checkpoint, start, n, &viz::Picture { out: &out, scale, root, device })?
         }
         Command::Viz { command: VizCommand::Ntm { checkpoint, len, repeats, seed, out, scale, all_locations } } => {
             let which = viz::NtmSequence { len, repeats, seed };
-            viz::ntm(&checkpoint, which, &out, scale, all_locations, device)?
+            viz::ntm(&checkpoint, which, all_locations, &viz::Picture { out: &out, scale, root, device })?
         }
         Command::Viz { command: VizCommand::Draw { checkpoint, n, seed, out, scale } } => {
-            viz::draw(&checkpoint, n, seed, &out, scale, root, device)?
+            viz::draw(&checkpoint, n, seed, &viz::Picture { out: &out, scale, root, device })?
         }
         Command::Saliency { checkpoint, index, class, out, scale } => {
-            viz::saliency(&checkpoint, index, class, &out, scale, root, device)?
+            viz::saliency(&checkpoint, index, class, &viz::Picture { out: &out, scale, root, device })?
         }
         Command::Translate { checkpoint, text, beam, alignment, scale } => {
             text::translate(&checkpoint, &text, beam, alignment.as_deref(), scale, device)?

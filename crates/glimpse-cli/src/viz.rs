@@ -12,14 +12,23 @@ use glimpse::train::{classify, generative};
 use crate::checkpoint::{Family, family, find};
 use crate::eval::apply_repeats;
 
+/// Where a picture goes and what its model reads: the output path (or prefix), the pixels per
+/// cell, the data root, and the device's name.
+pub(crate) struct Picture<'a> {
+    pub(crate) out: &'a Path,
+    pub(crate) scale: u32,
+    pub(crate) root: PathBuf,
+    pub(crate) device: &'a str,
+}
+
 /// `glimpse viz draw`: DRAW's samples and canvases, or a DRAW classifier's read windows.
-pub(crate) fn draw(dir: &Path, n: usize, seed: u64, out: &Path, scale: u32, root: PathBuf, device: &str) -> Result<()> {
+pub(crate) fn draw(dir: &Path, n: usize, seed: u64, pic: &Picture) -> Result<()> {
     let dir = find(dir)?;
-    let dev = glimpse::device::by_name(device)?;
+    let dev = glimpse::device::by_name(pic.device)?;
     let n = n.max(1);
     match family(&dir)? {
-        Family::Draw => draw_samples(&dir, n, seed, out, scale, &dev),
-        Family::Classifier => draw_classifier_reads(&dir, n, seed as usize, out, scale, root, &dev),
+        Family::Draw => draw_samples(&dir, n, seed, pic, &dev),
+        Family::Classifier => draw_classifier_reads(&dir, n, seed as usize, pic, &dev),
         other => bail!("{}: a {} checkpoint, neither DRAW nor a DRAW classifier", dir.display(), other.name()),
     }
 }
@@ -37,19 +46,12 @@ fn classifier_and_test(
 }
 
 /// A DRAW classifier's read windows over `n` test images from `start`: PREFIX.png, PREFIX.gif.
-fn draw_classifier_reads(
-    dir: &Path,
-    n: usize,
-    start: usize,
-    out: &Path,
-    scale: u32,
-    root: PathBuf,
-    dev: &Device,
-) -> Result<()> {
+fn draw_classifier_reads(dir: &Path, n: usize, start: usize, pic: &Picture, dev: &Device) -> Result<()> {
     use glimpse::viz::draw::{reads_panel, tile};
     use glimpse::viz::glimpses::save_gif;
     use glimpse::viz::heatmap::save_png;
-    let (cfg, model, test) = classifier_and_test(dir, dev, &root)?;
+    let (out, scale) = (pic.out, pic.scale);
+    let (cfg, model, test) = classifier_and_test(dir, dev, &pic.root)?;
     let glimpse::models::Classifier::DrawClassifier(m) = model else {
         bail!("{}: a {} checkpoint, neither DRAW nor a DRAW classifier", dir.display(), cfg.model.kind())
     };
@@ -87,7 +89,8 @@ fn draw_classifier_reads(
 
 /// DRAW's generated digits (PREFIX-samples.png) and `n` of them drawn step by step
 /// (PREFIX-strip.png, PREFIX.gif).
-fn draw_samples(dir: &Path, n: usize, seed: u64, out: &Path, scale: u32, dev: &Device) -> Result<()> {
+fn draw_samples(dir: &Path, n: usize, seed: u64, pic: &Picture, dev: &Device) -> Result<()> {
+    let (out, scale) = (pic.out, pic.scale);
     use glimpse::models::draw::DrawTrace;
     use glimpse::rng::Rng;
     use glimpse::viz::draw::{WRITE_COLOUR, canvas, tile};
@@ -139,18 +142,10 @@ fn test_indices(start: usize, n: usize, len: usize, flag: &str) -> Result<Vec<us
 }
 
 /// `glimpse saliency`: the input gradient of a class logit as a heat map.
-pub(crate) fn saliency(
-    dir: &Path,
-    index: usize,
-    class: Option<usize>,
-    out: &Path,
-    scale: u32,
-    root: PathBuf,
-    device: &str,
-) -> Result<()> {
+pub(crate) fn saliency(dir: &Path, index: usize, class: Option<usize>, pic: &Picture) -> Result<()> {
     let dir = find(dir)?;
-    let dev = glimpse::device::by_name(device)?.autodiff();
-    let (_, model, test) = classifier_and_test(&dir, &dev, &root)?;
+    let dev = glimpse::device::by_name(pic.device)?.autodiff();
+    let (_, model, test) = classifier_and_test(&dir, &dev, &pic.root)?;
     if index >= test.len() {
         bail!("--index {index} is out of range: the test set has {} images", test.len());
     }
@@ -159,34 +154,27 @@ pub(crate) fn saliency(
         bail!("--class {c} is out of range (0..10)");
     }
     let s = glimpse::attention::saliency::input_gradient(&model, &x, test.side(), class, &dev);
-    let img = glimpse::viz::heatmap::image_and_heat(&x, &s.gradient, test.side(), scale);
-    glimpse::viz::heatmap::save_png(&img, out)?;
+    let img = glimpse::viz::heatmap::image_and_heat(&x, &s.gradient, test.side(), pic.scale);
+    glimpse::viz::heatmap::save_png(&img, pic.out)?;
     let pred = s.logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
     println!(
         "test image {index}: label {}, predicted {pred}; saliency of class {} written to {} (image | |∂logit/∂x| | overlay)",
         y[0],
         s.class,
-        out.display()
+        pic.out.display()
     );
     Ok(())
 }
 
 /// `glimpse viz ram`: RAM's glimpse paths as a PNG grid and a GIF.
-pub(crate) fn ram(
-    dir: &Path,
-    start: usize,
-    n: usize,
-    out: &Path,
-    scale: u32,
-    root: PathBuf,
-    device: &str,
-) -> Result<()> {
+pub(crate) fn ram(dir: &Path, start: usize, n: usize, pic: &Picture) -> Result<()> {
     use glimpse::models::Classifier;
     use glimpse::models::ram::Gaze;
     use glimpse::viz::glimpses::{GlimpsePath, animation, grid};
+    let (out, scale) = (pic.out, pic.scale);
     let dir = find(dir)?;
-    let dev = glimpse::device::by_name(device)?;
-    let (cfg, model, test) = classifier_and_test(&dir, &dev, &root)?;
+    let dev = glimpse::device::by_name(pic.device)?;
+    let (cfg, model, test) = classifier_and_test(&dir, &dev, &pic.root)?;
     let Classifier::Ram(ram) = model else { bail!("{}: a {} checkpoint, not a RAM", dir.display(), cfg.model.kind()) };
     let idx = test_indices(start, n, test.len(), "--start")?;
     let (x, y) = test.batch(&idx);
@@ -222,7 +210,8 @@ pub(crate) struct NtmSequence {
 }
 
 /// `glimpse viz ntm`: a memory model's weightings on one test sequence.
-pub(crate) fn ntm(dir: &Path, which: NtmSequence, out: &Path, scale: u32, all: bool, device: &str) -> Result<()> {
+pub(crate) fn ntm(dir: &Path, which: NtmSequence, all: bool, pic: &Picture) -> Result<()> {
+    let (out, scale) = (pic.out, pic.scale);
     use glimpse::burn::tensor::Tensor;
     use glimpse::burn::tensor::activation::sigmoid;
     use glimpse::models::ntm::Trace;
@@ -232,7 +221,7 @@ pub(crate) fn ntm(dir: &Path, which: NtmSequence, out: &Path, scale: u32, all: b
     if !matches!(family(&dir), Ok(Family::Sequence)) {
         bail!("{}: not a sequence-model checkpoint", dir.display());
     }
-    let dev = glimpse::device::by_name(device)?;
+    let dev = glimpse::device::by_name(pic.device)?;
     let (mut cfg, model) = sequence::load_sequence_model(&dir, &dev)?;
     if matches!(cfg.model, SequenceModelConfig::Lstm(_)) {
         bail!("{}: a {} checkpoint has no memory to draw", dir.display(), cfg.model.kind());

@@ -29,6 +29,30 @@ fn ok(c: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `glimpse eval DIR --json ARGS`, its JSON answer.
+fn eval_json(c: &mut Command) -> serde_json::Value {
+    serde_json::from_str(ok(c.arg("--json")).trim()).expect("eval --json prints JSON")
+}
+
+/// `glimpse eval DIR`, for [`eval_json`].
+fn eval(dir: &Path) -> Command {
+    let mut c = glimpse();
+    c.arg("eval").arg(dir);
+    c
+}
+
+/// `glimpse train MODEL --quiet ARGS --config CFG --out OUT`.
+fn train(model: &str, args: &[&str], cfg: &Path, out: &Path) -> Command {
+    let mut c = glimpse();
+    c.args(["train", model, "--quiet"]).args(args).arg("--config").arg(cfg).arg("--out").arg(out);
+    c
+}
+
+/// Points a command at the MNIST fixture.
+fn on_fixture(c: &mut Command) -> &mut Command {
+    c.arg("--data-dir").arg(fixture())
+}
+
 /// A small MLP run on the fixture: 200 training images (100 held out), 20 steps an epoch.
 fn write_config(dir: &Path) -> PathBuf {
     let p = dir.join("run.toml");
@@ -146,17 +170,14 @@ fn sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights() {
     assert_eq!(loss_curve(&a), loss_curve(&b), "a forced rerun's log holds only its own lines");
 
     // The trained model learned something, and eval reproduces the recorded test error.
-    let json = ok(glimpse().arg("eval").arg(a.join("best")).arg("--json").arg("--data-dir").arg(fixture()));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let v = eval_json(on_fixture(&mut eval(&a.join("best"))));
     assert_eq!(v["n"], 100);
     let err = v["test_error"].as_f64().unwrap();
     assert!(err < 0.45, "test error {err} after 3 epochs on 200 images");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("best/meta.json")).unwrap()).unwrap();
     assert_eq!(meta["test_error"].as_f64().unwrap(), err);
-    let json =
-        ok(glimpse().arg("eval").arg(a.join("best")).args(["--split", "valid", "--json", "--data-dir"]).arg(fixture()));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let v = eval_json(eval(&a.join("best")).args(["--split", "valid", "--data-dir"]).arg(fixture()));
     assert_eq!((v["n"].as_u64(), v["valid_error"].as_f64()), (Some(100), meta["valid_error"].as_f64()));
 
     // Saliency of a test image.
@@ -378,8 +399,7 @@ checkpoint_every = 0
     let mut c = glimpse();
     c.args(["train", "ram", "--quiet", "--config"]).arg(&cfg).arg("--out").arg(&run).arg("--data-dir").arg(fixture());
     assert!(ok(&mut c).contains("test error"));
-    let json = ok(glimpse().arg("eval").arg(run.join("best")).arg("--json").arg("--data-dir").arg(fixture()));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let v = eval_json(on_fixture(&mut eval(&run.join("best"))));
     assert_eq!((v["model"].as_str(), v["n"].as_u64()), (Some("ram"), Some(100)));
     let prefix = tmp.path().join("pics/g");
     let said = ok(glimpse()
@@ -512,7 +532,7 @@ name = "adam"
     )
     .unwrap();
     let out = tmp.path().join("ntm");
-    let said = ok(glimpse().args(["train", "ntm", "--quiet", "--config"]).arg(&cfg).arg("--out").arg(&out));
+    let said = ok(&mut train("ntm", &[], &cfg, &out));
     assert!(said.contains("60 steps") && said.contains("bit errors/seq"), "{said}");
     // Lengthen the run: resuming continues from step 60.
     let said = ok(glimpse()
@@ -521,8 +541,7 @@ name = "adam"
         .arg("--out")
         .arg(&out));
     assert!(said.contains("90 steps"), "{said}");
-    let json = ok(glimpse().arg("eval").arg(out.join("best")).args(["--len", "8", "--sequences", "20", "--json"]));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let v = eval_json(eval(&out.join("best")).args(["--len", "8", "--sequences", "20"]));
     assert_eq!((v["task"].as_str(), v["len"].as_u64(), v["n"].as_u64()), (Some("copy"), Some(8), Some(20)));
     let errors = v["bit_errors_per_seq"].as_f64().unwrap();
     assert!((0.0..=32.0).contains(&errors), "at most 8 × 4 bits can be wrong: {errors}");
@@ -596,16 +615,9 @@ valid_limit = 0
     )
     .unwrap();
     let out = tmp.path().join("draw");
-    let said = ok(glimpse()
-        .args(["train", "draw", "--quiet", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(fixture()));
+    let said = ok(on_fixture(&mut train("draw", &[], &cfg, &out)));
     assert!(said.contains("8 steps") && said.contains("nats"), "{said}");
-    let json = ok(glimpse().arg("eval").arg(out.join("best")).arg("--json").arg("--data-dir").arg(fixture()));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let v = eval_json(on_fixture(&mut eval(&out.join("best"))));
     assert_eq!((v["model"].as_str(), v["n"].as_u64()), (Some("draw"), Some(100)));
     let (nll, rec, kl) =
         (v["nll_nats"].as_f64().unwrap(), v["reconstruction_nats"].as_f64().unwrap(), v["kl_nats"].as_f64().unwrap());
@@ -647,16 +659,9 @@ valid_size = 100
     )
     .unwrap();
     let out = tmp.path().join("dc");
-    let said = ok(glimpse()
-        .args(["train", "draw-classifier", "--quiet", "--config"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(fixture()));
+    let said = ok(on_fixture(&mut train("draw-classifier", &[], &cfg, &out)));
     assert!(said.contains("test error"), "{said}");
-    let json = ok(glimpse().arg("eval").arg(out.join("best")).arg("--json").arg("--data-dir").arg(fixture()));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let v = eval_json(on_fixture(&mut eval(&out.join("best"))));
     assert_eq!(v["model"].as_str(), Some("draw-classifier"));
     let prefix = tmp.path().join("reads");
     let said = ok(glimpse()
@@ -671,15 +676,8 @@ valid_size = 100
     assert_eq!(&std::fs::read(prefix.with_extension("gif")).unwrap()[..3], b"GIF");
     // A curriculum's next stage starts from these weights, and its checkpoint says so.
     let next = tmp.path().join("next");
-    let said = ok(glimpse()
-        .args(["train", "draw-classifier", "--quiet", "--epochs", "1", "--config"])
-        .arg(&cfg)
-        .arg("--init")
-        .arg(out.join("best"))
-        .arg("--out")
-        .arg(&next)
-        .arg("--data-dir")
-        .arg(fixture()));
+    let said =
+        ok(on_fixture(train("draw-classifier", &["--epochs", "1"], &cfg, &next).arg("--init").arg(out.join("best"))));
     assert!(said.contains("test error"), "{said}");
     let saved = std::fs::read_to_string(next.join("best").join("config.toml")).unwrap();
     assert!(saved.contains("init = "), "{saved}");
@@ -729,7 +727,7 @@ beam = 1
     )
     .unwrap();
     let out = tmp.path().join("run");
-    let said = ok(glimpse().args(["train", "seq2seq", "--quiet", "--config"]).arg(&cfg).arg("--out").arg(&out));
+    let said = ok(&mut train("seq2seq", &[], &cfg, &out));
     assert!(said.contains("30 steps"), "{said}");
     let said = ok(glimpse()
         .args(["train", "seq2seq", "--quiet", "--resume", "--steps", "40", "--config"])
@@ -737,8 +735,7 @@ beam = 1
         .arg("--out")
         .arg(&out));
     assert!(said.contains("40 steps"), "{said}");
-    let json = ok(glimpse().arg("eval").arg(out.join("best")).arg("--json"));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let v = eval_json(&mut eval(&out.join("best")));
     assert_eq!((v["model"].as_str(), v["task"].as_str(), v["n"].as_u64()), (Some("seq2seq"), Some("dates"), Some(60)));
     let em = v["exact_match"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&em), "{v}");
@@ -783,9 +780,8 @@ fn transformer_and_noattention_seq2seq_on_a_tiny_dictionary() {
         )
         .unwrap();
         let out = tmp.path().join(name);
-        ok(glimpse().args(["train", name, "--quiet", "--config"]).arg(&cfg).arg("--out").arg(&out));
-        let json = ok(glimpse().arg("eval").arg(out.join("best")).arg("--json"));
-        let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        ok(&mut train(name, &[], &cfg, &out));
+        let v = eval_json(&mut eval(&out.join("best")));
         assert_eq!(v["task"].as_str(), Some("de-en"), "{v}");
         assert!(v["bleu"].as_f64().is_some_and(|b| (0.0..=100.0).contains(&b)), "{v}");
         assert_eq!(v["bleu_by_source_length"].as_array().map(Vec::len), Some(5), "{v}");
@@ -861,8 +857,7 @@ log_every = 1
     };
     assert_eq!(curve(&straight).len(), 6);
     assert_eq!(curve(&straight), curve(&split));
-    let json = ok(glimpse().arg("eval").arg(straight.join("best")).args(["--json", "--sequences", "3", "--bias", "2"]));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let v = eval_json(eval(&straight.join("best")).args(["--sequences", "3", "--bias", "2"]));
     let n = v["sequences"].as_u64().unwrap();
     assert!(v["network"] == "synthesis" && (1..=6).contains(&n), "{v}");
     let per_point = v["nll_nats_per_point"].as_f64().unwrap();

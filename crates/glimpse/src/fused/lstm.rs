@@ -439,7 +439,7 @@ pub fn lstm_sequence(
     let [b, t, _] = zx.dims();
     let device = zx.device();
     if !is_flex(&device) {
-        return lstm_sequence_composed(zx, w_h, h0, c0, keep);
+        return lstm_sequence_composed(zx, w_h, [h0, c0], keep);
     }
     let keep = keep.map_or_else(|| Tensor::<2>::zeros([b, t], &device), |k| k.detach());
     let out = <Dispatch as LstmOps>::lstm_sequence(
@@ -453,15 +453,9 @@ pub fn lstm_sequence(
 }
 
 /// [`lstm_sequence`] as a loop of tensor operations (other devices; the tests' reference).
-fn lstm_sequence_composed(
-    zx: Tensor<3>,
-    w_h: Tensor<2>,
-    h0: Tensor<2>,
-    c0: Tensor<2>,
-    keep: Option<Tensor<2>>,
-) -> Tensor<3> {
+fn lstm_sequence_composed(zx: Tensor<3>, w_h: Tensor<2>, hc: [Tensor<2>; 2], keep: Option<Tensor<2>>) -> Tensor<3> {
     let [b, t, h4] = zx.dims();
-    let (mut h, mut c) = (h0, c0);
+    let [mut h, mut c] = hc;
     let mut out = Vec::with_capacity(t);
     for s in 0..t {
         let z = zx.clone().narrow(1, s, 1).reshape([b, h4]) + h.clone().matmul(w_h.clone());
@@ -545,7 +539,7 @@ mod tests {
             let out = if fused {
                 lstm_sequence(zx, w_h, h0, c0, Some(keep.clone()))
             } else {
-                lstm_sequence_composed(zx, w_h, h0, c0, Some(keep.clone()))
+                lstm_sequence_composed(zx, w_h, [h0, c0], Some(keep.clone()))
             };
             let vals: Vec<f32> = out.clone().inner().into_data().try_to_vec().unwrap();
             let grads = (out * weights.clone()).sum().backward();

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cnn::{Cnn, CnnConfig};
 use super::draw_classifier::{DrawClassifier, DrawClassifierConfig};
-use super::image_classifier::{ImageClassifier, cross_entropy};
+use super::image_classifier::{ImageClassifier, Labelled, cross_entropy};
 use super::mlp::{Mlp, MlpConfig};
 use super::ram::{Gaze, Ram, RamConfig, pixels};
 use crate::rng::Rng;
@@ -130,16 +130,10 @@ impl Classifier {
     /// [`ImageClassifier::train_loss`] given, where the task knows them, the digits' centres
     /// `(B, 2)` (0-based `(row, col)` pixels): the DRAW classifier's location loss reads them
     /// ([`DrawClassifierConfig::locate`]); the other models ignore them.
-    pub fn train_loss_at(
-        &self,
-        images: Tensor<4>,
-        labels: Tensor<1, Int>,
-        centres: Option<Tensor<2>>,
-        rng: &mut Rng,
-    ) -> (Tensor<1>, Tensor<2>) {
+    pub fn train_loss_at(&self, batch: Labelled, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
         match self {
-            Self::DrawClassifier(m) => m.train_loss_at(images, labels, centres, rng),
-            other => other.train_loss(images, labels, rng),
+            Self::DrawClassifier(m) => m.train_loss_at(batch, rng),
+            other => other.train_loss(batch.images, batch.labels, rng),
         }
     }
 }

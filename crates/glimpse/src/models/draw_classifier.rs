@@ -15,7 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::draw::{Window, windows};
-use super::image_classifier::ImageClassifier;
+use super::image_classifier::{ImageClassifier, Labelled};
 use super::lstm::{LstmCell, widen_rows};
 use crate::attention::filterbank::{self, Filterbank};
 use crate::rng::Rng;
@@ -196,7 +196,7 @@ impl DrawClassifier {
     /// of the last answer, plus `step_loss` times the mean cross-entropy of the answers after
     /// glimpses `⌈T/2⌉ … T − 1` ([`DrawClassifierConfig::step_loss`]; no dropout on those).
     pub fn train_loss(&self, images: Tensor<4>, labels: Tensor<1, Int>, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
-        self.train_loss_at(images, labels, None, rng)
+        self.train_loss_at(Labelled { images, labels, centres: None }, rng)
     }
 
     /// [`DrawClassifier::train_loss`], plus `locate` times the location loss of the windows
@@ -207,13 +207,8 @@ impl DrawClassifier {
     /// # Panics
     /// With centres and `locate > 0`, if `locate_from` is not a glimpse `1..=T`
     /// ([`DrawClassifierConfig::validate`] refuses such a configuration up front).
-    pub fn train_loss_at(
-        &self,
-        images: Tensor<4>,
-        labels: Tensor<1, Int>,
-        centres: Option<Tensor<2>>,
-        rng: &mut Rng,
-    ) -> (Tensor<1>, Tensor<2>) {
+    pub fn train_loss_at(&self, batch: Labelled, rng: &mut Rng) -> (Tensor<1>, Tensor<2>) {
+        let Labelled { images, labels, centres } = batch;
         let rng = (self.dropout > 0.0 || self.read_dropout > 0.0).then_some(rng);
         let mut early = Vec::new();
         let want = (self.step_loss > 0.0).then_some(&mut early);
@@ -502,7 +497,10 @@ mod tests {
             }
         }
         let want = ce + 2.0 * miss / 2.0 / 2.0; // mean over 2 images and 2 glimpses
-        let got: f32 = m.train_loss_at(x.clone(), y.clone(), Some(c), &mut Rng::new(1)).0.into_scalar();
+        let got: f32 = m
+            .train_loss_at(Labelled { images: x.clone(), labels: y.clone(), centres: Some(c) }, &mut Rng::new(1))
+            .0
+            .into_scalar();
         assert!(miss > 0.01 && (got - want).abs() < 1e-5, "{got} vs {want} (miss {miss})");
         let plain: f32 = m.train_loss(x, y, &mut Rng::new(1)).0.into_scalar();
         assert!((plain - ce).abs() < 1e-6);
@@ -512,7 +510,12 @@ mod tests {
             let m = m.clone().fork(&d);
             let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), &d);
             let c = Tensor::<2>::from_data(TensorData::new(centres.to_vec(), [2, 2]), &d);
-            m.train_loss_at(x.reshape([2, 1, 12, 10]), y, Some(c), &mut Rng::new(1)).0.reshape([1])
+            m.train_loss_at(
+                Labelled { images: x.reshape([2, 1, 12, 10]), labels: y, centres: Some(c) },
+                &mut Rng::new(1),
+            )
+            .0
+            .reshape([1])
         });
     }
 
@@ -538,10 +541,15 @@ mod tests {
         let x = Tensor::<4>::zeros([1, 1, 12, 10], &dev);
         let y = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64], [1]), &dev);
         // Without centres there is nothing to supervise: the plain loss.
-        assert!(m.train_loss_at(x.clone(), y.clone(), None, &mut Rng::new(1)).0.into_scalar::<f32>().is_finite());
+        assert!(
+            m.train_loss_at(Labelled { images: x.clone(), labels: y.clone(), centres: None }, &mut Rng::new(1))
+                .0
+                .into_scalar::<f32>()
+                .is_finite()
+        );
         let c = Tensor::<2>::zeros([1, 2], &dev);
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            m.train_loss_at(x, y, Some(c), &mut Rng::new(1));
+            m.train_loss_at(Labelled { images: x, labels: y, centres: Some(c) }, &mut Rng::new(1));
         }));
         assert!(panicked.is_err());
     }
@@ -583,7 +591,8 @@ mod tests {
         for _ in 0..300 {
             let (x, c) = batch(32);
             let c = Tensor::<2>::from_data(TensorData::new(c, [32, 2]), &dev);
-            let (loss, _) = model.train_loss_at(x, labels.clone(), Some(c), &mut Rng::new(0));
+            let (loss, _) =
+                model.train_loss_at(Labelled { images: x, labels: labels.clone(), centres: Some(c) }, &mut Rng::new(0));
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(1e-2, model, grads);
         }

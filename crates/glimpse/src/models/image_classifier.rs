@@ -21,6 +21,18 @@ pub trait ImageClassifier: Module {
     }
 }
 
+/// A training batch of an image task: `(B, 1, H, W)` images in `[0, 1]`, their `(B,)` labels
+/// and, where the task knows them, the digits' centres `(B, 2)` (0-based `(row, col)` pixels).
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    /// `(B, 1, H, W)`.
+    pub images: Tensor<4>,
+    /// `(B,)`.
+    pub labels: Tensor<1, Int>,
+    /// `(B, 2)`, or none.
+    pub centres: Option<Tensor<2>>,
+}
+
 /// The cross-entropy of a classifier's logits on a batch, and the logits.
 pub fn cross_entropy<M: ImageClassifier>(
     model: &M,

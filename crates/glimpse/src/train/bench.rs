@@ -170,24 +170,66 @@ where
     model
 }
 
-/// `--key value` pairs as a command line.
-fn flags<V: ToString>(pairs: &[(&str, V)]) -> Vec<String> {
-    pairs.iter().flat_map(|(k, v)| [k.to_string(), v.to_string()]).collect()
+/// One comparison's shape: the batch both implementations train on, the timed steps, the
+/// setup (threads, rounds, shards) and our device.
+#[derive(Debug, Clone)]
+pub struct Bench {
+    /// Examples a step.
+    pub batch: usize,
+    /// Timed steps (after a few untimed ones).
+    pub steps: usize,
+    /// Threads, rounds and shards.
+    pub setup: BenchSetup,
+    /// Our device (without autodiff).
+    pub device: Device,
+}
+
+impl Bench {
+    /// Our data-parallel shards of the batch.
+    pub fn shards(&self) -> usize {
+        self.setup.shards_for(self.batch)
+    }
+
+    /// The model on our device with autodiff, its weights drawn from seed 0 (the same each
+    /// round).
+    fn model<M>(&self, init: impl FnOnce(&Device) -> M) -> (M, Device) {
+        let device = self.device.clone().autodiff();
+        (crate::device::seeded(&device, 0, || init(&device)), device)
+    }
+
+    /// `ours` against the baseline `script` run with `--batch --steps --threads` and `flags`.
+    fn report(
+        &self,
+        model: &str,
+        unit: String,
+        ours: impl FnMut() -> f64,
+        script: &str,
+        flags: &[(&str, String)],
+    ) -> BenchReport {
+        let mut args = vec![
+            "--batch".to_string(),
+            self.batch.to_string(),
+            "--steps".into(),
+            self.steps.to_string(),
+            "--threads".into(),
+            self.setup.threads.to_string(),
+        ];
+        for (k, v) in flags {
+            args.push(k.to_string());
+            if !v.is_empty() {
+                args.push(v.clone());
+            }
+        }
+        BenchReport::against_baseline(model, unit, ours, script, &args, self.setup, self.batch)
+    }
 }
 
 /// Training samples/s of `cfg` (forward, backward, Adam, with the model's own training loss;
-/// the trainer's step, [`crate::train::classify::batch_gradients`], in `shards` shards) on one
-/// fixed random batch: median step.
-pub fn classifier_samples_per_s(
-    cfg: &ClassifierConfig,
-    batch: usize,
-    steps: usize,
-    shards: usize,
-    device: &Device,
-) -> f64 {
-    let device = device.clone().autodiff();
-    let [h, w] = cfg.input();
-    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+/// the trainer's step, [`crate::train::classify::batch_gradients`], in shards) on one fixed
+/// random batch: median step.
+pub fn classifier_samples_per_s(cfg: &ClassifierConfig, b: &Bench) -> f64 {
+    let (model, device) = b.model(|d| cfg.init(d));
+    let ([h, w], batch) = (cfg.input(), b.batch);
     let mut optim = OptimizerConfig::default().init();
     let mut rng = Rng::new(0);
     let mut draws = Rng::new(1);
@@ -196,7 +238,8 @@ pub fn classifier_samples_per_s(
     let images = Tensor::<4>::from_data(TensorData::new(x, [batch, 1, h, w]), &device);
     let labels = Tensor::<1, Int>::from_data(TensorData::new(y, [batch]), &device);
     let step = crate::train::classify::StepBatch { images, labels, centres: None, soft: None };
-    let secs = median_step_seconds(5, steps, model, |model| {
+    let shards = b.shards();
+    let secs = median_step_seconds(5, b.steps, model, |model| {
         let (grads, loss, _) = crate::train::classify::batch_gradients(&model, &step, shards, &mut draws);
         let model = apply_grads(model, grads, &mut optim, 1e-3, None);
         let _: f32 = loss.into_scalar();
@@ -240,73 +283,45 @@ pub fn run_python_baseline_in(py: &str, script: &str, args: &[String]) -> Result
 }
 
 /// Benchmarks a classifier against its PyTorch twin.
-pub fn bench_classifier(
-    cfg: &ClassifierConfig,
-    batch: usize,
-    steps: usize,
-    setup: BenchSetup,
-    device: &Device,
-) -> Result<BenchReport> {
-    let threads = setup.threads;
-    let shards = setup.shards_for(batch);
-    let ours = || classifier_samples_per_s(cfg, batch, steps, shards, device);
-    let mut args = vec![
-        "--batch".into(),
-        batch.to_string(),
-        "--steps".into(),
-        steps.to_string(),
-        "--threads".into(),
-        threads.to_string(),
-        "--side".into(),
-        cfg.input()[0].to_string(),
-    ];
+pub fn bench_classifier(cfg: &ClassifierConfig, b: &Bench) -> Result<BenchReport> {
     let join = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let mut args = vec![("--side", cfg.input()[0].to_string())];
     let script = match cfg {
         ClassifierConfig::Mlp(m) => {
-            args.extend(["--model".into(), "mlp".into(), "--hidden".into(), join(&m.hidden)]);
+            args.extend([("--model", "mlp".into()), ("--hidden", join(&m.hidden))]);
             CLASSIFIER_PY
         }
         ClassifierConfig::Cnn(c) => {
-            args.extend(["--model".into(), "cnn".into(), "--channels".into(), join(&c.channels)]);
-            args.extend(["--fc".into(), c.hidden.to_string()]);
+            args.extend([("--model", "cnn".into()), ("--channels", join(&c.channels)), ("--fc", c.hidden.to_string())]);
             CLASSIFIER_PY
         }
         ClassifierConfig::Ram(r) => {
-            args.extend(["--patch".into(), r.retina.patch.to_string(), "--scales".into(), r.retina.scales.to_string()]);
-            args.extend(["--glimpses".into(), r.glimpses.to_string()]);
+            args.extend([("--patch", r.retina.patch.to_string()), ("--scales", r.retina.scales.to_string())]);
+            args.push(("--glimpses", r.glimpses.to_string()));
             if let crate::models::ram::LocationPolicy::Gaussian { std } = r.policy {
-                args.extend(["--std".into(), std.to_string()]);
+                args.push(("--std", std.to_string()));
             }
             RAM_PY
         }
         ClassifierConfig::DrawClassifier(d) => {
-            args.extend(["--model".into(), "classifier".into(), "--read".into(), d.read.to_string()]);
-            args.extend(["--glimpses".into(), d.glimpses.to_string(), "--hidden".into(), d.hidden.to_string()]);
+            args.extend([("--model", "classifier".into()), ("--read", d.read.to_string())]);
+            args.extend([("--glimpses", d.glimpses.to_string()), ("--hidden", d.hidden.to_string())]);
             DRAW_PY
         }
     };
-    let unit = format!("training samples/s ({shards} shards)");
-    Ok(BenchReport::against_baseline(cfg.kind(), &unit, ours, script, &args, setup, batch))
+    let unit = format!("training samples/s ({} shards)", b.shards());
+    Ok(b.report(cfg.kind(), unit, || classifier_samples_per_s(cfg, b), script, &args))
 }
 
 /// Training sequences/s of a sequence model (forward, backward, global-norm clipping, RMSProp
 /// with momentum, as the NTM paper trains) on one fixed copy batch of length `len`: median step.
-pub fn sequence_per_s(
-    cfg: &SequenceModelConfig,
-    task: &Task,
-    batch: usize,
-    len: usize,
-    steps: usize,
-    shards: usize,
-    device: &Device,
-) -> f64 {
-    let device = device.clone().autodiff();
-    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+pub fn sequence_per_s(cfg: &SequenceModelConfig, task: &Task, len: usize, b: &Bench) -> f64 {
+    let (model, device) = b.model(|d| cfg.init(d));
+    let (batch, shards) = (b.batch, b.shards());
     let mut optim = OptimizerConfig::Rmsprop { alpha: 0.95, momentum: 0.9, epsilon: 1e-4, centered: false }.init();
     let e = task.sample_len(batch, len, &mut Rng::new(0));
-    let shards = shards.clamp(1, batch.max(1));
     let parts: Vec<_> = (0..shards).map(|i| episode_tensors(&e.rows(shard_range(batch, shards, i)), &device)).collect();
-    let secs = median_step_seconds(5, steps, model, |model| {
+    let secs = median_step_seconds(5, b.steps, model, |model| {
         // The trainer's step (`train::sequence`): shards of the batch on their own threads.
         timed_step(model, shards, &mut optim, 1e-4, Some(10.0), |m, i| {
             let ep = &parts[i];
@@ -319,40 +334,24 @@ pub fn sequence_per_s(
 
 /// Benchmarks the NTM (paper sizes, copy task of 8-bit vectors at length `len`) against its
 /// PyTorch twin, `bench/ntm.py`.
-pub fn bench_ntm(batch: usize, len: usize, steps: usize, setup: BenchSetup, device: &Device) -> Result<BenchReport> {
-    let threads = setup.threads;
-    let shards = setup.shards_for(batch);
+pub fn bench_ntm(len: usize, b: &Bench) -> Result<BenchReport> {
     let task = Task::Copy { bits: 8, min_len: 1, max_len: len.max(1) };
     let cfg = SequenceModelConfig::Ntm(NtmConfig::new(task.input_size(), task.output_size()));
-    let ours = || sequence_per_s(&cfg, &task, batch, len, steps, shards, device);
-    let args: Vec<String> = ["--batch", &batch.to_string(), "--len", &len.to_string(), "--steps", &steps.to_string()]
-        .into_iter()
-        .chain(["--threads", &threads.to_string()])
-        .map(String::from)
-        .collect();
-    Ok(BenchReport::against_baseline(
-        "ntm",
-        format!("training sequences/s (copy, length {len}, {shards} shards)"),
-        ours,
-        NTM_PY,
-        &args,
-        setup,
-        batch,
-    ))
+    let unit = format!("training sequences/s (copy, length {len}, {} shards)", b.shards());
+    Ok(b.report("ntm", unit, || sequence_per_s(&cfg, &task, len, b), NTM_PY, &[("--len", len.to_string())]))
 }
 
 /// Training images/s of DRAW (forward, backward, clipping, Adam) on one fixed binary batch,
-/// fresh noise each step, split into `shards` data-parallel shards (as the trainer does):
-/// median step.
-pub fn draw_per_s(cfg: &DrawConfig, batch: usize, steps: usize, shards: usize, device: &Device) -> f64 {
-    let device = device.clone().autodiff();
-    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+/// fresh noise each step, split into data-parallel shards (as the trainer does): median step.
+pub fn draw_per_s(cfg: &DrawConfig, b: &Bench) -> f64 {
+    let (model, device) = b.model(|d| cfg.init(d));
+    let (batch, shards) = (b.batch, b.shards());
     let mut optim = OptimizerConfig::default().init();
     let mut rng = Rng::new(0);
     let [h, w] = cfg.side;
     let x: Vec<f32> = (0..batch * h * w).map(|_| f32::from(rng.uniform() < 0.5)).collect();
     let images = Tensor::<3>::from_data(TensorData::new(x, [batch, h, w]), &device);
-    let secs = median_step_seconds(2, steps, model, |model| {
+    let secs = median_step_seconds(2, b.steps, model, |model| {
         let eps = super::generative::noise(cfg.steps, batch, cfg.latent, &mut rng, &device);
         timed_step(model, shards, &mut optim, 1e-3, Some(10.0), |m, i| {
             let rows = shard_range(batch, shards, i);
@@ -365,21 +364,9 @@ pub fn draw_per_s(cfg: &DrawConfig, batch: usize, steps: usize, shards: usize, d
 }
 
 /// Benchmarks DRAW against its PyTorch twin, `bench/draw.py`.
-pub fn bench_draw(
-    cfg: &DrawConfig,
-    batch: usize,
-    steps: usize,
-    setup: BenchSetup,
-    device: &Device,
-) -> Result<BenchReport> {
-    let threads = setup.threads;
-    let shards = setup.shards_for(batch);
-    let ours = || draw_per_s(cfg, batch, steps, shards, device);
-    let args = flags(&[
+pub fn bench_draw(cfg: &DrawConfig, b: &Bench) -> Result<BenchReport> {
+    let args = [
         ("--model", "draw".to_string()),
-        ("--batch", batch.to_string()),
-        ("--steps", steps.to_string()),
-        ("--threads", threads.to_string()),
         ("--side", cfg.side[0].to_string()),
         ("--glimpses", cfg.steps.to_string()),
         ("--encoder", cfg.encoder.to_string()),
@@ -387,41 +374,24 @@ pub fn bench_draw(
         ("--latent", cfg.latent.to_string()),
         ("--read", cfg.read.to_string()),
         ("--write", cfg.write.to_string()),
-    ]);
+    ];
     let attention = if cfg.read > 0 {
         format!("read {0}×{0}, write {1}×{1}", cfg.read, cfg.write)
     } else {
         "no attention".into()
     };
-    Ok(BenchReport::against_baseline(
-        "draw",
-        format!("training images/s (T = {}, {attention}, {shards} shards)", cfg.steps),
-        ours,
-        DRAW_PY,
-        &args,
-        setup,
-        batch,
-    ))
+    let unit = format!("training images/s (T = {}, {attention}, {} shards)", cfg.steps, b.shards());
+    Ok(b.report("draw", unit, || draw_per_s(cfg, b), DRAW_PY, &args))
 }
 
 /// Training target tokens/s of a sequence-to-sequence model (teacher forcing, backward,
 /// clipping, Adam) on one fixed random batch, every source `src_len` and every target
-/// `tgt_len` tokens long, split into `shards` data-parallel shards: median step.
-pub fn translator_tokens_per_s(
-    cfg: &TranslatorConfig,
-    batch: usize,
-    (src_len, tgt_len): (usize, usize),
-    steps: usize,
-    shards: usize,
-    device: &Device,
-) -> f64 {
-    let device = device.clone().autodiff();
-    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+/// `tgt_len` tokens long, split into data-parallel shards: median step.
+pub fn translator_tokens_per_s(cfg: &TranslatorConfig, (src_len, tgt_len): (usize, usize), b: &Bench) -> f64 {
+    let (model, device) = b.model(|d| cfg.init(d));
+    let (batch, shards) = (b.batch, b.shards());
     let mut optim = OptimizerConfig::default().init();
-    let (sv, tv) = match cfg {
-        TranslatorConfig::Seq2seq(c) => (c.src_vocab, c.tgt_vocab),
-        TranslatorConfig::Transformer(c) => (c.src_vocab, c.tgt_vocab),
-    };
+    let (sv, tv) = cfg.vocab();
     let mut rng = Rng::new(0);
     let pairs: Vec<IdPair> = (0..batch)
         .map(|_| IdPair {
@@ -430,50 +400,39 @@ pub fn translator_tokens_per_s(
         })
         .collect();
     let tokens = batch * (tgt_len + 1);
-    let secs = median_step_seconds(3, steps, model, |model| {
+    let secs = median_step_seconds(3, b.steps, model, |model| {
         // The trainer's step (`train::translate`): shards of the batch on their own threads.
         timed_step(model, shards, &mut optim, 1e-3, Some(5.0), |m, i| {
             let (loss, n) = batch_loss(m, shard(&pairs, shards, i), &device);
             loss * (n as f32 / tokens as f32)
         })
     });
-    (batch * (tgt_len + 1)) as f64 / secs
+    tokens as f64 / secs
 }
 
 /// Benchmarks a sequence-to-sequence model against its PyTorch twin, `bench/seq2seq.py`.
-pub fn bench_translator(
-    cfg: &TranslatorConfig,
-    batch: usize,
-    len: usize,
-    steps: usize,
-    setup: BenchSetup,
-    device: &Device,
-) -> Result<BenchReport> {
-    let threads = setup.threads;
-    let shards = setup.shards_for(batch);
-    let ours = || translator_tokens_per_s(cfg, batch, (len, len), steps, shards, device);
+pub fn bench_translator(cfg: &TranslatorConfig, len: usize, b: &Bench) -> Result<BenchReport> {
+    let (sv, tv) = cfg.vocab();
     let mut args: Vec<(&str, String)> = vec![
-        ("--batch", batch.to_string()),
-        ("--steps", steps.to_string()),
-        ("--threads", threads.to_string()),
         ("--src-len", len.to_string()),
         ("--tgt-len", len.to_string()),
+        ("--src-vocab", sv.to_string()),
+        ("--tgt-vocab", tv.to_string()),
+        ("--model", if matches!(cfg, TranslatorConfig::Seq2seq(_)) { "seq2seq" } else { "transformer" }.into()),
     ];
     match cfg {
         TranslatorConfig::Seq2seq(c) => {
             args.extend([
-                ("--model", "seq2seq".into()),
-                ("--src-vocab", c.src_vocab.to_string()),
-                ("--tgt-vocab", c.tgt_vocab.to_string()),
                 ("--embed", c.embed.to_string()),
                 ("--encoder", c.encoder.to_string()),
                 ("--decoder", c.decoder.to_string()),
-                ("--attention-hidden", c.attention_hidden.to_string()),
             ]);
             if c.attention.is_none() {
                 args.push(("--no-attention", String::new()));
             } else if c.attention != Some(crate::attention::content::Score::Additive) {
                 anyhow::bail!("the PyTorch baseline implements the additive score only");
+            } else {
+                args.push(("--attention-hidden", c.attention_hidden.to_string()));
             }
             if !c.input_feeding {
                 args.push(("--no-input-feeding", String::new()));
@@ -484,9 +443,6 @@ pub fn bench_translator(
                 anyhow::bail!("the PyTorch baseline takes equal encoder and decoder depths");
             }
             args.extend([
-                ("--model", "transformer".into()),
-                ("--src-vocab", c.src_vocab.to_string()),
-                ("--tgt-vocab", c.tgt_vocab.to_string()),
                 ("--d-model", c.d_model.to_string()),
                 ("--heads", c.heads.to_string()),
                 ("--ff", c.ff.to_string()),
@@ -494,32 +450,16 @@ pub fn bench_translator(
             ]);
         }
     }
-    let args: Vec<String> = flags(&args).into_iter().filter(|s| !s.is_empty()).collect();
-    Ok(BenchReport::against_baseline(
-        cfg.name(),
-        format!("training target tokens/s (source and target {len} tokens, {shards} shards)"),
-        ours,
-        SEQ2SEQ_PY,
-        &args,
-        setup,
-        batch,
-    ))
+    let unit = format!("training target tokens/s (source and target {len} tokens, {} shards)", b.shards());
+    Ok(b.report(cfg.name(), unit, || translator_tokens_per_s(cfg, (len, len), b), SEQ2SEQ_PY, &args))
 }
 
 /// Training points/s of the handwriting synthesis network (teacher forcing, backward,
-/// clipping, Adam) on one fixed random batch of `batch` lines of `len` points writing texts of
-/// `chars` characters, split into `shards` data-parallel shards (as the trainer does): median
-/// step.
-pub fn handwriting_points_per_s(
-    cfg: &HandwritingConfig,
-    batch: usize,
-    (len, chars): (usize, usize),
-    steps: usize,
-    shards: usize,
-    device: &Device,
-) -> f64 {
-    let device = device.clone().autodiff();
-    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+/// clipping, Adam) on one fixed random batch of lines of `len` points writing texts of `chars`
+/// characters, split into data-parallel shards (as the trainer does): median step.
+pub fn handwriting_points_per_s(cfg: &HandwritingConfig, (len, chars): (usize, usize), b: &Bench) -> f64 {
+    let (model, device) = b.model(|d| cfg.init(d));
+    let (batch, shards) = (b.batch, b.shards());
     let mut optim = OptimizerConfig::default().init();
     let mut rng = Rng::new(0);
     let examples: Vec<Example> = (0..batch)
@@ -535,7 +475,7 @@ pub fn handwriting_points_per_s(
         .map(|i| super::handwriting::batch_tensors(shard(&examples, shards, i), alphabet, &device))
         .collect();
     let points = batch * len;
-    let secs = median_step_seconds(2, steps, model, |model| {
+    let secs = median_step_seconds(2, b.steps, model, |model| {
         timed_step(model, shards, &mut optim, 1e-3, Some(10.0), |m, i| {
             let (x, y, mask, text, _) = &parts[i];
             m.nll(x.clone(), y.clone(), mask.clone(), text.as_ref()).sum() / points as f32
@@ -545,43 +485,25 @@ pub fn handwriting_points_per_s(
 }
 
 /// Benchmarks the handwriting synthesis network against its PyTorch twin, `bench/handwriting.py`.
-pub fn bench_handwriting(
-    cfg: &HandwritingConfig,
-    batch: usize,
-    len: usize,
-    steps: usize,
-    setup: BenchSetup,
-    device: &Device,
-) -> Result<BenchReport> {
-    let shards = setup.shards_for(batch);
+pub fn bench_handwriting(cfg: &HandwritingConfig, len: usize, b: &Bench) -> Result<BenchReport> {
     let k = cfg.window.context("the benchmark is of the synthesis network (a window)")?;
     let chars = (len / 10).max(1);
-    let threads = setup.threads;
-    let ours = || handwriting_points_per_s(cfg, batch, (len, chars), steps, shards, device);
-    let args = flags(&[
-        ("--batch", batch),
-        ("--len", len),
-        ("--chars", chars),
-        ("--steps", steps),
-        ("--threads", threads),
-        ("--hidden", cfg.hidden),
-        ("--layers", cfg.layers),
-        ("--mixtures", cfg.mixtures),
-        ("--window", k),
-        ("--alphabet", cfg.alphabet),
-    ]);
-    Ok(BenchReport::against_baseline(
-        "handwriting",
-        format!(
-            "training points/s ({} × {} LSTM, {len} points, {chars} characters, {shards} shards)",
-            cfg.layers, cfg.hidden
-        ),
-        ours,
-        HANDWRITING_PY,
-        &args,
-        setup,
-        batch,
-    ))
+    let args = [
+        ("--len", len.to_string()),
+        ("--chars", chars.to_string()),
+        ("--hidden", cfg.hidden.to_string()),
+        ("--layers", cfg.layers.to_string()),
+        ("--mixtures", cfg.mixtures.to_string()),
+        ("--window", k.to_string()),
+        ("--alphabet", cfg.alphabet.to_string()),
+    ];
+    let unit = format!(
+        "training points/s ({} × {} LSTM, {len} points, {chars} characters, {} shards)",
+        cfg.layers,
+        cfg.hidden,
+        b.shards()
+    );
+    Ok(b.report("handwriting", unit, || handwriting_points_per_s(cfg, (len, chars), b), HANDWRITING_PY, &args))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use super::metrics::MetricsLog;
 use super::optim::checked_step;
 use crate::data::translated::Translated;
 use crate::data::{ImageSet, Split, registry};
+use crate::models::image_classifier::Labelled;
 use crate::models::{Classifier, ClassifierConfig, ImageClassifier};
 use crate::rng::Rng;
 use crate::run::RunOptions;
@@ -261,9 +262,9 @@ pub fn batch_gradients(
         let centres = batch.centres.clone().map(rows);
         let (mut loss, logits) = if shards == 1 {
             let mut rng = whole.lock().expect("no panics while held");
-            m.train_loss_at(images, labels.clone(), centres, &mut rng)
+            m.train_loss_at(Labelled { images, labels: labels.clone(), centres }, &mut rng)
         } else {
-            m.train_loss_at(images, labels.clone(), centres, &mut Rng::new(seeds[i]))
+            m.train_loss_at(Labelled { images, labels: labels.clone(), centres }, &mut Rng::new(seeds[i]))
         };
         if let Some((d, soft)) = &batch.soft {
             let kd = distill::soft_loss(logits.clone(), rows(soft.clone()), d.temperature);

@@ -100,6 +100,14 @@ impl TranslatorConfig {
         }
     }
 
+    /// The source and target vocabulary sizes.
+    pub fn vocab(&self) -> (usize, usize) {
+        match self {
+            Self::Seq2seq(c) => (c.src_vocab, c.tgt_vocab),
+            Self::Transformer(c) => (c.src_vocab, c.tgt_vocab),
+        }
+    }
+
     /// Short name (`seq2seq`, `seq2seq-noattn`, `transformer`).
     pub fn name(&self) -> &'static str {
         match self {
