@@ -447,36 +447,12 @@ impl ModelKind {
     }
 }
 
-#[derive(Args)]
-pub(crate) struct TrainArgs {
-    /// Which model.
-    pub(crate) model: ModelKind,
-    /// Run directory: last/ (resumable), best/ (checkpoint), metrics.jsonl, tb/.
-    #[arg(long, default_value = "runs/latest")]
-    pub(crate) out: PathBuf,
-    /// TOML configuration; flags override it.
-    #[arg(long)]
-    pub(crate) config: Option<PathBuf>,
-    /// Continue from OUT/last.
-    #[arg(long)]
-    pub(crate) resume: bool,
-    /// Start afresh over an OUT that already holds a run (its checkpoints and log are replaced).
-    #[arg(long, conflicts_with = "resume")]
-    pub(crate) force: bool,
-    /// Seed of every random draw.
-    #[arg(long)]
-    pub(crate) seed: Option<u64>,
-    /// Data set: mnist or fashion-mnist.
-    #[arg(long)]
-    pub(crate) dataset: Option<String>,
-    /// Translated task on a canvas of this side.
-    #[arg(long)]
-    pub(crate) canvas: Option<usize>,
-    /// Cluttered task: number of 8×8 distractors.
-    #[arg(long)]
-    pub(crate) clutter: Option<usize>,
-    #[arg(long)]
+/// The `[train]` flags of `glimpse train`: each sets the key of its name (`--batch-size` sets
+/// `batch_size`), over the `--config` file's.
+#[derive(Args, Debug, Default, serde::Serialize)]
+pub(crate) struct TrainFlags {
     /// Passes over the training set.
+    #[arg(long)]
     pub(crate) epochs: Option<usize>,
     /// Sequence models: optimizer steps (batches) in all.
     #[arg(long)]
@@ -515,6 +491,38 @@ pub(crate) struct TrainArgs {
     /// Log every N steps.
     #[arg(long)]
     pub(crate) log_every: Option<usize>,
+}
+
+#[derive(Args)]
+pub(crate) struct TrainArgs {
+    /// Which model.
+    pub(crate) model: ModelKind,
+    /// Run directory: last/ (resumable), best/ (checkpoint), metrics.jsonl, tb/.
+    #[arg(long, default_value = "runs/latest")]
+    pub(crate) out: PathBuf,
+    /// TOML configuration; flags override it.
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// Continue from OUT/last.
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Start afresh over an OUT that already holds a run (its checkpoints and log are replaced).
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) force: bool,
+    /// Seed of every random draw.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Data set: mnist or fashion-mnist.
+    #[arg(long)]
+    pub(crate) dataset: Option<String>,
+    /// Translated task on a canvas of this side.
+    #[arg(long)]
+    pub(crate) canvas: Option<usize>,
+    /// Cluttered task: number of 8×8 distractors.
+    #[arg(long)]
+    pub(crate) clutter: Option<usize>,
+    #[command(flatten)]
+    pub(crate) train: TrainFlags,
     /// Sequence-to-sequence task: dates or de-en; handwriting data: text-lines or omniglot.
     #[arg(long)]
     pub(crate) task: Option<String>,

@@ -12,13 +12,14 @@ use crate::checkpoint::{Family, family, find};
 use crate::cli::EvalArgs;
 
 /// DRAW: the variational bound on the negative log-likelihood of the test (or validation) images.
-fn eval_draw(dir: &Path, json: bool, split: &str, root: PathBuf, device: &str) -> Result<()> {
+fn eval_draw(dir: &Path, e: &EvalArgs, root: &Path, device: &str) -> Result<()> {
+    let (json, split) = (e.json, e.split.as_str());
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
     let (cfg, model) = generative::load_draw(dir, &dev)?;
     let data = match split {
-        "valid" => generative::train_and_validation(&cfg, &root)?.1,
-        _ => cfg.data.load(&root, Split::Test)?,
+        "valid" => generative::train_and_validation(&cfg, root)?.1,
+        _ => cfg.data.load(root, Split::Test)?,
     };
     let m = generative::evaluate_bound(&model, &data, 0, cfg.seed, &dev);
     let out = serde_json::json!({
@@ -32,19 +33,25 @@ fn eval_draw(dir: &Path, json: bool, split: &str, root: PathBuf, device: &str) -
         "n": m.n,
         "seconds": t0.elapsed().as_secs_f64(),
     });
+    let text = format!(
+        "{}: {split} negative log-likelihood ≤ {:.2} nats (reconstruction {:.2} + KL {:.2}), {} images",
+        dir.display(),
+        m.nll_nats,
+        m.reconstruction_nats,
+        m.kl_nats,
+        m.n
+    );
+    print_result(json, &out, &text);
+    Ok(())
+}
+
+/// Prints an evaluation: its JSON object `out` with `--json`, else `text`.
+fn print_result(json: bool, out: &serde_json::Value, text: &str) {
     if json {
         println!("{out}");
     } else {
-        println!(
-            "{}: {split} negative log-likelihood ≤ {:.2} nats (reconstruction {:.2} + KL {:.2}), {} images",
-            dir.display(),
-            m.nll_nats,
-            m.reconstruction_nats,
-            m.kl_nats,
-            m.n
-        );
+        println!("{text}");
     }
-    Ok(())
 }
 
 /// `--repeats R` of `eval` and `viz ntm`: repeat copy with exactly `R` repeats, the count fed
@@ -60,19 +67,12 @@ pub(crate) fn apply_repeats(task: &mut Task, repeats: Option<usize>) -> Result<(
 }
 
 /// A memory model: bit errors and cost per sequence (per-task answer errors for question answering).
-fn eval_sequence(
-    dir: &Path,
-    json: bool,
-    len: Option<usize>,
-    repeats: Option<usize>,
-    n: usize,
-    data_seed: Option<u64>,
-    device: &str,
-) -> Result<()> {
+fn eval_sequence(dir: &Path, e: &EvalArgs, device: &str) -> Result<()> {
+    let (json, len, repeats, n) = (e.json, e.len, e.repeats, e.sequences);
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
     let (mut cfg, model) = sequence::load_sequence_model(dir, &dev)?;
-    cfg.seed = data_seed.unwrap_or(cfg.seed);
+    cfg.seed = e.data_seed.unwrap_or(cfg.seed);
     apply_repeats(&mut cfg.task, repeats)?;
     let m = sequence::evaluate(&model, &cfg.task, len, n, cfg.seed, "test", &dev);
     // Question answering: the error of each task type on its own, too.
@@ -134,21 +134,15 @@ fn eval_sequence(
 }
 
 /// An image classifier's error and loss.
-fn eval_classifier(
-    dir: &Path,
-    json: bool,
-    split: &str,
-    data_seed: Option<u64>,
-    data_root: PathBuf,
-    device: &str,
-) -> Result<()> {
+fn eval_classifier(dir: &Path, e: &EvalArgs, root: &Path, device: &str) -> Result<()> {
+    let (json, split, data_root) = (e.json, e.split.as_str(), root);
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
     let (mut cfg, model) = classify::load_classifier(dir, &dev)?;
-    cfg.seed = data_seed.unwrap_or(cfg.seed);
+    cfg.seed = e.data_seed.unwrap_or(cfg.seed);
     let data = match split {
-        "valid" => classify::train_and_validation(&cfg, &data_root)?.1,
-        _ => cfg.data.load(&data_root, Split::Test, cfg.seed)?,
+        "valid" => classify::train_and_validation(&cfg, data_root)?.1,
+        _ => cfg.data.load(data_root, Split::Test, cfg.seed)?,
     };
     let (loss, err, n) = classify::evaluate(&model, data.as_ref(), 500, &dev);
     let out = serde_json::json!({
@@ -162,28 +156,19 @@ fn eval_classifier(
         "data_seed": cfg.seed,
         "seconds": t0.elapsed().as_secs_f64(),
     });
-    if json {
-        println!("{out}");
-    } else {
-        println!(
-            "{}: {split} error {:.2}% ({} of {n} wrong), loss {loss:.4}",
-            dir.display(),
-            100.0 * err,
-            (err * n as f64).round()
-        );
-    }
+    let text = format!(
+        "{}: {split} error {:.2}% ({} of {n} wrong), loss {loss:.4}",
+        dir.display(),
+        100.0 * err,
+        (err * n as f64).round()
+    );
+    print_result(json, &out, &text);
     Ok(())
 }
 
 /// seq2seq / Transformer: exact match and BLEU on the test split, optionally with examples.
-fn eval_translate(
-    dir: &Path,
-    json: bool,
-    split: &str,
-    beam: Option<usize>,
-    examples: usize,
-    device: &str,
-) -> Result<()> {
+fn eval_translate(dir: &Path, e: &EvalArgs, device: &str) -> Result<()> {
+    let (json, split, beam, examples) = (e.json, e.split.as_str(), e.beam, e.examples);
     if split != "test" {
         bail!("sequence-to-sequence checkpoints are evaluated on their test split only");
     }
@@ -239,19 +224,12 @@ fn eval_translate(
 }
 
 /// A handwriting network: NLL per sequence and per point; for synthesis, the window check.
-fn eval_handwriting(
-    dir: &Path,
-    json: bool,
-    split: &str,
-    sequences: usize,
-    bias: f32,
-    root: PathBuf,
-    device: &str,
-) -> Result<()> {
+fn eval_handwriting(dir: &Path, e: &EvalArgs, root: &Path, device: &str) -> Result<()> {
+    let (json, split, sequences, bias) = (e.json, e.split.as_str(), e.sequences, e.bias);
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
     let (cfg, meta, model) = handwriting::load_handwriting(dir, &dev)?;
-    let data = cfg.data.load(&root, cfg.seed)?;
+    let data = cfg.data.load(root, cfg.seed)?;
     let set = if split == "valid" { &data.valid } else { &data.test };
     let m = handwriting::evaluate(&model, set, &dev);
     let window = if model.is_synthesis() {
@@ -273,47 +251,40 @@ fn eval_handwriting(
         "window": window,
         "seconds": t0.elapsed().as_secs_f64(),
     });
-    if json {
-        println!("{out}");
-    } else {
-        println!(
-            "{}: {split} NLL {:.2} nats per sequence, {:.4} nats per point ({} sequences, {} points)",
-            dir.display(),
-            m.nll_nats,
-            m.nll_per_point,
-            m.sequences,
-            m.points
+    let mut text = format!(
+        "{}: {split} NLL {:.2} nats per sequence, {:.4} nats per point ({} sequences, {} points)",
+        dir.display(),
+        m.nll_nats,
+        m.nll_per_point,
+        m.sequences,
+        m.points
+    );
+    if let Some(w) = window {
+        text += &format!(
+            "\n  window (bias {}): {:.1}% of {} samples reach the end of their text monotonically ({:.1}% reach it)",
+            w.bias,
+            100.0 * w.reaches_end_monotonic,
+            w.n,
+            100.0 * w.reaches_end
         );
-        if let Some(w) = window {
-            println!(
-                "  window (bias {}): {:.1}% of {} samples reach the end of their text monotonically ({:.1}% reach it)",
-                w.bias,
-                100.0 * w.reaches_end_monotonic,
-                w.n,
-                100.0 * w.reaches_end
-            );
-        }
     }
+    print_result(json, &out, &text);
     Ok(())
 }
 
 /// `glimpse eval`: the evaluation of the checkpoint's kind.
 pub(crate) fn run(e: &EvalArgs, root: PathBuf, device: &str) -> Result<()> {
-    let EvalArgs { checkpoint, json, split, len, repeats, sequences, beam, examples, bias, data_seed } = e;
-    let (json, split) = (*json, split.as_str());
     // The kinds whose evaluation data do not follow a seed refuse --data-seed.
-    let unseeded = || match data_seed {
+    let unseeded = || match e.data_seed {
         Some(_) => bail!("--data-seed applies to classifier and sequence checkpoints"),
         None => Ok(()),
     };
-    let dir = find(checkpoint)?;
+    let dir = find(&e.checkpoint)?;
     match family(&dir)? {
-        Family::Handwriting => {
-            unseeded().and_then(|_| eval_handwriting(&dir, json, split, *sequences, *bias, root, device))
-        }
-        Family::Translate => unseeded().and_then(|_| eval_translate(&dir, json, split, *beam, *examples, device)),
-        Family::Sequence => eval_sequence(&dir, json, *len, *repeats, *sequences, *data_seed, device),
-        Family::Draw => unseeded().and_then(|_| eval_draw(&dir, json, split, root, device)),
-        Family::Classifier => eval_classifier(&dir, json, split, *data_seed, root, device),
+        Family::Handwriting => unseeded().and_then(|_| eval_handwriting(&dir, e, &root, device)),
+        Family::Translate => unseeded().and_then(|_| eval_translate(&dir, e, device)),
+        Family::Sequence => eval_sequence(&dir, e, device),
+        Family::Draw => unseeded().and_then(|_| eval_draw(&dir, e, &root, device)),
+        Family::Classifier => eval_classifier(&dir, e, &root, device),
     }
 }

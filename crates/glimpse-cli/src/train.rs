@@ -19,7 +19,7 @@ use glimpse::train::optim::OptimizerConfig;
 use glimpse::train::sequence::{self, SequenceRunConfig};
 use glimpse::train::translate::{self, TaskConfig, TranslateRunConfig, TranslatorConfig};
 
-use crate::cli::{ModelKind, TrainArgs};
+use crate::cli::{ModelKind, TrainArgs, TrainFlags};
 
 impl TrainArgs {
     /// Where and how to run, from the flags.
@@ -34,30 +34,21 @@ impl TrainArgs {
             progress: !self.quiet,
         }
     }
+}
 
-    /// The `[train]` flags: each flag, the key it sets, and whether it was given.
-    fn train_flags(&self) -> [(&'static str, &'static str, bool); 13] {
-        [
-            ("--steps", "steps", self.steps.is_some()),
-            ("--epochs", "epochs", self.epochs.is_some()),
-            ("--batch-size", "batch_size", self.batch_size.is_some()),
-            ("--lr", "lr", self.lr.is_some()),
-            ("--optimizer", "optimizer", self.optimizer.is_some()),
-            ("--clip-norm", "clip_norm", self.clip_norm.is_some()),
-            ("--valid-size", "valid_size", self.valid_size.is_some()),
-            ("--patience", "patience", self.patience.is_some()),
-            ("--checkpoint-every", "checkpoint_every", self.checkpoint_every.is_some()),
-            ("--augment-shift", "augment_shift", self.augment_shift.is_some()),
-            ("--limit-train", "limit_train", self.limit_train.is_some()),
-            ("--init", "init", self.init.is_some()),
-            ("--log-every", "log_every", self.log_every.is_some()),
-        ]
+impl TrainFlags {
+    /// The flags given, each as `(flag, the [train] key it sets)`.
+    fn given(&self) -> Vec<(String, String)> {
+        let v = serde_json::to_value(self).expect("flags serialize");
+        let keys = v.as_object().into_iter().flatten().filter(|(_, v)| !v.is_null());
+        keys.map(|(k, _)| (format!("--{}", k.replace('_', "-")), k.clone())).collect()
     }
 }
 
 /// The optimizer named by `--optimizer` (with its defaults), if the flag was given.
 pub(crate) fn optimizer_flag(a: &TrainArgs) -> Result<Option<OptimizerConfig>> {
-    a.optimizer
+    a.train
+        .optimizer
         .as_deref()
         .map(|name| {
             OptimizerConfig::from_name(name).with_context(|| format!("unknown optimizer `{name}` (sgd, adam, rmsprop)"))
@@ -82,7 +73,7 @@ fn config_or<T: serde::de::DeserializeOwned>(a: &TrainArgs, default: impl FnOnce
 /// Applies `--seed` and the `[train]` flags to a run of `section`'s family; a flag whose key
 /// the family does not read is refused with the keys it reads.
 pub(crate) fn apply_train_flags(a: &TrainArgs, section: &Section, seed: &mut u64, t: &mut TrainConfig) -> Result<()> {
-    if let Some((flag, _, _)) = a.train_flags().into_iter().find(|&(_, key, given)| given && !section.reads(key)) {
+    if let Some((flag, _)) = a.train.given().into_iter().find(|(_, key)| !section.reads(key)) {
         bail!(
             "{flag} does not apply to {} runs (their [train] keys: {}; set others in a --config)",
             section.family,
@@ -92,36 +83,38 @@ pub(crate) fn apply_train_flags(a: &TrainArgs, section: &Section, seed: &mut u64
     if let Some(v) = a.seed {
         *seed = v;
     }
-    for (field, flag) in [(&mut t.steps, a.steps), (&mut t.epochs, a.epochs), (&mut t.limit_train, a.limit_train)] {
+    for (field, flag) in
+        [(&mut t.steps, a.train.steps), (&mut t.epochs, a.train.epochs), (&mut t.limit_train, a.train.limit_train)]
+    {
         if flag.is_some() {
             *field = flag;
         }
     }
     for (field, flag) in [
-        (&mut t.batch_size, a.batch_size),
-        (&mut t.valid_size, a.valid_size),
-        (&mut t.checkpoint_every, a.checkpoint_every),
-        (&mut t.augment_shift, a.augment_shift),
-        (&mut t.log_every, a.log_every),
+        (&mut t.batch_size, a.train.batch_size),
+        (&mut t.valid_size, a.train.valid_size),
+        (&mut t.checkpoint_every, a.train.checkpoint_every),
+        (&mut t.augment_shift, a.train.augment_shift),
+        (&mut t.log_every, a.train.log_every),
     ] {
         if let Some(v) = flag {
             *field = v;
         }
     }
-    if let Some(v) = a.lr {
+    if let Some(v) = a.train.lr {
         t.lr = v;
     }
     if let Some(o) = optimizer_flag(a)? {
         t.optimizer = o;
     }
-    if let Some(c) = a.clip_norm {
+    if let Some(c) = a.train.clip_norm {
         t.clip_norm = config::clip_norm(c);
     }
-    if a.patience.is_some() {
-        t.patience = a.patience;
+    if a.train.patience.is_some() {
+        t.patience = a.train.patience;
     }
-    if a.init.is_some() {
-        t.init.clone_from(&a.init);
+    if a.train.init.is_some() {
+        t.init.clone_from(&a.train.init);
     }
     Ok(())
 }
@@ -236,12 +229,13 @@ fn draw_run_config(a: &TrainArgs) -> Result<DrawRunConfig> {
 fn train_draw(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
     let cfg = draw_run_config(a)?;
     let s = generative::train_draw(&cfg, opts)?;
-    Ok(format!(
-        "{} steps; best validation bound {:.2} nats; checkpoint {} (`glimpse eval` for the test bound)",
-        s.steps,
-        s.valid_nll_nats,
-        s.best.display()
-    ))
+    Ok(closing(s.steps, &format!("best validation bound {:.2} nats", s.valid_nll_nats), &s.best, "test bound"))
+}
+
+/// The closing line of a run whose test figure is left to `glimpse eval`: its steps, its best
+/// validation figure `best`, and the best checkpoint's folder.
+fn closing(steps: u64, best: &str, dir: &Path, test: &str) -> String {
+    format!("{steps} steps; {best}; checkpoint {} (`glimpse eval` for the {test})", dir.display())
 }
 
 /// `glimpse train`: one run of the chosen model.
@@ -288,22 +282,15 @@ pub(crate) fn default_translator(kind: ModelKind, task: &TaskConfig, attention: 
 /// A seq2seq / Transformer run configuration: the `--config` file (or `--task`'s defaults),
 /// then the flags.
 fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
-    let mut cfg = match &a.config {
-        Some(p) => read_config::<TranslateRunConfig>(p)?,
-        None => {
-            let task: TaskConfig = match a.task.as_deref().unwrap_or("dates") {
-                "dates" => toml::from_str("kind = \"dates\"")?,
-                "de-en" => toml::from_str("kind = \"de-en\"")?,
-                other => bail!("unknown task `{other}` (dates, de-en)"),
-            };
-            TranslateRunConfig {
-                seed: 0,
-                model: default_translator(a.model, &task, !a.no_attention),
-                task,
-                train: config::translate_defaults(),
-            }
-        }
-    };
+    let mut cfg = config_or(a, || {
+        let task: TaskConfig = match a.task.as_deref().unwrap_or("dates") {
+            "dates" => toml::from_str("kind = \"dates\"")?,
+            "de-en" => toml::from_str("kind = \"de-en\"")?,
+            other => bail!("unknown task `{other}` (dates, de-en)"),
+        };
+        let model = default_translator(a.model, &task, !a.no_attention);
+        Ok(TranslateRunConfig { seed: 0, model, task, train: config::translate_defaults() })
+    })?;
     apply_flags(a, &config::TRANSLATE, &["--task", "--no-attention"], &mut cfg.seed, &mut cfg.train)?;
     Ok(cfg)
 }
@@ -312,12 +299,7 @@ fn translate_run_config(a: &TrainArgs) -> Result<TranslateRunConfig> {
 fn train_translate(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
     let cfg = translate_run_config(a)?;
     let s = translate::train_translate(&cfg, opts)?;
-    Ok(format!(
-        "{} steps; best validation score {:.4}; checkpoint {} (`glimpse eval` for the test score)",
-        s.steps,
-        s.valid_value,
-        s.best.display()
-    ))
+    Ok(closing(s.steps, &format!("best validation score {:.4}", s.valid_value), &s.best, "test score"))
 }
 
 /// The default handwriting run: the synthesis network on text lines, or the prediction network
@@ -339,10 +321,7 @@ pub(crate) fn default_handwriting(task: &str, window: bool) -> Result<Handwritin
 
 /// A handwriting run configuration: the `--config` file (or `--task`'s defaults), then the flags.
 fn handwriting_run_config(a: &TrainArgs) -> Result<HandwritingRunConfig> {
-    let mut cfg = match &a.config {
-        Some(p) => read_config::<HandwritingRunConfig>(p)?,
-        None => default_handwriting(a.task.as_deref().unwrap_or("text-lines"), !a.no_attention)?,
-    };
+    let mut cfg = config_or(a, || default_handwriting(a.task.as_deref().unwrap_or("text-lines"), !a.no_attention))?;
     apply_flags(a, &config::HANDWRITING, &["--task", "--no-attention"], &mut cfg.seed, &mut cfg.train)?;
     Ok(cfg)
 }
@@ -351,12 +330,8 @@ fn handwriting_run_config(a: &TrainArgs) -> Result<HandwritingRunConfig> {
 fn train_handwriting(a: &TrainArgs, opts: &RunOptions) -> Result<String> {
     let cfg = handwriting_run_config(a)?;
     let s = handwriting::train_handwriting(&cfg, opts)?;
-    Ok(format!(
-        "{} steps; best validation NLL {:.1} nats per sequence; checkpoint {} (`glimpse eval` for the test NLL)",
-        s.steps,
-        s.valid_nll_nats,
-        s.best.display()
-    ))
+    let best = format!("best validation NLL {:.1} nats per sequence", s.valid_nll_nats);
+    Ok(closing(s.steps, &best, &s.best, "test NLL"))
 }
 
 #[cfg(test)]

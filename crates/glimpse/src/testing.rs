@@ -70,6 +70,23 @@ pub fn grad_check(inputs: &[Vec<f32>], eps: f32, tol: f64, f: impl Fn(Vec<Tensor
     }
 }
 
+/// [`grad_check`] of a recurrent model's outputs with respect to its inputs: `forward` maps
+/// `T` inputs `(B, I)` on a device to `T` outputs `(B, O)`; the inputs are uniform in
+/// `[−1, 1]`, drawn from `seed`.
+pub fn sequence_grad_check(
+    [t, b, i]: [usize; 3],
+    seed: u64,
+    forward: impl Fn(Vec<Tensor<2>>, &Device) -> Vec<Tensor<2>>,
+) {
+    grad_check(&[uniform(t * b * i, -1.0, 1.0, seed)], 1e-2, 3e-2, |x| {
+        let [x]: [Tensor<1>; 1] = x.try_into().expect("one input");
+        let xs: Vec<Tensor<2>> = (0..t).map(|s| x.clone().narrow(0, s * b * i, b * i).reshape([b, i])).collect();
+        let out = Tensor::cat(forward(xs, &x.device()), 1); // (B, T·O)
+        let n = out.dims().iter().product::<usize>();
+        out.reshape([n])
+    });
+}
+
 /// A buffer of `n` uniform values in `[lo, hi)` from `seed`.
 pub fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed);

@@ -143,22 +143,19 @@ mod tests {
         p
     }
 
+    /// Images and labels that disagree (in number, or a label past the classes) are refused
+    /// with the reason.
     #[test]
-    fn count_mismatch_is_an_error() {
+    fn mismatched_images_and_labels_are_errors() {
         let d = tempfile::tempdir().unwrap();
-        let im = write(d.path(), "im", &[3, 2, 2], &[0; 12]);
-        let lb = write(d.path(), "lb", &[2], &[0, 1]);
-        let e = ImageSet::from_idx_files(&im, &lb, 10).unwrap_err().to_string();
-        assert!(e.contains("2 labels for 3 images"), "{e}");
-    }
-
-    #[test]
-    fn out_of_range_label_is_an_error() {
-        let d = tempfile::tempdir().unwrap();
-        let im = write(d.path(), "im", &[2, 2, 2], &[0; 8]);
-        let lb = write(d.path(), "lb", &[2], &[0, 10]);
-        let e = ImageSet::from_idx_files(&im, &lb, 10).unwrap_err().to_string();
-        assert!(e.contains("label 10 at index 1"), "{e}");
+        let cases: [(usize, &[u8], &str); 2] =
+            [(3, &[0, 1], "2 labels for 3 images"), (2, &[0, 10], "label 10 at index 1")];
+        for (images, labels, want) in cases {
+            let im = write(d.path(), "im", &[images, 2, 2], &vec![0; images * 4]);
+            let lb = write(d.path(), "lb", &[labels.len()], labels);
+            let e = ImageSet::from_idx_files(&im, &lb, 10).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 
     #[test]

@@ -233,11 +233,7 @@ impl<B: Backend + Conv3x3Ops + Conv3x3Backward, C: CheckpointStrategy> Conv3x3Op
                 let (x, weight) = ops.state;
                 let need = ops.parents.each_ref().map(Option::is_some);
                 let all = B::conv3x3_backward(x, weight, g, need);
-                for (node, grad) in ops.parents.into_iter().zip(all) {
-                    if let (Some(node), Some(grad)) = (node, grad) {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
+                super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
             }
         }
 

@@ -189,11 +189,7 @@ fn linear_autodiff<B: Backend + LinearBackward, C: CheckpointStrategy, const P: 
             let (xs, w) = ops.state;
             let need: Vec<bool> = ops.parents.iter().map(Option::is_some).collect();
             let all = B::linear_backward(xs, w, g, &need);
-            for (node, grad) in ops.parents.into_iter().zip(all) {
-                if let (Some(node), Some(grad)) = (node, grad) {
-                    grads.register::<B>(node.id, grad);
-                }
-            }
+            super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
         }
     }
 

@@ -380,11 +380,7 @@ impl<B: Backend + LstmOps + LstmBackward, C: CheckpointStrategy> LstmOps for Aut
             fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let g = grads.consume::<B>(&ops.node);
                 let all = B::lstm_sequence_backward(ops.state, g);
-                for (node, grad) in ops.parents.into_iter().zip(all) {
-                    if let Some(node) = node {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
+                super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
             }
         }
 

@@ -458,11 +458,7 @@ impl<B: Backend + NtmOps + NtmBackward, C: CheckpointStrategy> NtmOps for Autodi
                 let g = grads.consume::<B>(&ops.node);
                 let [memory, w_prev, raw, saved] = ops.state;
                 let all = B::ntm_address_backward(memory, w_prev, raw, saved, g);
-                for (node, grad) in ops.parents.into_iter().zip(all) {
-                    if let Some(node) = node {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
+                super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
             }
         }
 
@@ -493,11 +489,7 @@ impl<B: Backend + NtmOps + NtmBackward, C: CheckpointStrategy> NtmOps for Autodi
                 let g = grads.consume::<B>(&ops.node);
                 let [memory, w, erase, add] = ops.state;
                 let all = B::ntm_write_backward(memory, w, erase, add, g);
-                for (node, grad) in ops.parents.into_iter().zip(all) {
-                    if let Some(node) = node {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
+                super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
             }
         }
 

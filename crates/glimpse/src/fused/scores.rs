@@ -115,11 +115,7 @@ impl<B: Backend + AdditiveScoresOps + AdditiveScoresBackward, C: CheckpointStrat
                 let g = grads.consume::<B>(&ops.node);
                 let [keys, wq, v] = ops.state;
                 let all = B::additive_scores_backward(keys, wq, v, g);
-                for (node, grad) in ops.parents.into_iter().zip(all) {
-                    if let Some(node) = node {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
+                super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
             }
         }
 

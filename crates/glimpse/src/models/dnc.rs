@@ -239,7 +239,6 @@ impl Dnc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{grad_check, uniform};
 
     fn small() -> DncConfig {
         DncConfig { controller_size: 6, memory_n: 5, memory_w: 3, read_heads: 2, ..DncConfig::new(3, 2) }
@@ -271,12 +270,6 @@ mod tests {
     fn gradient_through_four_steps_matches_finite_differences() {
         let dev = Device::flex();
         let dnc = crate::device::seeded(&dev, 4, || small().init(&dev));
-        let (t, b, i) = (4, 2, 3);
-        grad_check(&[uniform(t * b * i, -1.0, 1.0, 3)], 1e-2, 3e-2, |x| {
-            let [x]: [Tensor<1>; 1] = x.try_into().unwrap();
-            let net = dnc.clone().fork(&x.device());
-            let xs: Vec<Tensor<2>> = (0..t).map(|s| x.clone().narrow(0, s * b * i, b * i).reshape([b, i])).collect();
-            Tensor::cat(net.forward(xs, None), 1).reshape([t * b * 2])
-        });
+        crate::testing::sequence_grad_check([4, 2, 3], 3, |xs, d| dnc.clone().fork(d).forward(xs, None));
     }
 }

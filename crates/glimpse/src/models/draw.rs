@@ -187,6 +187,23 @@ impl Draw {
         Tensor::zeros([b, width], device)
     }
 
+    /// The `n × n` filterbank that `attention` emits from `h^dec` (eq. 21–24), its windows
+    /// recorded in `seen`, and its `F_X`, `F_Y` (eq. 25–26).
+    fn attend(
+        &self,
+        attention: &Linear,
+        h_dec: Tensor<2>,
+        n: usize,
+        seen: Option<&mut Vec<Vec<Window>>>,
+    ) -> (Filterbank, Tensor<3>, Tensor<3>) {
+        let fb = Filterbank::from_raw(attention.forward(h_dec), self.side, n);
+        if let Some(seen) = seen {
+            seen.push(windows(&fb));
+        }
+        let (fx, fy) = fb.matrices(self.side);
+        (fb, fx, fy)
+    }
+
     /// `r_t`: `(B, read_len)` from images and error images `(B, rows, cols)` (eq. 17 / 27).
     fn read_step(&self, x: Tensor<3>, x_hat: Tensor<3>, h_dec: Tensor<2>, trace: Option<&mut DrawTrace>) -> Tensor<2> {
         let [b, rows, cols] = x.dims();
@@ -194,11 +211,7 @@ impl Draw {
             None => Tensor::cat(vec![x.reshape([b, rows * cols]), x_hat.reshape([b, rows * cols])], 1),
             Some(attention) => {
                 let n = self.read;
-                let fb = Filterbank::from_raw(attention.forward(h_dec), self.side, n);
-                if let Some(t) = trace {
-                    t.reads.push(windows(&fb));
-                }
-                let (fx, fy) = fb.matrices(self.side);
+                let (fb, fx, fy) = self.attend(attention, h_dec, n, trace.map(|t| &mut t.reads));
                 let g = filterbank::read(x, fx.clone(), fy.clone(), fb.gamma.clone()).reshape([b, n * n]);
                 let g_hat = filterbank::read(x_hat, fx, fy, fb.gamma).reshape([b, n * n]);
                 Tensor::cat(vec![g, g_hat], 1)
@@ -215,11 +228,7 @@ impl Draw {
             None => w.reshape([b, rows, cols]),
             Some(attention) => {
                 let n = self.write;
-                let fb = Filterbank::from_raw(attention.forward(h_dec), self.side, n);
-                if let Some(t) = trace {
-                    t.writes.push(windows(&fb));
-                }
-                let (fx, fy) = fb.matrices(self.side);
+                let (fb, fx, fy) = self.attend(attention, h_dec, n, trace.map(|t| &mut t.writes));
                 filterbank::write(w.reshape([b, n, n]), fx, fy, fb.gamma)
             }
         }

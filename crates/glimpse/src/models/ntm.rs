@@ -420,13 +420,7 @@ mod tests {
     fn gradient_through_three_steps_matches_finite_differences() {
         let dev = Device::flex();
         let ntm = crate::device::seeded(&dev, 2, || small().init(&dev));
-        let (t, b, i) = (3, 2, 3);
-        grad_check(&[uniform(t * b * i, -1.0, 1.0, 9)], 1e-2, 3e-2, |x| {
-            let [x]: [Tensor<1>; 1] = x.try_into().unwrap();
-            let net = ntm.clone().fork(&x.device());
-            let xs: Vec<Tensor<2>> = (0..t).map(|s| x.clone().narrow(0, s * b * i, b * i).reshape([b, i])).collect();
-            Tensor::cat(net.forward(xs, None), 1).reshape([t * b * 2])
-        });
+        crate::testing::sequence_grad_check([3, 2, 3], 9, |xs, d| ntm.clone().fork(d).forward(xs, None));
     }
 
     /// A learned first memory: the outputs' gradient with respect to it (through content

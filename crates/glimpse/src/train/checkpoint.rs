@@ -276,11 +276,18 @@ mod tests {
         assert_eq!(combined_train_seconds(&[]), 0.0);
     }
 
-    #[test]
-    fn weights_round_trip_exactly_and_ids_are_fixed() {
+    /// A 4×4 → 5 → 3 MLP on the CPU, its configuration, and its weights numbered in order
+    /// ([`number_params`]).
+    fn numbered_mlp() -> (Device, MlpConfig, crate::models::mlp::Mlp) {
         let dev = Device::flex();
         let cfg = MlpConfig { input: [4, 4], hidden: vec![5], classes: 3 };
         let a = crate::device::seeded(&dev, 1, || number_params(cfg.init(&dev)));
+        (dev, cfg, a)
+    }
+
+    #[test]
+    fn weights_round_trip_exactly_and_ids_are_fixed() {
+        let (dev, cfg, a) = numbered_mlp();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(WEIGHTS);
         save_weights(&a, &p).unwrap();
@@ -304,9 +311,7 @@ mod tests {
 
     #[test]
     fn init_and_load_gives_the_saved_weights_whatever_the_seed() {
-        let dev = Device::flex();
-        let cfg = MlpConfig { input: [4, 4], hidden: vec![5], classes: 3 };
-        let a = crate::device::seeded(&dev, 1, || number_params(cfg.init(&dev)));
+        let (dev, cfg, a) = numbered_mlp();
         let dir = tempfile::tempdir().unwrap();
         save_weights(&a, &dir.path().join(WEIGHTS)).unwrap();
         for seed in [1, 7] {

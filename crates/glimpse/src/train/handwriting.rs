@@ -335,18 +335,17 @@ mod tests {
         Example { offsets, text: Some(text.into()) }
     }
 
+    /// A two-layer synthesis network of `hidden` units, two mixture components and a window
+    /// of `k` Gaussians that starts at half a character a point (the pace of [`toy_line`]).
+    fn toy_synthesis(hidden: usize, k: usize) -> HandwritingConfig {
+        HandwritingConfig { hidden, layers: 2, mixtures: 2, window: Some(k), alphabet: ALPHABET, window_rate: 0.5 }
+    }
+
     #[test]
     fn sharded_steps_have_the_whole_batch_loss_and_gradients() {
         use crate::train::optim::{flat_gradients, shard, sharded_gradients};
         let dev = Device::flex().autodiff();
-        let cfg = HandwritingConfig {
-            hidden: 8,
-            layers: 2,
-            mixtures: 2,
-            window: Some(2),
-            alphabet: ALPHABET,
-            window_rate: 0.5,
-        };
+        let cfg = toy_synthesis(8, 2);
         let model = crate::device::seeded(&dev, 2, || cfg.init(&dev));
         // Lines and texts of different lengths: each shard pads to its own longest.
         let mut rng = Rng::new(4);
@@ -369,14 +368,7 @@ mod tests {
     fn the_window_learns_to_move_along_a_three_character_text() {
         let dev = Device::flex().autodiff();
         // Two points per character: the window starts at that pace (0.5 characters per point).
-        let cfg = HandwritingConfig {
-            hidden: 16,
-            layers: 2,
-            mixtures: 2,
-            window: Some(1),
-            alphabet: ALPHABET,
-            window_rate: 0.5,
-        };
+        let cfg = toy_synthesis(16, 1);
         let mut model = crate::device::seeded(&dev, 1, || cfg.init(&dev));
         let mut optim = crate::train::optim::OptimizerConfig::default().init();
         let mut rng = Rng::new(3);

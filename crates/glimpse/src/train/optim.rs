@@ -494,6 +494,15 @@ pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_
 mod tests {
     use super::*;
 
+    /// A 3×3 → 4 → 2 MLP on the autodiff CPU, and a batch of two constant images.
+    fn tiny_mlp() -> (crate::models::mlp::Mlp, Tensor<4>) {
+        use burn::tensor::{Device, TensorData};
+        let dev = Device::flex().autodiff();
+        let cfg = crate::models::mlp::MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 };
+        let model = crate::device::seeded(&dev, 0, || cfg.init(&dev));
+        (model, Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 18], [2, 1, 3, 3]), &dev))
+    }
+
     #[test]
     fn schedules() {
         assert_eq!(Schedule::Constant.lr(0.1, 1000), 0.1);
@@ -511,12 +520,7 @@ mod tests {
     /// optimizer poisons the weights.
     #[test]
     fn a_nan_gradient_under_a_finite_loss_stops_the_step() {
-        use crate::models::mlp::MlpConfig;
-        use burn::tensor::{Device, TensorData};
-        let dev = Device::flex().autodiff();
-        let model =
-            crate::device::seeded(&dev, 0, || MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev));
-        let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 18], [2, 1, 3, 3]), &dev);
+        let (model, x) = tiny_mlp();
         let loss = model.forward(x).sum().mul_scalar(0.0).sqrt();
         let mut optim = OptimizerConfig::default().init();
         let err = descend(model, loss, &mut optim, 1e-3, Some(1.0), "loss", 7).expect_err("refused");
@@ -526,12 +530,7 @@ mod tests {
 
     #[test]
     fn a_huge_but_finite_gradient_has_a_finite_norm_and_is_clipped_not_refused() {
-        use crate::models::mlp::MlpConfig;
-        use burn::tensor::{Device, TensorData};
-        let dev = Device::flex().autodiff();
-        let model =
-            crate::device::seeded(&dev, 0, || MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev));
-        let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 18], [2, 1, 3, 3]), &dev);
+        let (model, x) = tiny_mlp();
         let loss_of = |scale: f32| model.forward(x.clone()).sum().mul_scalar(scale);
         let small = GradientsParams::from_grads(loss_of(1.0).backward(), &model);
         let mut huge = GradientsParams::from_grads(loss_of(1e21).backward(), &model);
@@ -559,12 +558,7 @@ mod tests {
 
     #[test]
     fn global_norm_clipping_scales_all_gradients_together() {
-        use crate::models::mlp::MlpConfig;
-        use burn::tensor::{Device, TensorData};
-        let dev = Device::flex().autodiff();
-        let model =
-            crate::device::seeded(&dev, 0, || MlpConfig { input: [3, 3], hidden: vec![4], classes: 2 }.init(&dev));
-        let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 18], [2, 1, 3, 3]), &dev);
+        let (model, x) = tiny_mlp();
         let loss = model.forward(x).square().sum().mul_scalar(100.0);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         // The norm by hand: every parameter's gradient, squared and summed.
