@@ -3,13 +3,11 @@
 //! burn-flex's convolution backward (a transposed convolution and tiled copies) led the CNN's
 //! profile. Other convolutions and other devices take burn's own.
 
+use super::autodiff::{Grad, record};
 use super::matmul::{gemm_strided, per_thread};
 use super::{contiguous, f32s, flex_f32, is_flex};
 use burn::backend::TensorMetadata;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
@@ -222,30 +220,13 @@ impl Conv3x3Backward for Flex {
 
 impl<B: Backend + Conv3x3Ops + Conv3x3Backward, C: CheckpointStrategy> Conv3x3Ops for Autodiff<B, C> {
     fn conv3x3(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Conv;
-
-        impl<B: Backend + Conv3x3Backward> Backward<B, 3> for Conv {
-            type State = (B::FloatTensorPrimitive, B::FloatTensorPrimitive);
-
-            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let g = grads.consume::<B>(&ops.node);
-                let (x, weight) = ops.state;
-                let need = ops.parents.each_ref().map(Option::is_some);
-                let all = B::conv3x3_backward(x, weight, g, need);
-                super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
-            }
-        }
-
         let parents = [x.node(), weight.node(), bias.node()];
         let [x, weight, bias] = [x, weight, bias].map(|t| t.into_primitive());
-        match Conv.prepare::<C>(parents).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let out = B::conv3x3(x.clone(), weight.clone(), bias);
-                prep.finish((x, weight), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3(x, weight, bias)),
-        }
+        let grad: Grad<B, _, _, 3> = |(x, weight), g, need| B::conv3x3_backward(x, weight, g, need);
+        record::<B, C, _, _, _, 3>(parents, grad, |tracked| match tracked {
+            true => (B::conv3x3(x.clone(), weight.clone(), bias), Some((x, weight))),
+            false => (B::conv3x3(x, weight, bias), None),
+        })
     }
 }
 

@@ -1,10 +1,8 @@
 //! The identity whose backward pass clamps the gradient elementwise ([`grad_clamp`]).
 
+use super::autodiff::{Grad, record};
 use super::is_flex;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, Scalar, backend_extension};
@@ -25,25 +23,11 @@ impl GradClampOps for Flex {
 
 impl<B: Backend, C: CheckpointStrategy> GradClampOps for Autodiff<B, C> {
     fn grad_clamp(x: FloatTensor<Self>, limit: f32) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct ClampGrad(f32);
-
-        impl<B: Backend> Backward<B, 1> for ClampGrad {
-            type State = ();
-
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let g = grads.consume::<B>(&ops.node);
-                if let [Some(node)] = ops.parents {
-                    let (lo, hi) = (Scalar::Float(-self.0 as f64), Scalar::Float(self.0 as f64));
-                    grads.register::<B>(node.id, B::float_clamp(g, lo, hi));
-                }
-            }
-        }
-
-        match ClampGrad(limit).prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((), x.into_primitive()),
-            OpsKind::UnTracked(prep) => prep.finish(x.into_primitive()),
-        }
+        let grad: Grad<B, f32, _, 1> = |limit, g, _| {
+            let (lo, hi) = (Scalar::Float(-limit as f64), Scalar::Float(limit as f64));
+            [B::float_clamp(g, lo, hi)]
+        };
+        record::<B, C, _, _, _, 1>([x.node()], grad, |tracked| (x.into_primitive(), tracked.then_some(limit)))
     }
 }
 

@@ -3,13 +3,11 @@
 //! written straight into new buffers, only those that are needed. Elsewhere, the layer's own
 //! `forward`.
 
+use super::autodiff::{Grad, record};
 use super::matmul::{gemm_fresh, gemm_raw, gemm_strided};
 use super::{contiguous, f32s, flex_f32, is_flex};
 use burn::backend::TensorMetadata;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
@@ -178,33 +176,16 @@ fn linear_autodiff<B: Backend + LinearBackward, C: CheckpointStrategy, const P: 
     w: FloatTensor<Autodiff<B, C>>,
     b: FloatTensor<Autodiff<B, C>>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    #[derive(Debug)]
-    struct LinearOp;
-
-    impl<B: Backend + LinearBackward, const P: usize> Backward<B, P> for LinearOp {
-        type State = (Vec<B::FloatTensorPrimitive>, B::FloatTensorPrimitive);
-
-        fn backward(self, ops: Ops<Self::State, P>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let g = grads.consume::<B>(&ops.node);
-            let (xs, w) = ops.state;
-            let need: Vec<bool> = ops.parents.iter().map(Option::is_some).collect();
-            let all = B::linear_backward(xs, w, g, &need);
-            super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
-        }
-    }
-
     assert_eq!(xs.len() + 2, P, "linear: {} parts need {} parents", xs.len(), xs.len() + 2);
     let parents: Vec<_> = xs.iter().map(|x| x.node()).chain([w.node(), b.node()]).collect();
     let parents: [_; P] = parents.try_into().expect("P parents");
     let xs: Vec<_> = xs.into_iter().map(|x| x.into_primitive()).collect();
     let (w, b) = (w.into_primitive(), b.into_primitive());
-    match LinearOp.prepare::<C>(parents).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let out = B::linear_forward(xs.clone(), w.clone(), b);
-            prep.finish((xs, w), out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(xs, w, b)),
-    }
+    let grad: Grad<B, _, _, P> = |(xs, w), g, need| B::linear_backward(xs, w, g, &need);
+    record::<B, C, _, _, _, P>(parents, grad, |tracked| match tracked {
+        true => (B::linear_forward(xs.clone(), w.clone(), b), Some((xs, w))),
+        false => (B::linear_forward(xs, w, b), None),
+    })
 }
 
 impl<B: Backend + LinearOps + LinearBackward, C: CheckpointStrategy> LinearOps for Autodiff<B, C> {

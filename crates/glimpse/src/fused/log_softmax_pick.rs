@@ -4,13 +4,11 @@
 //! over the whole `(B·T, V)` tensor with its own gradient buffer. Elsewhere, burn's
 //! `log_softmax` and a gather.
 
+use super::autodiff::{Grad, record};
 use super::math::{exp_fast, wide};
 use super::{contiguous, f32s, flex_f32, is_flex};
 use burn::backend::TensorMetadata;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
@@ -117,31 +115,16 @@ impl<B: Backend + LogSoftmaxPickOps + LogSoftmaxPickBackward, C: CheckpointStrat
     for Autodiff<B, C>
 {
     fn log_softmax_pick(x: FloatTensor<Self>, t: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Pick;
-
-        impl<B: Backend + LogSoftmaxPickBackward> Backward<B, 1> for Pick {
-            type State = [B::FloatTensorPrimitive; 3];
-
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let [node_x] = ops.parents;
-                let g = grads.consume::<B>(&ops.node);
-                let [x, t, lse] = ops.state;
-                if let Some(node) = node_x {
-                    grads.register::<B>(node.id, B::log_softmax_pick_backward(x, t, lse, g));
-                }
+        let parents = [x.node()];
+        let (x, t) = (x.into_primitive(), t.into_primitive());
+        let grad: Grad<B, [FloatTensor<B>; 3], _, 1> = |[x, t, lse], g, _| [B::log_softmax_pick_backward(x, t, lse, g)];
+        record::<B, C, _, _, _, 1>(parents, grad, |tracked| match tracked {
+            true => {
+                let (out, lse) = B::log_softmax_pick_forward(x.clone(), t.clone());
+                (out, Some([x, t, lse]))
             }
-        }
-
-        let t = t.into_primitive();
-        match Pick.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let xp = x.into_primitive();
-                let (out, lse) = B::log_softmax_pick_forward(xp.clone(), t.clone());
-                prep.finish([xp, t, lse], out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::log_softmax_pick(x.into_primitive(), t)),
-        }
+            false => (B::log_softmax_pick(x, t), None),
+        })
     }
 }
 

@@ -4,15 +4,13 @@
 //! products and the gates of every step in one op, with its own back-propagation through time,
 //! the batch split across threads). Elsewhere, the same math composed of tensor operations.
 
+use super::autodiff::{Grad, record, record_on_inputs};
 use super::math::{sigmoid_fast, tanh_fast, wide};
 use super::matmul::{gemm_strided, per_thread};
 use super::unary::{Unary, unary};
 use super::{contiguous, f32s, flex_f32, is_flex};
 use burn::backend::TensorMetadata;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
@@ -332,36 +330,19 @@ impl LstmBackward for Flex {
 
 impl<B: Backend + LstmOps + LstmBackward, C: CheckpointStrategy> LstmOps for Autodiff<B, C> {
     fn lstm_gates(z: FloatTensor<Self>, c: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Gates;
-
-        impl<B: Backend + LstmBackward> Backward<B, 2> for Gates {
-            type State = (B::FloatTensorPrimitive, B::FloatTensorPrimitive);
-
-            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let [node_z, node_c] = ops.parents;
-                let g = grads.consume::<B>(&ops.node);
-                let (z, c) = ops.state;
+        record_on_inputs::<B, C, _, _, 2>(
+            [z, c],
+            |[z, c]| B::lstm_gates(z, c),
+            |[z, c], g, _| {
                 let [b, h4] = z.shape().dims();
                 let h = h4 / 4;
-                let both = B::lstm_gates_backward(z, c, g); // (B, 5H)
-                if let Some(node) = node_z {
-                    grads.register::<B>(node.id, B::float_slice(both.clone(), &[(0..b).into(), (0..4 * h).into()]));
-                }
-                if let Some(node) = node_c {
-                    grads.register::<B>(node.id, B::float_slice(both, &[(0..b).into(), (4 * h..5 * h).into()]));
-                }
-            }
-        }
-
-        match Gates.prepare::<C>([z.node(), c.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (zp, cp) = (z.into_primitive(), c.into_primitive());
-                let out = B::lstm_gates(zp.clone(), cp.clone());
-                prep.finish((zp, cp), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::lstm_gates(z.into_primitive(), c.into_primitive())),
-        }
+                let both = B::lstm_gates_backward(z, c, g); // (B, 5H): [∂z, ∂c]
+                [
+                    B::float_slice(both.clone(), &[(0..b).into(), (0..4 * h).into()]),
+                    B::float_slice(both, &[(0..b).into(), (4 * h..5 * h).into()]),
+                ]
+            },
+        )
     }
 
     fn lstm_sequence(
@@ -371,29 +352,17 @@ impl<B: Backend + LstmOps + LstmBackward, C: CheckpointStrategy> LstmOps for Aut
         c0: FloatTensor<Self>,
         keep: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Sequence;
-
-        impl<B: Backend + LstmBackward> Backward<B, 4> for Sequence {
-            type State = SequenceState<B>;
-
-            fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let g = grads.consume::<B>(&ops.node);
-                let all = B::lstm_sequence_backward(ops.state, g);
-                super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
-            }
-        }
-
         let keep = keep.into_primitive();
         let parents = [zx.node(), w_h.node(), h0.node(), c0.node()];
         let [zx, w_h, h0, c0] = [zx, w_h, h0, c0].map(|t| t.into_primitive());
-        match Sequence.prepare::<C>(parents).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
+        let grad: Grad<B, SequenceState<B>, _, 4> = |state, g, _| B::lstm_sequence_backward(state, g);
+        record::<B, C, _, _, _, 4>(parents, grad, |tracked| match tracked {
+            true => {
                 let (out, z) = B::lstm_sequence_forward(zx, w_h.clone(), h0.clone(), c0.clone(), keep.clone());
-                prep.finish(SequenceState { z, out: out.clone(), w_h, h0, c0, keep }, out)
+                (out.clone(), Some(SequenceState { z, out, w_h, h0, c0, keep }))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::lstm_sequence(zx, w_h, h0, c0, keep)),
-        }
+            false => (B::lstm_sequence(zx, w_h, h0, c0, keep), None),
+        })
     }
 }
 

@@ -34,13 +34,11 @@
 //! holds their composed pipeline, picks the fused op where [`is_flex`] says so. Nothing here
 //! uses the crate's attention, models or ops.
 
-use burn::backend::autodiff::NodeId;
-use burn::backend::autodiff::grads::Gradients;
+use burn::backend::DispatchDevice;
 use burn::backend::flex::FlexTensor;
-use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, DispatchDevice};
 use burn::tensor::{Shape, TensorData};
 
+mod autodiff;
 pub mod conv3x3;
 pub mod grad_clamp;
 pub mod linear;
@@ -72,20 +70,6 @@ pub use unary::{Unary, unary, unary_backward_kernel, unary_kernel};
 /// fused ops run.
 pub fn is_flex(device: &burn::tensor::Device) -> bool {
     matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_))
-}
-
-/// Hands each tracked input of a fused op its gradient: `all[i]` to input `i`, skipping an
-/// input that is not tracked and a gradient that was not computed (`None`).
-fn register_grads<B: Backend, G: Into<Option<FloatTensor<B>>>>(
-    grads: &mut Gradients,
-    parents: impl IntoIterator<Item = Option<NodeId>>,
-    all: impl IntoIterator<Item = G>,
-) {
-    for (id, grad) in parents.into_iter().zip(all) {
-        if let (Some(id), Some(grad)) = (id, grad.into()) {
-            grads.register::<B>(id, grad);
-        }
-    }
 }
 
 /// `t` itself if its `f32` data is contiguous, else a contiguous copy.

@@ -4,13 +4,11 @@
 //! step. Both run on the flex backend only: `attention::memory`, which holds the composed
 //! pipeline (the reference of these kernels, and their tests), picks one or the other.
 
+use super::autodiff::{Grad, record, record_on_inputs};
 use super::math::{dot, exp_fast, ln_fast, sigmoid_fast, softplus, wide};
 use super::{contiguous, f32s, flex_f32, is_flex};
 use burn::backend::TensorMetadata;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
@@ -448,29 +446,17 @@ impl NtmBackward for Flex {
 
 impl<B: Backend + NtmOps + NtmBackward, C: CheckpointStrategy> NtmOps for Autodiff<B, C> {
     fn ntm_address(memory: FloatTensor<Self>, w_prev: FloatTensor<Self>, raw: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Address;
-
-        impl<B: Backend + NtmBackward> Backward<B, 3> for Address {
-            type State = [B::FloatTensorPrimitive; 4];
-
-            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let g = grads.consume::<B>(&ops.node);
-                let [memory, w_prev, raw, saved] = ops.state;
-                let all = B::ntm_address_backward(memory, w_prev, raw, saved, g);
-                super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
-            }
-        }
-
         let parents = [memory.node(), w_prev.node(), raw.node()];
         let [memory, w_prev, raw] = [memory, w_prev, raw].map(|t| t.into_primitive());
-        match Address.prepare::<C>(parents).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
+        let grad: Grad<B, [FloatTensor<B>; 4], _, 3> =
+            |[memory, w_prev, raw, saved], g, _| B::ntm_address_backward(memory, w_prev, raw, saved, g);
+        record::<B, C, _, _, _, 3>(parents, grad, |tracked| match tracked {
+            true => {
                 let (out, saved) = B::ntm_address_forward(memory.clone(), w_prev.clone(), raw.clone());
-                prep.finish([memory, w_prev, raw, saved], out)
+                (out, Some([memory, w_prev, raw, saved]))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::ntm_address(memory, w_prev, raw)),
-        }
+            false => (B::ntm_address(memory, w_prev, raw), None),
+        })
     }
 
     fn ntm_write(
@@ -479,29 +465,11 @@ impl<B: Backend + NtmOps + NtmBackward, C: CheckpointStrategy> NtmOps for Autodi
         erase: FloatTensor<Self>,
         add: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Write;
-
-        impl<B: Backend + NtmBackward> Backward<B, 4> for Write {
-            type State = [B::FloatTensorPrimitive; 4];
-
-            fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let g = grads.consume::<B>(&ops.node);
-                let [memory, w, erase, add] = ops.state;
-                let all = B::ntm_write_backward(memory, w, erase, add, g);
-                super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
-            }
-        }
-
-        let parents = [memory.node(), w.node(), erase.node(), add.node()];
-        let [memory, w, erase, add] = [memory, w, erase, add].map(|t| t.into_primitive());
-        match Write.prepare::<C>(parents).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let out = B::ntm_write(memory.clone(), w.clone(), erase.clone(), add.clone());
-                prep.finish([memory, w, erase, add], out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::ntm_write(memory, w, erase, add)),
-        }
+        record_on_inputs::<B, C, _, _, 4>(
+            [memory, w, erase, add],
+            |[memory, w, erase, add]| B::ntm_write(memory, w, erase, add),
+            |[memory, w, erase, add], g, _| B::ntm_write_backward(memory, w, erase, add, g),
+        )
     }
 }
 

@@ -1,13 +1,11 @@
 //! Additive (Bahdanau) attention scores `vᵀ tanh(keys + wq)` ([`additive_scores`]) in one pass
 //! forward and one backward. Elsewhere, the same math composed of tensor operations.
 
+use super::autodiff::record_on_inputs;
 use super::math::{dot, tanh_fast, wide};
 use super::{contiguous, f32s, flex_f32, is_flex};
 use burn::backend::TensorMetadata;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
@@ -105,29 +103,11 @@ impl<B: Backend + AdditiveScoresOps + AdditiveScoresBackward, C: CheckpointStrat
     for Autodiff<B, C>
 {
     fn additive_scores(keys: FloatTensor<Self>, wq: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Scores;
-
-        impl<B: Backend + AdditiveScoresBackward> Backward<B, 3> for Scores {
-            type State = [B::FloatTensorPrimitive; 3];
-
-            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let g = grads.consume::<B>(&ops.node);
-                let [keys, wq, v] = ops.state;
-                let all = B::additive_scores_backward(keys, wq, v, g);
-                super::register_grads::<B, _>(grads, ops.parents.map(|n| n.map(|n| n.id)), all);
-            }
-        }
-
-        let parents = [keys.node(), wq.node(), v.node()];
-        let [keys, wq, v] = [keys, wq, v].map(|t| t.into_primitive());
-        match Scores.prepare::<C>(parents).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let out = B::additive_scores(keys.clone(), wq.clone(), v.clone());
-                prep.finish([keys, wq, v], out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::additive_scores(keys, wq, v)),
-        }
+        record_on_inputs::<B, C, _, _, 3>(
+            [keys, wq, v],
+            |[keys, wq, v]| B::additive_scores(keys, wq, v),
+            |[keys, wq, v], g, _| B::additive_scores_backward(keys, wq, v, g),
+        )
     }
 }
 

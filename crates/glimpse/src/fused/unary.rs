@@ -2,13 +2,11 @@
 //! (burn-flex calls libm's scalar `expf` per element), and a backward pass computed from the
 //! output alone. Elsewhere, burn's own operations.
 
+use super::autodiff::{Grad, record};
 use super::math::{exp_fast, sigmoid_fast, tanh_fast, wide};
 use super::{contiguous, f32s, is_flex};
 use burn::backend::TensorMetadata;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
@@ -147,27 +145,14 @@ fn unary_autodiff<B: Backend + UnaryBackward, C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<B, C>>,
     kind: Unary,
 ) -> FloatTensor<Autodiff<B, C>> {
-    #[derive(Debug)]
-    struct Elementwise(Unary);
-
-    impl<B: Backend + UnaryBackward> Backward<B, 1> for Elementwise {
-        type State = B::FloatTensorPrimitive;
-
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let g = grads.consume::<B>(&ops.node);
-            if let [Some(node)] = ops.parents {
-                grads.register::<B>(node.id, B::unary_backward(ops.state, g, self.0));
-            }
+    let grad: Grad<B, _, _, 1> = |(y, kind), g, _| [B::unary_backward(y, g, kind)];
+    record::<B, C, _, _, _, 1>([x.node()], grad, |tracked| {
+        let y = B::unary_forward(x.into_primitive(), kind);
+        match tracked {
+            true => (y.clone(), Some((y, kind))),
+            false => (y, None),
         }
-    }
-
-    match Elementwise(kind).prepare::<C>([x.node()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let y = B::unary_forward(x.into_primitive(), kind);
-            prep.finish(y.clone(), y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(B::unary_forward(x.into_primitive(), kind)),
-    }
+    })
 }
 
 impl<B: Backend + UnaryOps + UnaryBackward, C: CheckpointStrategy> UnaryOps for Autodiff<B, C> {
