@@ -116,13 +116,7 @@ impl Translated {
         (b.labels[i], (ty, tx))
     }
 
-    /// A batch as `(len, W*W)` floats in `[0, 1]` and labels.
-    pub fn batch_f32(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
-        let (x, y, _) = self.batch_with_centres(indices);
-        (x, y)
-    }
-
-    /// [`Translated::batch_f32`] and each digit's centre, `(len, 2)` as 0-based `(row, col)`
+    /// Pixels of `indices` on the canvas, in `[0, 1]`, `(len, canvas²)` row-major, their labels, and each digit's centre, `(len, 2)` as 0-based `(row, col)`
     /// pixels (the middle of its `h × w` box; a warp turns the digit about it).
     pub fn batch_with_centres(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>, Vec<f32>) {
         let s = self.canvas * self.canvas;
@@ -209,8 +203,7 @@ mod tests {
         let t = Translated::cluttered(toy(), 60, 4, 9).with_warp(0.1);
         let idx = [3, 7, 0];
         let (x, y, c) = t.batch_with_centres(&idx);
-        assert_eq!((x.clone(), y.clone()), t.batch_f32(&idx));
-        assert_eq!(c.len(), 6);
+        assert_eq!((x.len(), y.len(), c.len()), (3 * 3600, 3, 6));
         let mut buf = vec![0; 3600];
         for (k, &i) in idx.iter().enumerate() {
             let (_, (ty, tx)) = t.render(i, &mut buf);
@@ -245,7 +238,7 @@ mod tests {
         assert!(x[(ty + 12) * 100 + tx + 12] >= 104);
         let lit = x.iter().filter(|&&p| p > 0).count();
         assert!(lit > 64, "distractors drawn: {lit} lit pixels");
-        let (bx, by) = t.batch_f32(&[4, 5]);
+        let (bx, by, _) = t.batch_with_centres(&[4, 5]);
         assert_eq!((bx.len(), by), (20_000, vec![4, 5]));
         assert!(bx.iter().all(|&v| (0.0..=1.0).contains(&v)));
     }

@@ -355,21 +355,9 @@ pub trait NtmBackward: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
     /// From `memory`, `w_prev`, `raw`, the forward's `saved` and `g (B, N)` → `[dmemory,
     /// dw_prev, draw]`.
-    fn ntm_address_backward(
-        memory: FloatTensor<Self>,
-        w_prev: FloatTensor<Self>,
-        raw: FloatTensor<Self>,
-        saved: FloatTensor<Self>,
-        g: FloatTensor<Self>,
-    ) -> [FloatTensor<Self>; 3];
+    fn ntm_address_backward(state: [FloatTensor<Self>; 4], g: FloatTensor<Self>) -> [FloatTensor<Self>; 3];
     /// From the write's inputs and `g (B, N, M)` → `[dmemory, dw, derase, dadd]`.
-    fn ntm_write_backward(
-        memory: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        erase: FloatTensor<Self>,
-        add: FloatTensor<Self>,
-        g: FloatTensor<Self>,
-    ) -> [FloatTensor<Self>; 4];
+    fn ntm_write_backward(inputs: [FloatTensor<Self>; 4], g: FloatTensor<Self>) -> [FloatTensor<Self>; 4];
 }
 
 impl NtmOps for Flex {
@@ -397,14 +385,9 @@ impl NtmBackward for Flex {
         (flex_f32(out, [b, n]), flex_f32(saved, [b, per]))
     }
 
-    fn ntm_address_backward(
-        memory: FlexTensor,
-        w_prev: FlexTensor,
-        raw: FlexTensor,
-        saved: FlexTensor,
-        g: FlexTensor,
-    ) -> [FlexTensor; 3] {
-        let [memory, w_prev, raw, saved, g] = [memory, w_prev, raw, saved, g].map(contiguous);
+    fn ntm_address_backward(state: [FlexTensor; 4], g: FlexTensor) -> [FlexTensor; 3] {
+        let [memory, w_prev, raw, saved] = state.map(contiguous);
+        let g = contiguous(g);
         let [b, n, m] = memory.shape().dims();
         let l = raw.shape().dims::<2>()[1];
         let (mut dmem, mut dw_prev, mut draw) = (vec![0.0f32; b * n * m], vec![0.0f32; b * n], vec![0.0f32; b * l]);
@@ -417,14 +400,9 @@ impl NtmBackward for Flex {
         [flex_f32(dmem, [b, n, m]), flex_f32(dw_prev, [b, n]), flex_f32(draw, [b, l])]
     }
 
-    fn ntm_write_backward(
-        memory: FlexTensor,
-        w: FlexTensor,
-        erase: FlexTensor,
-        add: FlexTensor,
-        g: FlexTensor,
-    ) -> [FlexTensor; 4] {
-        let [memory, w, erase, add, g] = [memory, w, erase, add, g].map(contiguous);
+    fn ntm_write_backward(inputs: [FlexTensor; 4], g: FlexTensor) -> [FlexTensor; 4] {
+        let [memory, w, erase, add] = inputs.map(contiguous);
+        let g = contiguous(g);
         let [b, n, m] = memory.shape().dims();
         let heads = w.shape().dims::<3>()[1];
         let (mut dmem, mut dw) = (vec![0.0f32; b * n * m], vec![0.0f32; b * heads * n]);
@@ -448,8 +426,7 @@ impl<B: Backend + NtmOps + NtmBackward, C: CheckpointStrategy> NtmOps for Autodi
     fn ntm_address(memory: FloatTensor<Self>, w_prev: FloatTensor<Self>, raw: FloatTensor<Self>) -> FloatTensor<Self> {
         let parents = [memory.node(), w_prev.node(), raw.node()];
         let [memory, w_prev, raw] = [memory, w_prev, raw].map(|t| t.into_primitive());
-        let grad: Grad<B, [FloatTensor<B>; 4], _, 3> =
-            |[memory, w_prev, raw, saved], g, _| B::ntm_address_backward(memory, w_prev, raw, saved, g);
+        let grad: Grad<B, _, _, 3> = |state, g, _| B::ntm_address_backward(state, g);
         record::<B, C, _, _, _, 3>(parents, grad, |tracked| match tracked {
             true => {
                 let (out, saved) = B::ntm_address_forward(memory.clone(), w_prev.clone(), raw.clone());
@@ -468,7 +445,7 @@ impl<B: Backend + NtmOps + NtmBackward, C: CheckpointStrategy> NtmOps for Autodi
         record_on_inputs::<B, C, _, _, 4>(
             [memory, w, erase, add],
             |[memory, w, erase, add]| B::ntm_write(memory, w, erase, add),
-            |[memory, w, erase, add], g, _| B::ntm_write_backward(memory, w, erase, add, g),
+            |inputs, g, _| B::ntm_write_backward(inputs, g),
         )
     }
 }

@@ -71,12 +71,7 @@ pub trait AdditiveScoresOps: Backend {
 /// The scores' backward kernel an inner (non-autodiff) backend provides.
 pub trait AdditiveScoresBackward: Backend {
     /// From `keys`, `wq`, `v` and `g (B, S)` → `[dkeys, dwq, dv]`.
-    fn additive_scores_backward(
-        keys: FloatTensor<Self>,
-        wq: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        g: FloatTensor<Self>,
-    ) -> [FloatTensor<Self>; 3];
+    fn additive_scores_backward(inputs: [FloatTensor<Self>; 3], g: FloatTensor<Self>) -> [FloatTensor<Self>; 3];
 }
 
 impl AdditiveScoresOps for Flex {
@@ -90,8 +85,9 @@ impl AdditiveScoresOps for Flex {
 }
 
 impl AdditiveScoresBackward for Flex {
-    fn additive_scores_backward(keys: FlexTensor, wq: FlexTensor, v: FlexTensor, g: FlexTensor) -> [FlexTensor; 3] {
-        let [keys, wq, v, g] = [keys, wq, v, g].map(contiguous);
+    fn additive_scores_backward(inputs: [FlexTensor; 3], g: FlexTensor) -> [FlexTensor; 3] {
+        let [keys, wq, v] = inputs.map(contiguous);
+        let g = contiguous(g);
         let [b, s, a] = keys.shape().dims();
         let (mut dkeys, mut dwq, mut dv) = (vec![0.0f32; b * s * a], vec![0.0f32; b * a], vec![0.0f32; a]);
         additive_scores_backward_kernel((f32s(&keys), f32s(&wq), f32s(&v)), f32s(&g), (&mut dkeys, &mut dwq, &mut dv));
@@ -106,7 +102,7 @@ impl<B: Backend + AdditiveScoresOps + AdditiveScoresBackward, C: CheckpointStrat
         record_on_inputs::<B, C, _, _, 3>(
             [keys, wq, v],
             |[keys, wq, v]| B::additive_scores(keys, wq, v),
-            |[keys, wq, v], g, _| B::additive_scores_backward(keys, wq, v, g),
+            |inputs, g, _| B::additive_scores_backward(inputs, g),
         )
     }
 }

@@ -25,14 +25,21 @@ use crate::run::RunOptions;
 
 /// Something that yields labelled image batches.
 pub trait ImageTask: Send + Sync {
+    /// `[examples, height, width]`.
+    fn shape(&self) -> [usize; 3];
     /// Number of examples.
-    fn len(&self) -> usize;
+    fn len(&self) -> usize {
+        self.shape()[0]
+    }
     /// Whether there is no example.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// Image height and width.
-    fn side(&self) -> [usize; 2];
+    fn side(&self) -> [usize; 2] {
+        let [_, h, w] = self.shape();
+        [h, w]
+    }
     /// `(len, H*W)` pixels in `[0, 1]` and labels of `indices`.
     fn batch(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>);
     /// [`ImageTask::batch`] and, for tasks that place a digit on a canvas, each digit's
@@ -44,11 +51,8 @@ pub trait ImageTask: Send + Sync {
 }
 
 impl ImageTask for ImageSet {
-    fn len(&self) -> usize {
-        ImageSet::len(self)
-    }
-    fn side(&self) -> [usize; 2] {
-        [self.h, self.w]
+    fn shape(&self) -> [usize; 3] {
+        [ImageSet::len(self), self.h, self.w]
     }
     fn batch(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
         self.batch_f32(indices)
@@ -56,14 +60,12 @@ impl ImageTask for ImageSet {
 }
 
 impl ImageTask for Translated {
-    fn len(&self) -> usize {
-        Translated::len(self)
-    }
-    fn side(&self) -> [usize; 2] {
-        [self.canvas, self.canvas]
+    fn shape(&self) -> [usize; 3] {
+        [Translated::len(self), self.canvas, self.canvas]
     }
     fn batch(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
-        self.batch_f32(indices)
+        let (x, y, _) = self.batch_with_centres(indices);
+        (x, y)
     }
     fn batch_located(&self, indices: &[usize]) -> (Vec<f32>, Vec<i64>, Option<Vec<f32>>) {
         let (x, y, c) = self.batch_with_centres(indices);
