@@ -62,11 +62,14 @@ pub(crate) fn read_config<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T>
     toml::from_str::<T>(&text).with_context(|| format!("{}: invalid configuration", p.display()))
 }
 
-/// The `--config` file, or `default()` without one.
+/// The `--config` file; without one, when resuming, the run's own configuration (so that a
+/// resume names only what it changes, `--steps` say), else `default()`.
 fn config_or<T: serde::de::DeserializeOwned>(a: &TrainArgs, default: impl FnOnce() -> Result<T>) -> Result<T> {
-    match &a.config {
-        Some(p) => read_config(p),
-        None => default(),
+    let saved = a.resume.then(|| checkpoint::find_dir(&a.out.join("last"))).flatten();
+    match (&a.config, saved) {
+        (Some(p), _) => read_config(p),
+        (None, Some(dir)) => read_config(&dir.join(checkpoint::CONFIG)),
+        (None, None) => default(),
     }
 }
 

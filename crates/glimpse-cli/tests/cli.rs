@@ -541,6 +541,13 @@ name = "adam"
         .arg("--out")
         .arg(&out));
     assert!(said.contains("90 steps"), "{said}");
+    // A resume without --config continues the run's own configuration; one that would change
+    // the result (another learning rate) is refused, the key named.
+    let said = ok(glimpse().args(["train", "ntm", "--quiet", "--resume", "--steps", "100", "--out"]).arg(&out));
+    assert!(said.contains("100 steps"), "{said}");
+    let err =
+        run_cmd_err(glimpse().args(["train", "ntm", "--resume", "--steps", "110", "--lr", "0.1", "--out"]).arg(&out));
+    assert!(err.contains("train.lr") && err.contains("would change its result"), "{err}");
     let v = eval_json(eval(&out.join("best")).args(["--len", "8", "--sequences", "20"]));
     assert_eq!((v["task"].as_str(), v["len"].as_u64(), v["n"].as_u64()), (Some("copy"), Some(8), Some(20)));
     let errors = v["bit_errors_per_seq"].as_f64().unwrap();

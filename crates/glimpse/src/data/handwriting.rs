@@ -102,6 +102,18 @@ impl StrokeData {
         matches!(self, Self::TextLines { .. })
     }
 
+    /// The files the data are read from (Omniglot's under `root`).
+    pub fn files(&self, root: &Path) -> Vec<PathBuf> {
+        match self {
+            Self::TextLines { fonts, font_dir, corpus, .. } => {
+                let dir = font_dir.as_deref().unwrap_or(Path::new(hershey::HERSHEY_DIR));
+                let corpus = corpus.clone().unwrap_or_else(|| PathBuf::from(super::de_en::DING_PATH));
+                fonts.iter().map(|f| dir.join(format!("{f}.jhf"))).chain([corpus]).collect()
+            }
+            Self::Omniglot { archives, .. } => archives.iter().map(|a| root.join("omniglot").join(a)).collect(),
+        }
+    }
+
     /// A short name for logs.
     pub fn name(&self) -> &'static str {
         match self {

@@ -116,6 +116,11 @@ impl DatasetSpec {
         dirs
     }
 
+    /// The data set's files found under `root` (or the system folder).
+    pub fn located(&self, root: &Path) -> Vec<PathBuf> {
+        self.files.iter().filter_map(|f| self.locate(root, f.name)).collect()
+    }
+
     /// Finds `file` under `root` (or the system folder): `name.gz` first, then `name`.
     pub fn locate(&self, root: &Path, file: &str) -> Option<PathBuf> {
         self.search_dirs(root)

@@ -464,6 +464,10 @@ impl Family for Trainer {
         Ok(())
     }
 
+    fn data_files(&self) -> Vec<PathBuf> {
+        self.cfg.data.spec().map(|s| s.located(&self.data_root)).unwrap_or_default()
+    }
+
     fn step(
         &mut self,
         model: Classifier,

@@ -38,7 +38,18 @@ pub trait RunConfig: Serialize + DeserializeOwned + Clone + PartialEq {
     fn train(&self) -> &TrainConfig;
     /// The `[train]` section, to change.
     fn train_mut(&mut self) -> &mut TrainConfig;
+    /// The configuration as its author wrote it, to compare a resume's with the run's: what a
+    /// run fills in for itself (a translator's vocabulary sizes) cleared.
+    fn as_written(&self) -> Self {
+        self.clone()
+    }
 }
+
+/// What a resume may change (dotted keys and the tables below them): the run's length, its
+/// spread over threads, its schedule (a function of the step), and how often it logs and
+/// checkpoints. Any other difference would change what the run computes, and is refused.
+pub const RESUMABLE: &[&str] =
+    &["train.steps", "train.epochs", "train.shards", "train.schedule", "train.log_every", "train.checkpoint_every"];
 
 /// Where a step falls in the run.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +121,52 @@ pub struct Progress<S> {
     pub train_seconds: f64,
     /// The family's random streams and whatever else it carries across a resume.
     pub state: S,
+    /// The data files the run read, as they were when it started ([`Family::data_files`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<DataFile>,
+}
+
+/// A data file a run read: its path, size and SHA-256 when the run started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Lower-case hex SHA-256 of its bytes.
+    pub sha256: String,
+}
+
+impl DataFile {
+    /// The file at `path` as it is now.
+    pub fn read(path: &Path) -> Result<Self> {
+        use sha2::Digest;
+        let mut file = std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let mut hash = sha2::Sha256::new();
+        let bytes = std::io::copy(&mut file, &mut hash).with_context(|| format!("{}: cannot read", path.display()))?;
+        let sha256 = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self { path: path.to_path_buf(), bytes, sha256 })
+    }
+}
+
+/// Refuses a resume whose data files are not those the run started on (`saved`): another file
+/// under the same name would make the resumed run another run.
+fn check_data(saved: &[DataFile]) -> Result<()> {
+    for was in saved {
+        let now = DataFile::read(&was.path).with_context(|| "--resume: a data file of the run is gone")?;
+        if now != *was {
+            bail!(
+                "{}: changed since the run started ({} bytes, SHA-256 {}…; now {} bytes, {}…): resuming would \
+                 train on other data; restore the file, or start a new run",
+                was.path.display(),
+                was.bytes,
+                &was.sha256[..12],
+                now.bytes,
+                &now.sha256[..12]
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One family of models, as the engine trains it.
@@ -157,6 +214,11 @@ pub trait Family {
     fn improves(&self, score: f64, best: f64) -> bool {
         score < best
     }
+    /// The files the run's data are read from, fingerprinted when it starts and checked when it
+    /// resumes (none for data generated afresh).
+    fn data_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
     /// Files a checkpoint holds beyond weights, configuration and metadata (a translator's
     /// tokenizers), written into the checkpoint's temporary folder `dir`.
     fn save_extra(&self, _dir: &Path) -> Result<()> {
@@ -178,10 +240,11 @@ pub struct Start<C> {
 }
 
 /// Resolves a run's configuration: `given`, or when resuming the one saved in `out/last`, which
-/// a resume may lengthen (`steps`, `epochs`), spread differently over threads (`shards`) and
-/// give another schedule (a function of the step: one that agrees with the old up to the
-/// current step keeps the run's history true); the keys that differ otherwise are named in a
-/// warning.
+/// a resume may lengthen (`steps`, `epochs`), spread differently over threads (`shards`), give
+/// another schedule (a function of the step: one that agrees with the old up to the current
+/// step keeps the run's history true) and log or checkpoint at another pace ([`RESUMABLE`]). A
+/// resume whose configuration differs in any other key is refused, the keys named: it would not
+/// continue the run it names.
 pub fn start<C: RunConfig>(given: &C, opts: &RunOptions) -> Result<Start<C>> {
     if given.train().batch_size == 0 {
         bail!("batch_size must be positive");
@@ -200,9 +263,17 @@ pub fn start<C: RunConfig>(given: &C, opts: &RunOptions) -> Result<Start<C>> {
     saved.epochs = saved.epochs.max(asked.epochs);
     saved.shards = asked.shards;
     saved.schedule = asked.schedule.clone();
-    let differ = differing_keys(&cfg, given);
-    if !differ.is_empty() {
-        tracing::warn!("resuming with the configuration saved in {}; the given one differs in {differ}", dir.display());
+    (saved.log_every, saved.checkpoint_every) = (asked.log_every, asked.checkpoint_every);
+    let resumable = |k: &&str| RESUMABLE.iter().any(|r| k == r || k.starts_with(&format!("{r}.")));
+    let differ = differing_keys(&cfg.as_written(), &given.as_written());
+    let changed: Vec<&str> = differ.split(", ").filter(|k| !k.is_empty() && !resumable(k)).collect();
+    if !changed.is_empty() {
+        bail!(
+            "--resume: the configuration differs from the run's ({}) in {}, which would change its result; resume \
+             with the run's configuration (without --config, or with that file), or start a new run in another --out",
+            dir.join(checkpoint::CONFIG).display(),
+            changed.join(", ")
+        );
     }
     Ok(Start { cfg, resume: Some(dir), device })
 }
@@ -391,6 +462,7 @@ pub fn run<F: Family>(mut family: F, resume: Option<&Path>, device: &Device, opt
             let model = checkpoint::init_and_load(device, cfg.seed(), dir, || family.init(device))?;
             let optim = checkpoint::load_optimizer(&t.optimizer, dir)?;
             let run: Progress<F::State> = checkpoint::read_meta(dir)?;
+            check_data(&run.data)?;
             tracing::info!("resuming from step {}", run.step);
             (model, optim, run)
         }
@@ -401,11 +473,9 @@ pub fn run<F: Family>(mut family: F, resume: Option<&Path>, device: &Device, opt
                 model = checkpoint::init_from(model, from, |theirs: &F::Config, dir| family.compatible(theirs, dir))?;
             }
             let state = family.fresh_state();
-            (
-                model,
-                t.optimizer.init(),
-                Progress { step: 0, best: None, stale: 0, stopped: false, train_seconds: 0.0, state },
-            )
+            let data = family.data_files().iter().map(|p| DataFile::read(p)).collect::<Result<_>>()?;
+            let run = Progress { step: 0, best: None, stale: 0, stopped: false, train_seconds: 0.0, state, data };
+            (model, t.optimizer.init(), run)
         }
     };
     let mut log = MetricsLog::open(&opts.out, Some(run.step).filter(|_| opts.resume))?;

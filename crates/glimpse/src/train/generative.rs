@@ -176,6 +176,8 @@ struct Trainer {
     valid: Binarised,
     /// The current epoch's order of the training images.
     order: EpochOrder,
+    /// Where the images were read from.
+    data_root: PathBuf,
     device: Device,
     eval_device: Device,
 }
@@ -210,6 +212,10 @@ impl Family for Trainer {
             bail!("init: {} holds a DRAW of other sizes than this run's", dir.display());
         }
         Ok(())
+    }
+
+    fn data_files(&self) -> Vec<PathBuf> {
+        crate::data::registry::by_name(&self.cfg.data.dataset).map(|s| s.located(&self.data_root)).unwrap_or_default()
     }
 
     fn step(
@@ -296,8 +302,15 @@ pub fn train_draw(cfg: &DrawRunConfig, opts: &RunOptions) -> Result<DrawSummary>
     }
     tracing::info!("draw: {} training images, {} validation images", train.len(), valid.len());
     let eval_device = start.device.clone().without_autodiff();
-    let trainer =
-        Trainer { cfg, train, valid, order: EpochOrder::default(), device: start.device.clone(), eval_device };
+    let trainer = Trainer {
+        cfg,
+        train,
+        valid,
+        order: EpochOrder::default(),
+        data_root: opts.data_root.clone(),
+        device: start.device.clone(),
+        eval_device,
+    };
     engine::run(trainer, start.resume.as_deref(), &start.device, opts)
 }
 
@@ -354,6 +367,52 @@ mod tests {
         let m = evaluate_bound(&model, &valid, 0, cfg.seed, &dev);
         assert!((m.nll_nats - s.valid_nll_nats).abs() < 1e-3 * s.valid_nll_nats, "{m:?} vs {s:?}");
         assert!(m.kl_nats >= 0.0 && m.reconstruction_nats > 0.0);
+    }
+
+    /// A resume with another learning rate or latent size is refused, the keys named; a longer
+    /// one logging at another pace continues.
+    #[test]
+    fn a_resume_that_would_change_the_result_is_refused() {
+        let out = tempfile::tempdir().unwrap();
+        let cfg = DrawRunConfig { train: TrainConfig { epochs: Some(1), ..tiny().train }, ..tiny() };
+        train_draw(&cfg, &opts(out.path(), false)).unwrap();
+        let mut other = cfg.clone();
+        other.train.lr *= 2.0;
+        other.model.latent = 4;
+        let e = train_draw(&other, &opts(out.path(), true)).unwrap_err().to_string();
+        assert!(e.contains("in model.latent, train.lr, which would change its result"), "{e}");
+        let longer = DrawRunConfig { train: TrainConfig { epochs: Some(2), log_every: 3, ..cfg.train.clone() }, ..cfg };
+        assert_eq!(train_draw(&longer, &opts(out.path(), true)).unwrap().steps, 2 * 10);
+    }
+
+    /// A data file rewritten under a run (the same images, packed anew) is caught at resume,
+    /// the file named; restored, the run resumes.
+    #[test]
+    fn a_data_file_changed_under_a_run_refuses_the_resume() {
+        use std::io::{Read, Write};
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("mnist")).unwrap();
+        for f in std::fs::read_dir(fixture().join("mnist")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, root.path().join("mnist").join(f.file_name().unwrap())).unwrap();
+        }
+        let out = tempfile::tempdir().unwrap();
+        let cfg = DrawRunConfig { train: TrainConfig { epochs: Some(1), ..tiny().train }, ..tiny() };
+        let run =
+            |cfg: &DrawRunConfig, resume| train_draw(cfg, &crate::testing::run_in(out.path(), root.path(), resume));
+        run(&cfg, false).unwrap();
+        let images = root.path().join("mnist/train-images-idx3-ubyte.gz");
+        let packed = std::fs::read(&images).unwrap();
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..]).read_to_end(&mut raw).unwrap();
+        let mut repacked = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        repacked.write_all(&raw).unwrap();
+        std::fs::write(&images, repacked.finish().unwrap()).unwrap();
+        let longer = DrawRunConfig { train: TrainConfig { epochs: Some(2), ..cfg.train.clone() }, ..cfg };
+        let e = run(&longer, true).unwrap_err().to_string();
+        assert!(e.contains("train-images-idx3-ubyte.gz: changed since the run started"), "{e}");
+        std::fs::write(&images, packed).unwrap();
+        assert_eq!(run(&longer, true).unwrap().steps, 20);
     }
 
     /// Interrupted after any checkpoint and resumed, a run ends where the uninterrupted one does.

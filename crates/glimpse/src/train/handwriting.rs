@@ -202,6 +202,8 @@ pub fn load_handwriting(
 struct Trainer {
     cfg: HandwritingRunConfig,
     data: StrokeSet,
+    /// Where Omniglot's archives were read from.
+    data_root: PathBuf,
     device: Device,
     eval_device: Device,
 }
@@ -236,6 +238,10 @@ impl Family for Trainer {
             bail!("init: {} holds a handwriting network of other sizes than this run's", dir.display());
         }
         Ok(())
+    }
+
+    fn data_files(&self) -> Vec<PathBuf> {
+        self.cfg.data.files(&self.data_root)
     }
 
     fn step(
@@ -306,7 +312,7 @@ pub fn train_handwriting(cfg: &HandwritingRunConfig, opts: &RunOptions) -> Resul
         data.valid.len(),
     );
     let eval_device = start.device.clone().without_autodiff();
-    let trainer = Trainer { cfg, data, device: start.device.clone(), eval_device };
+    let trainer = Trainer { cfg, data, data_root: opts.data_root.clone(), device: start.device.clone(), eval_device };
     engine::run(trainer, start.resume.as_deref(), &start.device, opts)
 }
 

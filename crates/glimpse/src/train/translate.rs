@@ -190,6 +190,11 @@ impl RunConfig for TranslateRunConfig {
     fn train_mut(&mut self) -> &mut TrainConfig {
         &mut self.train
     }
+    fn as_written(&self) -> Self {
+        let mut cfg = self.clone();
+        cfg.model.set_vocab(0, 0);
+        cfg
+    }
 }
 
 /// The task's data, loaded.
@@ -217,6 +222,21 @@ impl TaskConfig {
                 TaskData::Sentences { train, valid, test }
             }
         })
+    }
+
+    /// The files the data are read from: the locales' sources, or the dictionary.
+    pub fn files(&self) -> Vec<PathBuf> {
+        match self {
+            Self::Dates { locales, locale_dir, .. } => {
+                let dir = locale_dir.clone().unwrap_or_else(|| PathBuf::from(crate::data::dates::LOCALE_DIR));
+                let names: Vec<&str> = match locales.is_empty() {
+                    true => crate::data::dates::DEFAULT_LOCALES.to_vec(),
+                    false => locales.iter().map(String::as_str).collect(),
+                };
+                names.into_iter().map(|n| dir.join(n)).collect()
+            }
+            Self::DeEn { path, .. } => vec![path.clone().unwrap_or_else(|| PathBuf::from(de_en::DING_PATH))],
+        }
     }
 
     /// The tokenizers a new run builds (deterministically) from the data.
@@ -549,6 +569,10 @@ impl Family for Trainer {
 
     fn compatible(&self, _: &TranslateRunConfig, dir: &Path) -> Result<()> {
         bail!("init: {}: a translator starts afresh (its tokenizers come from its data)", dir.display())
+    }
+
+    fn data_files(&self) -> Vec<PathBuf> {
+        self.cfg.task.files()
     }
 
     fn step(
