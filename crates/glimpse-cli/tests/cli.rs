@@ -127,6 +127,81 @@ fn tensors(path: &Path) -> std::collections::BTreeMap<String, (String, Vec<u8>)>
         .collect()
 }
 
+/// A disk that fills up mid-run: on a 512 KiB file system (a tmpfs mounted in a user and mount
+/// namespace, which needs no privileges) the checkpoint of step 5 fits and the next one does
+/// not. The run stops with one line naming the write that failed, the checkpoint before stays
+/// readable, and the run resumed from a copy on a roomy disk ends with the weights of the
+/// uninterrupted run. Where no tmpfs can be mounted (no `unshare`, namespaces disabled) the
+/// test says so and passes.
+#[test]
+fn a_disk_full_mid_checkpoint_leaves_the_previous_one_resumable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path());
+    let (small, copy, whole) = (tmp.path().join("small"), tmp.path().join("copy"), tmp.path().join("whole"));
+    std::fs::create_dir(&small).unwrap();
+    let run = format!(
+        "'{}' --threads 2 train mlp --quiet --config '{}' --out '{}/run' --data-dir '{}'",
+        env!("CARGO_BIN_EXE_glimpse"),
+        cfg.display(),
+        small.display(),
+        fixture().display()
+    );
+    let script = format!(
+        "mount -t tmpfs -o size=512k tmpfs '{0}' || exit 99; {run}; s=$?; cp -a '{0}/run' '{1}'; exit $s",
+        small.display(),
+        copy.display()
+    );
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .env_remove("GLIMPSE_DATA")
+        .env("RUST_LOG", "warn");
+    let out = match c.output() {
+        Ok(o) if o.status.code() != Some(99) => o,
+        other => {
+            eprintln!("skipped: no small file system can be mounted here ({:?})", other.map(|o| o.status));
+            return;
+        }
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("rror")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains(".last.tmp/") && errors[0].contains("No space left on device"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(last_step(&copy), 5, "the checkpoint before the failed write");
+    ok(train_cmd(&cfg, &copy).arg("--resume"));
+    ok(&mut train_cmd(&cfg, &whole));
+    assert!(tensors(&whole.join("last/model.safetensors")) == tensors(&copy.join("last/model.safetensors")));
+    assert!(tensors(&whole.join("best/model.safetensors")) == tensors(&copy.join("best/model.safetensors")));
+    assert_eq!(loss_curve(&whole), loss_curve(&copy));
+}
+
+/// What a SIGKILL during a checkpoint write can leave: a half-written `.last.tmp`, or (between
+/// the write's two renames) the previous checkpoint set aside as `.last.old` and no `last`.
+/// Either way the resume finds the previous checkpoint and ends with the uninterrupted weights.
+#[test]
+fn a_kill_during_a_checkpoint_write_leaves_the_previous_one_resumable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path());
+    let whole = tmp.path().join("whole");
+    ok(&mut train_cmd(&cfg, &whole));
+    for (name, set_aside) in [("torn", false), ("between", true)] {
+        let b = tmp.path().join(name);
+        ok(train_cmd(&cfg, &b).args(["--epochs", "1"]));
+        let torn = b.join(".last.tmp");
+        std::fs::create_dir(&torn).unwrap();
+        let weights = std::fs::read(b.join("last/model.safetensors")).unwrap();
+        std::fs::write(torn.join("model.safetensors"), &weights[..weights.len() / 3]).unwrap();
+        if set_aside {
+            std::fs::rename(b.join("last"), b.join(".last.old")).unwrap();
+        }
+        ok(train_cmd(&cfg, &b).arg("--resume"));
+        assert!(tensors(&whole.join("last/model.safetensors")) == tensors(&b.join("last/model.safetensors")), "{name}");
+        assert_eq!(loss_curve(&whole), loss_curve(&b), "{name}");
+        assert!(!torn.exists() && !b.join(".last.old").exists(), "{name}: the leftovers are cleared");
+    }
+}
+
 #[test]
 fn sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights() {
     let tmp = tempfile::tempdir().unwrap();

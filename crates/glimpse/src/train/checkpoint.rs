@@ -95,7 +95,7 @@ pub fn save_run_dir<M: Module, C: serde::Serialize, T: serde::Serialize>(
         std::fs::write(tmp.join(CONFIG), toml::to_string(cfg)?)?;
         std::fs::write(tmp.join(META), serde_json::to_string_pretty(meta)?)?;
         if let Some(o) = optim {
-            o.save(tmp.join(OPTIMIZER)).map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
+            o.save(tmp.join(OPTIMIZER)).map_err(|e| anyhow::anyhow!("writing the optimizer state: {e}"))?;
         }
         Ok(())
     })

@@ -325,7 +325,7 @@ fn save<F: Family>(
         std::fs::write(tmp.join(checkpoint::META), serde_json::to_string_pretty(&meta)?)?;
         family.save_extra(tmp)?;
         if let Some(o) = optim {
-            o.save(tmp.join(checkpoint::OPTIMIZER)).map_err(|e| anyhow::anyhow!("saving optimizer state: {e:?}"))?;
+            o.save(tmp.join(checkpoint::OPTIMIZER)).map_err(|e| anyhow::anyhow!("writing the optimizer state: {e}"))?;
         }
         Ok(())
     })
