@@ -74,10 +74,12 @@ pub fn parse(name: &str, text: &str) -> Result<Font> {
         if bytes.len() < 8 {
             bail!("{name}: record {}: too short for a glyph header: `{line}`", n + 1);
         }
-        let count: usize = line[5..8]
+        // Columns 6–8 by bytes: a line of other text may not split there on a character boundary.
+        let field = String::from_utf8_lossy(&bytes[5..8]);
+        let count: usize = field
             .trim()
             .parse()
-            .with_context(|| format!("{name}: record {}: bad coordinate count `{}`", n + 1, &line[5..8]))?;
+            .with_context(|| format!("{name}: record {}: bad coordinate count `{field}`", n + 1))?;
         let mut body = bytes[8..].to_vec();
         while body.len() < 2 * count {
             let (_, next) = lines.next().with_context(|| format!("{name}: record {}: truncated glyph", n + 1))?;

@@ -46,19 +46,20 @@ pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Loads weights saved by [`save_weights`] into `module`; every parameter must be present with
-/// the right shape.
+/// Loads weights saved by [`save_weights`] into `module`: every parameter must be present with
+/// the right shape, and no tensor may be left over (another model's weights).
 pub fn load_weights<M: Module>(module: &mut M, path: &Path) -> Result<()> {
     if !path.is_file() {
         bail!("{}: no such weights file", path.display());
     }
     let mut store = SafetensorsStore::from_file(path).allow_partial(false).validate(true);
     let result = module.load_from(&mut store).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if !result.missing.is_empty() || !result.errors.is_empty() {
+    if !result.missing.is_empty() || !result.errors.is_empty() || !result.unused.is_empty() {
         bail!(
-            "{}: weights do not fit the model (missing {:?}, errors {:?})",
+            "{}: weights do not fit the model (missing {:?}, not the model's {:?}, errors {:?})",
             path.display(),
             result.missing,
+            result.unused,
             result.errors
         );
     }
