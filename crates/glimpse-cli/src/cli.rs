@@ -104,8 +104,12 @@ A TOML config (configs/ holds one for each model) sets the run; flags override i
     Translate {
         /// Checkpoint directory.
         checkpoint: PathBuf,
-        /// The source text.
-        text: String,
+        /// The source text (or give --file).
+        #[arg(required_unless_present = "file")]
+        text: Option<String>,
+        /// Translate each line of this file instead (`-`: standard input), one output a line.
+        #[arg(long, conflicts_with_all = ["text", "alignment"])]
+        file: Option<PathBuf>,
         /// Beam width (1: greedy).
         #[arg(long, default_value_t = 5)]
         beam: usize,

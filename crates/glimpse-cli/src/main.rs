@@ -79,8 +79,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Saliency { checkpoint, index, class, out, scale } => {
             viz::saliency(&checkpoint, index, class, &viz::Picture { out: &out, scale, root, device })?
         }
-        Command::Translate { checkpoint, text, beam, alignment, scale } => {
-            text::translate(&checkpoint, &text, beam, alignment.as_deref(), scale, device)?
+        Command::Translate { checkpoint, text, file, beam, alignment, scale } => {
+            let input = match (text, file) {
+                (Some(t), _) => text::Input::Text(t),
+                (None, Some(f)) => text::Input::File(f),
+                (None, None) => unreachable!("clap requires TEXT or --file"),
+            };
+            text::translate(&checkpoint, input, beam, alignment.as_deref(), scale, device)?
         }
         Command::Write { checkpoint, text, bias, out, samples, seed, max_steps, prime, window, held_out } => {
             let w = text::WriteArgs { text, bias, samples, seed, max_steps, prime, window, held_out };

@@ -3,15 +3,62 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use glimpse::data::text::UNK;
 use glimpse::train::checkpoint;
 use glimpse::train::{handwriting, translate as translation};
 
 use crate::checkpoint::{Family, family, find};
 
-/// `glimpse translate`: prints the translation of `text`; optionally draws its alignment.
+/// What `glimpse translate` reads: one text, or a file of them (one a line; `-` for stdin).
+pub(crate) enum Input {
+    /// The text on the command line.
+    Text(String),
+    /// A file of texts.
+    File(PathBuf),
+}
+
+impl Input {
+    /// The texts, each with where it came from for messages; a line that is not UTF-8 is an
+    /// error naming the file and the line.
+    fn texts(self) -> Result<Vec<(String, String)>> {
+        let (name, bytes) = match self {
+            Input::Text(t) => return Ok(vec![("the text".into(), t)]),
+            Input::File(p) if p.as_os_str() == "-" => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).context("reading standard input")?;
+                ("standard input".to_string(), bytes)
+            }
+            Input::File(p) => {
+                let bytes = std::fs::read(&p).with_context(|| format!("{}: cannot read", p.display()))?;
+                (p.display().to_string(), bytes)
+            }
+        };
+        let mut texts = Vec::new();
+        for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            let line =
+                std::str::from_utf8(line).map_err(|e| anyhow::anyhow!("{name}: line {} is not UTF-8 ({e})", n + 1))?;
+            let line = line.trim_end_matches('\r');
+            if !line.trim().is_empty() {
+                texts.push((format!("{name}: line {}", n + 1), line.to_string()));
+            }
+        }
+        if texts.is_empty() {
+            bail!("{name}: no text to translate");
+        }
+        Ok(texts)
+    }
+}
+
+/// The longest input `glimpse translate` takes, in source tokens, as a multiple of the run's
+/// longest output (`max_len`): longer texts are far outside anything the model was trained on
+/// and only cost time.
+const INPUT_LIMIT_FACTOR: usize = 10;
+
+/// `glimpse translate`: prints the translation of each input text; optionally draws the
+/// alignment of one.
 pub(crate) fn translate(
     dir: &Path,
-    text: &str,
+    input: Input,
     beam: usize,
     alignment: Option<&Path>,
     scale: u32,
@@ -20,29 +67,48 @@ pub(crate) fn translate(
     let dir = find(dir)?;
     let dev = glimpse::device::by_name(device)?;
     let (cfg, toks, model) = translation::load_translator(&dir, &dev)?;
-    let src = toks.source.encode(text);
-    if src.is_empty() {
-        bail!("nothing to translate");
-    }
-    let h = if beam <= 1 {
-        model.greedy(std::slice::from_ref(&src), cfg.train.max_len, &dev).remove(0)
-    } else {
-        model.beam(&src, beam, cfg.train.alpha, cfg.train.max_len, &dev)
-    };
-    println!("{}", toks.target.decode(&h.tokens));
-    if let Some(prefix) = alignment {
-        if h.weights.is_empty() {
-            bail!("this model does not attend: there is no alignment to draw");
+    let limit = INPUT_LIMIT_FACTOR * cfg.train.max_len;
+    for (source, text) in input.texts()? {
+        let src = toks.source.encode(&text);
+        if src.is_empty() {
+            bail!("{source}: nothing to translate");
         }
-        let source: Vec<String> = src.iter().map(|&i| toks.source.vocab().token(i).to_string()).collect();
-        let mut target: Vec<String> = h.tokens.iter().map(|&i| toks.target.vocab().token(i).to_string()).collect();
-        target.push("</s>".into());
-        let rows = h.weights.len().min(target.len());
-        let (png, svg) = glimpse::viz::alignment::save(&source, &target[..rows], &h.weights[..rows], prefix, scale)?;
-        eprintln!("wrote {} and {}", png.display(), svg.display());
+        if src.len() > limit {
+            bail!(
+                "{source}: {} tokens, more than this model takes ({limit}: {INPUT_LIMIT_FACTOR} × its longest output, max_len {})",
+                src.len(),
+                cfg.train.max_len
+            );
+        }
+        let unknown: Vec<&str> = text.split_whitespace().filter(|w| toks.source.encode(w).contains(&UNK)).collect();
+        if !unknown.is_empty() {
+            eprintln!("warning: {source}: unknown to this model, read as <unk>: {}", unknown.join(" "));
+        }
+        let h = if beam <= 1 {
+            model.greedy(std::slice::from_ref(&src), cfg.train.max_len, &dev).remove(0)
+        } else {
+            model.beam(&src, beam, cfg.train.alpha, cfg.train.max_len, &dev)
+        };
+        println!("{}", toks.target.decode(&h.tokens));
+        if let Some(prefix) = alignment {
+            if h.weights.is_empty() {
+                bail!("this model does not attend: there is no alignment to draw");
+            }
+            let source: Vec<String> = src.iter().map(|&i| toks.source.vocab().token(i).to_string()).collect();
+            let mut target: Vec<String> = h.tokens.iter().map(|&i| toks.target.vocab().token(i).to_string()).collect();
+            target.push("</s>".into());
+            let rows = h.weights.len().min(target.len());
+            let (png, svg) =
+                glimpse::viz::alignment::save(&source, &target[..rows], &h.weights[..rows], prefix, scale)?;
+            eprintln!("wrote {} and {}", png.display(), svg.display());
+        }
     }
     Ok(())
 }
+
+/// The longest text `glimpse write` takes, in characters: the networks write a line in one
+/// go, and train on lines of 8 to 24 characters.
+const WRITE_LIMIT: usize = 500;
 
 /// `glimpse write` options.
 pub(crate) struct WriteArgs {
@@ -76,6 +142,17 @@ pub(crate) fn write(ckpt: &Path, mut w: WriteArgs, out: &Path, root: PathBuf, de
         let data = cfg.data.load(&root, cfg.seed)?;
         sentences = data.test.iter().take(n).filter_map(|e| e.text.clone()).collect();
         w.text = sentences.iter().max_by_key(|t| t.len()).cloned();
+    }
+    if let Some(t) = &w.text {
+        if t.trim().is_empty() {
+            bail!("nothing to write: the text is empty");
+        }
+        let n = t.chars().count();
+        if n > WRITE_LIMIT {
+            bail!(
+                "the text is {n} characters; `glimpse write` takes at most {WRITE_LIMIT} (a line is written in one go)"
+            );
+        }
     }
     let texts = match (&w.text, model.is_synthesis()) {
         (Some(_), true) if !sentences.is_empty() => {

@@ -971,3 +971,44 @@ log_every = 1
     let err = run_cmd_err(glimpse().arg("write").arg(straight.join("best")).arg("--out").arg(&png));
     assert!(err.contains("writes a TEXT"), "{err}");
 }
+
+/// The texts people give `translate` and `write`, on the committed checkpoints: empty, far too
+/// long, unknown characters, a file of texts with a line that is not UTF-8. Each bad one is
+/// refused in one line naming the problem (and the line), never with a panic.
+#[test]
+fn translate_and_write_answer_bad_texts_in_one_line() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (dates, hand) = (repo.join("checkpoints/seq2seq-dates"), repo.join("checkpoints/handwriting-synthesis"));
+    let one_line = |err: &str| {
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    let long = "3 March 1999 ".repeat(100);
+    for (text, want) in [("", "nothing to translate"), (long.as_str(), "more than this model takes (120")] {
+        let err = run_cmd_err(glimpse().arg("translate").arg(&dates).arg(text));
+        assert!(err.contains(want), "{err}");
+        one_line(&err);
+    }
+    // Unknown characters are read as <unk>, and said so.
+    let out = run(glimpse().arg("translate").arg(&dates).arg("日本 3 March 1999"));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read as <unk>: 日本"));
+    // A file: one translation a line; a line that is not UTF-8 is named.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("dates.txt");
+    std::fs::write(&file, "3 March 1999\n\n1 janvier 2001\n").unwrap();
+    let said = ok(glimpse().arg("translate").arg(&dates).arg("--file").arg(&file));
+    assert_eq!(said.lines().count(), 2, "{said}");
+    std::fs::write(&file, b"3 March 1999\n\xff\xfe\n").unwrap();
+    let err = run_cmd_err(glimpse().arg("translate").arg(&dates).arg("--file").arg(&file));
+    assert!(err.contains("dates.txt: line 2 is not UTF-8"), "{err}");
+    one_line(&err);
+    let svg = tmp.path().join("w.svg");
+    let long = "abc ".repeat(200);
+    for (text, want) in [("", "nothing to write"), ("héllo", "'é' cannot be written"), (long.as_str(), "at most 500")]
+    {
+        let err = run_cmd_err(glimpse().arg("write").arg(&hand).arg(text).arg("--out").arg(&svg));
+        assert!(err.contains(want), "{err}");
+        one_line(&err);
+    }
+}
