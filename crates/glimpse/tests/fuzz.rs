@@ -249,50 +249,44 @@ fn ding_dictionary() {
     });
 }
 
-/// Every family's `config.toml`, each file read as each family's configuration.
-#[test]
-fn run_configurations() {
-    use glimpse::train::{classify, generative, handwriting, sequence, translate};
-    let files: Vec<PathBuf> = std::fs::read_dir(repo("configs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    fuzz("config", 400, existing(&files, 1 << 16), |dir, bytes| {
-        let path = dir.join(checkpoint::CONFIG);
-        std::fs::write(&path, bytes).unwrap();
-        [
-            names_file(checkpoint::read_config::<classify::ClassifierRunConfig>(dir), &path),
-            names_file(checkpoint::read_config::<generative::DrawRunConfig>(dir), &path),
-            names_file(checkpoint::read_config::<sequence::SequenceRunConfig>(dir), &path),
-            names_file(checkpoint::read_config::<handwriting::HandwritingRunConfig>(dir), &path),
-            names_file(checkpoint::read_config::<translate::TranslateRunConfig>(dir), &path),
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-    });
+/// Reads a checkpoint folder's file as one type, the value dropped.
+type Reader = fn(&Path) -> anyhow::Result<()>;
+
+fn config<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<()> {
+    checkpoint::read_config::<T>(dir).map(drop)
 }
 
-/// Every committed checkpoint's `meta.json`, read as each family's metadata.
+fn meta<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<()> {
+    checkpoint::read_meta::<T>(dir).map(drop)
+}
+
+/// A checkpoint's `config.toml` and `meta.json` (seeds: every config in configs/ and every
+/// committed checkpoint's metadata), each input read as every family's configuration and
+/// metadata.
 #[test]
-fn checkpoint_metadata() {
+fn checkpoint_configs_and_metadata() {
     use glimpse::train::{classify, generative, handwriting, sequence, translate};
-    let files: Vec<PathBuf> =
-        std::fs::read_dir(repo("checkpoints")).unwrap().map(|e| e.unwrap().path().join(checkpoint::META)).collect();
-    fuzz("meta", 400, existing(&files, 1 << 16), |dir, bytes| {
-        let path = dir.join(checkpoint::META);
-        std::fs::write(&path, bytes).unwrap();
-        [
-            names_file(checkpoint::read_meta::<classify::CheckpointMeta>(dir), &path),
-            names_file(checkpoint::read_meta::<generative::DrawCheckpointMeta>(dir), &path),
-            names_file(checkpoint::read_meta::<sequence::SequenceCheckpointMeta>(dir), &path),
-            names_file(checkpoint::read_meta::<handwriting::HandwritingCheckpointMeta>(dir), &path),
-            names_file(checkpoint::read_meta::<translate::TranslateCheckpointMeta>(dir), &path),
-        ]
-        .into_iter()
-        .flatten()
-        .next()
+    let listed = |dir: &str| std::fs::read_dir(repo(dir)).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    let mut files: Vec<PathBuf> =
+        listed("configs").into_iter().filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    files.extend(listed("checkpoints").into_iter().map(|d| d.join(checkpoint::META)));
+    let readers: [(&str, Reader); 10] = [
+        (checkpoint::CONFIG, config::<classify::ClassifierRunConfig>),
+        (checkpoint::CONFIG, config::<generative::DrawRunConfig>),
+        (checkpoint::CONFIG, config::<sequence::SequenceRunConfig>),
+        (checkpoint::CONFIG, config::<handwriting::HandwritingRunConfig>),
+        (checkpoint::CONFIG, config::<translate::TranslateRunConfig>),
+        (checkpoint::META, meta::<classify::CheckpointMeta>),
+        (checkpoint::META, meta::<generative::DrawCheckpointMeta>),
+        (checkpoint::META, meta::<sequence::SequenceCheckpointMeta>),
+        (checkpoint::META, meta::<handwriting::HandwritingCheckpointMeta>),
+        (checkpoint::META, meta::<translate::TranslateCheckpointMeta>),
+    ];
+    fuzz("checkpoint-text", 600, existing(&files, 1 << 16), |dir, bytes| {
+        for file in [checkpoint::CONFIG, checkpoint::META] {
+            std::fs::write(dir.join(file), bytes).unwrap();
+        }
+        readers.iter().find_map(|(file, read)| names_file(read(dir), &dir.join(file)))
     });
 }
 

@@ -47,12 +47,9 @@ fn address_saved_len(n: usize, s: usize) -> usize {
 impl<'a> Addressing<'a> {
     /// Reads a row saved by [`address_row`].
     fn view(saved: &'a [f32], n: usize) -> Self {
-        let (sim, rest) = saved.split_at(n);
-        let (mem_norm, rest) = rest.split_at(n);
-        let (wc, rest) = rest.split_at(n);
-        let (wg, rest) = rest.split_at(n);
-        let (ws, rest) = rest.split_at(n);
-        let (w, rest) = rest.split_at(n);
+        let (rows, rest) = saved.split_at(6 * n);
+        let mut rows = rows.chunks_exact(n);
+        let [sim, mem_norm, wc, wg, ws, w] = std::array::from_fn(|_| rows.next().expect("six rows of n"));
         let (shift, s) = rest.split_at(rest.len() - 4);
         Addressing { sim, mem_norm, wc, wg, ws, w, shift, key_norm: s[0], beta: s[1], gate: s[2], gamma: s[3] }
     }
@@ -112,12 +109,9 @@ fn address_row(mem: &[f32], w_prev: &[f32], raw: &[f32], m: usize, saved: &mut [
     let half = (s_len / 2) as isize;
     let key = &raw[..m];
     let key_norm = (dot(key, key) + EPS).sqrt();
-    let (sim, rest) = saved.split_at_mut(n);
-    let (mem_norm, rest) = rest.split_at_mut(n);
-    let (wc, rest) = rest.split_at_mut(n);
-    let (wg, rest) = rest.split_at_mut(n);
-    let (ws, rest) = rest.split_at_mut(n);
-    let (w, rest) = rest.split_at_mut(n);
+    let (rows, rest) = saved.split_at_mut(6 * n);
+    let mut rows = rows.chunks_exact_mut(n);
+    let [sim, mem_norm, wc, wg, ws, w] = std::array::from_fn(|_| rows.next().expect("six rows of n"));
     let (shift, scalars) = rest.split_at_mut(s_len);
     for ((row, k), norm) in mem.chunks_exact(m).zip(sim.iter_mut()).zip(mem_norm.iter_mut()) {
         *norm = dot(row, row);
