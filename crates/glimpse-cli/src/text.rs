@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use glimpse::data::dates::Date;
 use glimpse::data::text::UNK;
 use glimpse::train::checkpoint;
 use glimpse::train::{handwriting, translate as translation};
@@ -68,6 +69,10 @@ pub(crate) fn translate(
     let dev = glimpse::device::by_name(device)?;
     let (cfg, toks, model) = translation::load_translator(&dir, &dev)?;
     let limit = INPUT_LIMIT_FACTOR * cfg.train.max_len;
+    // A date model's answer must be a date that exists; one that is not says the text was none
+    // the model can read (a validity check on the output, not a confidence).
+    let dates = matches!(cfg.task, translation::TaskConfig::Dates { .. });
+    let single = matches!(input, Input::Text(_));
     for (source, text) in input.texts()? {
         let src = toks.source.encode(&text);
         if src.is_empty() {
@@ -89,7 +94,17 @@ pub(crate) fn translate(
         } else {
             model.beam(&src, beam, cfg.train.alpha, cfg.train.max_len, &dev)
         };
-        println!("{}", toks.target.decode(&h.tokens));
+        let answer = toks.target.decode(&h.tokens);
+        if dates && Date::from_iso(&answer).is_none() {
+            let why = format!("{source}: not a date this model can read (its answer `{answer}` is no calendar date)");
+            if single {
+                bail!("{why}");
+            }
+            eprintln!("warning: {why}");
+            println!("-");
+            continue;
+        }
+        println!("{answer}");
         if let Some(prefix) = alignment {
             if h.weights.is_empty() {
                 bail!("this model does not attend: there is no alignment to draw");

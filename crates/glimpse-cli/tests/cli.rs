@@ -989,6 +989,10 @@ fn translate_and_write_answer_bad_texts_in_one_line() {
         assert!(err.contains(want), "{err}");
         one_line(&err);
     }
+    // A date that does not exist is not invented: the answer fails the calendar check.
+    let err = run_cmd_err(glimpse().arg("translate").arg(&dates).arg("31 February 2001"));
+    assert!(err.contains("not a date this model can read") && err.contains("2001-02-31"), "{err}");
+    one_line(&err);
     // Unknown characters are read as <unk>, and said so.
     let out = run(glimpse().arg("translate").arg(&dates).arg("日本 3 March 1999"));
     assert!(out.status.success());
@@ -996,9 +1000,9 @@ fn translate_and_write_answer_bad_texts_in_one_line() {
     // A file: one translation a line; a line that is not UTF-8 is named.
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("dates.txt");
-    std::fs::write(&file, "3 March 1999\n\n1 janvier 2001\n").unwrap();
+    std::fs::write(&file, "3 March 1999\n\n1 janvier 2001\n31 February 2001\n").unwrap();
     let said = ok(glimpse().arg("translate").arg(&dates).arg("--file").arg(&file));
-    assert_eq!(said.lines().count(), 2, "{said}");
+    assert_eq!(said.lines().collect::<Vec<_>>(), ["1999-03-03", "2001-01-01", "-"], "{said}");
     std::fs::write(&file, b"3 March 1999\n\xff\xfe\n").unwrap();
     let err = run_cmd_err(glimpse().arg("translate").arg(&dates).arg("--file").arg(&file));
     assert!(err.contains("dates.txt: line 2 is not UTF-8"), "{err}");

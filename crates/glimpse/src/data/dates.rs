@@ -212,6 +212,19 @@ impl Date {
     pub fn iso(self) -> String {
         format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
     }
+
+    /// The date written `YYYY-MM-DD`, if `text` is one that exists (`2001-02-31` is not).
+    pub fn from_iso(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' || !digits(0..4) || !digits(5..7) || !digits(8..10) {
+            return None;
+        }
+        let date =
+            Self { year: text[..4].parse().ok()?, month: text[5..7].parse().ok()?, day: text[8..].parse().ok()? };
+        let real = (1..=12).contains(&date.month) && date.day >= 1 && Self::from_days(date.days()) == date;
+        real.then_some(date)
+    }
 }
 
 /// The ways a date is written (names from the locale, numbers as people write them).
@@ -386,6 +399,26 @@ impl DateTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_dates_that_exist_are_read_and_others_refused() {
+        assert_eq!(Date::from_iso("2000-02-29"), Some(Date { year: 2000, month: 2, day: 29 }));
+        assert_eq!(Date::from_iso("1999-12-31").map(Date::iso).as_deref(), Some("1999-12-31"));
+        for bad in [
+            "1900-02-29",
+            "2001-02-31",
+            "2001-13-01",
+            "2001-00-10",
+            "2001-04-00",
+            "200--04-04",
+            "2001-4-4",
+            "",
+            "2001-04-04x",
+            "２００１-04-04",
+        ] {
+            assert_eq!(Date::from_iso(bad), None, "{bad}");
+        }
+    }
 
     const FIXTURE: &str = "comment_char %\nescape_char /\n% a comment\nLC_CTYPE\ncopy \"i18n\"\nEND LC_CTYPE\n\
 LC_TIME\nabday \"So\";\"Mo\";/\n  \"Di\";\"Mi\";\"Do\";\"Fr\";\"Sa\"\n\
