@@ -95,16 +95,16 @@ pub(crate) fn translate(
             model.beam(&src, beam, cfg.train.alpha, cfg.train.max_len, &dev)
         };
         let answer = toks.target.decode(&h.tokens);
-        if dates && Date::from_iso(&answer).is_none() {
-            let why = format!("{source}: not a date this model can read (its answer `{answer}` is no calendar date)");
-            if single {
-                bail!("{why}");
+        let refused = (dates && Date::from_iso(&answer).is_none())
+            .then(|| format!("{source}: not a date this model can read (its answer `{answer}` is no calendar date)"));
+        match &refused {
+            None => println!("{answer}"),
+            Some(why) if !single => {
+                eprintln!("warning: {why}");
+                println!("-");
             }
-            eprintln!("warning: {why}");
-            println!("-");
-            continue;
+            Some(_) => {}
         }
-        println!("{answer}");
         if let Some(prefix) = alignment {
             if h.weights.is_empty() {
                 bail!("this model does not attend: there is no alignment to draw");
@@ -116,6 +116,9 @@ pub(crate) fn translate(
             let (png, svg) =
                 glimpse::viz::alignment::save(&source, &target[..rows], &h.weights[..rows], prefix, scale)?;
             eprintln!("wrote {} and {}", png.display(), svg.display());
+        }
+        if let Some(why) = refused.filter(|_| single) {
+            bail!("{why}");
         }
     }
     Ok(())

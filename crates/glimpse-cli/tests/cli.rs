@@ -822,15 +822,21 @@ beam = 1
     let em = v["exact_match"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&em), "{v}");
     let prefix = tmp.path().join("pics").join("align");
-    let said = ok(glimpse()
+    let said = run(glimpse()
         .arg("translate")
         .arg(out.join("best"))
         .arg("Mittwoch, 3. März 2021")
         .args(["--beam", "2", "--alignment"])
         .arg(&prefix));
-    // Ten characters at most (the target alphabet is digits and dashes).
-    let line = said.trim();
-    assert!(line.len() <= 12 && line.chars().all(|c| c.is_ascii_digit() || c == '-'), "{said}");
+    // A model this small answers a calendar date (digits and dashes, ten characters), or an
+    // answer that is none and refused as such; either way the alignment is drawn.
+    let (line, err) = (String::from_utf8_lossy(&said.stdout), String::from_utf8_lossy(&said.stderr));
+    match said.status.success() {
+        true => {
+            assert!(line.trim().len() == 10 && line.trim().chars().all(|c| c.is_ascii_digit() || c == '-'), "{line}")
+        }
+        false => assert!(err.contains("not a date this model can read"), "{err}"),
+    }
     assert_eq!(&std::fs::read(prefix.with_extension("png")).unwrap()[1..4], b"PNG");
     assert!(std::fs::read_to_string(prefix.with_extension("svg")).unwrap().contains("<svg"));
     let err = run_cmd_err(glimpse().args(["train", "seq2seq", "--epochs", "3", "--out"]).arg(tmp.path().join("x")));
