@@ -120,6 +120,21 @@ A TOML config (configs/ holds one for each model) sets the run; flags override i
         #[arg(long, default_value_t = 16)]
         scale: u32,
     },
+    /// A local web page over the trained models: draw a digit, type a date or a line, and
+    /// watch where each model looks, reads and writes.
+    #[command(after_help = "Example:
+  glimpse serve            # then open http://127.0.0.1:8080
+
+The JSON API behind the page is listed in the README (`glimpse serve`).")]
+    Serve {
+        /// The folder of checkpoints (the committed ones by default); a panel whose
+        /// checkpoint is missing says so and the others work.
+        #[arg(long, default_value = "checkpoints")]
+        checkpoints: PathBuf,
+        /// The address to listen on (port 0: any free port; the one taken is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
     /// Fetch, verify and list data sets.
     Data {
         #[command(subcommand)]

@@ -8,6 +8,7 @@ mod checkpoint;
 mod cli;
 mod data;
 mod eval;
+mod serve;
 mod text;
 mod tools;
 mod train;
@@ -96,6 +97,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Widen { checkpoint, hidden, out } => tools::widen(&checkpoint, hidden, &out, device)?,
         Command::GrowMemory { checkpoint, rows, out } => tools::grow_memory(&checkpoint, rows, &out, device)?,
+        Command::Serve { checkpoints, addr } => {
+            serve::run(&serve::ServeArgs { checkpoints, addr, root, device: device.to_string() })?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -68,37 +68,15 @@ pub(crate) fn translate(
     let dir = find(dir)?;
     let dev = glimpse::device::by_name(device)?;
     let (cfg, toks, model) = translation::load_translator(&dir, &dev)?;
-    let limit = INPUT_LIMIT_FACTOR * cfg.train.max_len;
-    // A date model's answer must be a date that exists; one that is not says the text was none
-    // the model can read (a validity check on the output, not a confidence).
-    let dates = matches!(cfg.task, translation::TaskConfig::Dates { .. });
     let single = matches!(input, Input::Text(_));
     for (source, text) in input.texts()? {
-        let src = toks.source.encode(&text);
-        if src.is_empty() {
-            bail!("{source}: nothing to translate");
+        let t = translate_text(&cfg, &toks, &model, &text, beam, &dev).with_context(|| source.clone())?;
+        if !t.unknown.is_empty() {
+            eprintln!("warning: {source}: unknown to this model, read as <unk>: {}", t.unknown.join(" "));
         }
-        if src.len() > limit {
-            bail!(
-                "{source}: {} tokens, more than this model takes ({limit}: {INPUT_LIMIT_FACTOR} × its longest output, max_len {})",
-                src.len(),
-                cfg.train.max_len
-            );
-        }
-        let unknown: Vec<&str> = text.split_whitespace().filter(|w| toks.source.encode(w).contains(&UNK)).collect();
-        if !unknown.is_empty() {
-            eprintln!("warning: {source}: unknown to this model, read as <unk>: {}", unknown.join(" "));
-        }
-        let h = if beam <= 1 {
-            model.greedy(std::slice::from_ref(&src), cfg.train.max_len, &dev).remove(0)
-        } else {
-            model.beam(&src, beam, cfg.train.alpha, cfg.train.max_len, &dev)
-        };
-        let answer = toks.target.decode(&h.tokens);
-        let refused = (dates && Date::from_iso(&answer).is_none())
-            .then(|| format!("{source}: not a date this model can read (its answer `{answer}` is no calendar date)"));
+        let refused = t.refused.as_ref().map(|why| format!("{source}: {why}"));
         match &refused {
-            None => println!("{answer}"),
+            None => println!("{}", t.answer),
             Some(why) if !single => {
                 eprintln!("warning: {why}");
                 println!("-");
@@ -106,15 +84,10 @@ pub(crate) fn translate(
             Some(_) => {}
         }
         if let Some(prefix) = alignment {
-            if h.weights.is_empty() {
+            if t.weights.is_empty() {
                 bail!("this model does not attend: there is no alignment to draw");
             }
-            let source: Vec<String> = src.iter().map(|&i| toks.source.vocab().token(i).to_string()).collect();
-            let mut target: Vec<String> = h.tokens.iter().map(|&i| toks.target.vocab().token(i).to_string()).collect();
-            target.push("</s>".into());
-            let rows = h.weights.len().min(target.len());
-            let (png, svg) =
-                glimpse::viz::alignment::save(&source, &target[..rows], &h.weights[..rows], prefix, scale)?;
+            let (png, svg) = glimpse::viz::alignment::save(&t.source, &t.target, &t.weights, prefix, scale)?;
             eprintln!("wrote {} and {}", png.display(), svg.display());
         }
         if let Some(why) = refused.filter(|_| single) {
@@ -122,6 +95,69 @@ pub(crate) fn translate(
         }
     }
     Ok(())
+}
+
+/// One text translated.
+#[derive(Clone)]
+pub(crate) struct Translation {
+    /// The source tokens the model read.
+    pub(crate) source: Vec<String>,
+    /// The answer's tokens, with the end mark when the alignment has a row for it.
+    pub(crate) target: Vec<String>,
+    /// The answer as text.
+    pub(crate) answer: String,
+    /// The attention over the source for each of `target` (empty for a model that does not
+    /// attend).
+    pub(crate) weights: Vec<Vec<f32>>,
+    /// The answer's summed log-probability.
+    pub(crate) log_prob: f32,
+    /// Words of the text the model reads as `<unk>`.
+    pub(crate) unknown: Vec<String>,
+    /// Why the answer is refused: a date model's answer that is no calendar date (a validity
+    /// check on the output, not a confidence).
+    pub(crate) refused: Option<String>,
+}
+
+/// Translates `text` with `model` (greedy when `beam <= 1`, else a beam of that width); an
+/// error when the text is empty or longer than the model takes.
+pub(crate) fn translate_text(
+    cfg: &translation::TranslateRunConfig,
+    toks: &translation::Tokenizers,
+    model: &translation::Translator,
+    text: &str,
+    beam: usize,
+    dev: &glimpse::burn::tensor::Device,
+) -> Result<Translation> {
+    let limit = INPUT_LIMIT_FACTOR * cfg.train.max_len;
+    let src = toks.source.encode(text);
+    if src.is_empty() {
+        bail!("nothing to translate");
+    }
+    if src.len() > limit {
+        bail!(
+            "{} tokens, more than this model takes ({limit}: {INPUT_LIMIT_FACTOR} × its longest output, max_len {})",
+            src.len(),
+            cfg.train.max_len
+        );
+    }
+    let unknown: Vec<String> =
+        text.split_whitespace().filter(|w| toks.source.encode(w).contains(&UNK)).map(str::to_string).collect();
+    let h = if beam <= 1 {
+        model.greedy(std::slice::from_ref(&src), cfg.train.max_len, dev).remove(0)
+    } else {
+        model.beam(&src, beam, cfg.train.alpha, cfg.train.max_len, dev)
+    };
+    let answer = toks.target.decode(&h.tokens);
+    let dates = matches!(cfg.task, translation::TaskConfig::Dates { .. });
+    let refused = (dates && Date::from_iso(&answer).is_none())
+        .then(|| format!("not a date this model can read (its answer `{answer}` is no calendar date)"));
+    let source: Vec<String> = src.iter().map(|&i| toks.source.vocab().token(i).to_string()).collect();
+    let mut target: Vec<String> = h.tokens.iter().map(|&i| toks.target.vocab().token(i).to_string()).collect();
+    target.push("</s>".into());
+    let rows = h.weights.len().min(target.len());
+    target.truncate(if h.weights.is_empty() { h.tokens.len() } else { rows });
+    let weights = h.weights[..rows].to_vec();
+    Ok(Translation { source, target, answer, weights, log_prob: h.log_prob, unknown, refused })
 }
 
 /// The longest text `glimpse write` takes, in characters: the networks write a line in one

@@ -303,15 +303,32 @@ fn copy_episode(bits: usize, batch: usize, len: usize, io: (usize, usize), rng: 
     let mut f = Frames::new(2 * len + 1, batch, io);
     for b in 0..batch {
         let seq = random_bits(rng, len * bits);
-        for s in 0..len {
-            for c in 0..bits {
-                f.x.set(s, b, c, seq[s * bits + c]);
-                f.y.set(len + 1 + s, b, c, seq[s * bits + c]);
-            }
-            f.m.set(len + 1 + s, b, 0, 1.0);
-        }
-        f.x.set(len, b, bits, 1.0);
+        copy_frames(&mut f, b, bits, &seq);
     }
+    f.episode(len, false)
+}
+
+/// Sequence `b` of a copy episode: the `seq.len() / bits` vectors of `seq`, the delimiter,
+/// then the same vectors as targets.
+fn copy_frames(f: &mut Frames, b: usize, bits: usize, seq: &[f32]) {
+    let len = seq.len() / bits;
+    for s in 0..len {
+        for c in 0..bits {
+            f.x.set(s, b, c, seq[s * bits + c]);
+            f.y.set(len + 1 + s, b, c, seq[s * bits + c]);
+        }
+        f.m.set(len + 1 + s, b, 0, 1.0);
+    }
+    f.x.set(len, b, bits, 1.0);
+}
+
+/// The copy episode (batch 1) of the given sequence: `rows` vectors of `bits` 0/1 values each
+/// (a sequence someone typed, rather than a drawn one).
+pub fn copy_episode_of(bits: usize, rows: &[Vec<f32>]) -> Episode {
+    let len = rows.len();
+    let seq: Vec<f32> = rows.iter().flatten().copied().collect();
+    let mut f = Frames::new(2 * len + 1, 1, (bits + 1, bits));
+    copy_frames(&mut f, 0, bits, &seq);
     f.episode(len, false)
 }
 
@@ -499,6 +516,18 @@ mod tests {
 
     fn at(e: &Episode, v: &[f32], w: usize, t: usize, b: usize) -> Vec<f32> {
         v[(t * e.batch + b) * w..(t * e.batch + b + 1) * w].to_vec()
+    }
+
+    #[test]
+    fn a_typed_copy_sequence_makes_the_episode_a_drawn_one_would() {
+        let task = Task::Copy { bits: 8, min_len: 1, max_len: 20 };
+        let drawn = task.sample_len(1, 5, &mut Rng::derive(3, "t", 0));
+        let rows: Vec<Vec<f32>> = (0..5).map(|t| at(&drawn, &drawn.inputs, 9, t, 0)[..8].to_vec()).collect();
+        let typed = copy_episode_of(8, &rows);
+        assert_eq!((typed.steps, typed.batch, typed.len), (11, 1, 5));
+        assert_eq!(typed.inputs, drawn.inputs);
+        assert_eq!(typed.targets, drawn.targets);
+        assert_eq!(typed.mask, drawn.mask);
     }
 
     #[test]

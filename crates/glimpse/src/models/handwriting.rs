@@ -300,6 +300,23 @@ impl Handwriting {
         rng: &mut Rng,
         device: &Device,
     ) -> Vec<Generated> {
+        self.generate_streamed(texts, n, prime, how, rng, device, &mut |_, _| {})
+    }
+
+    /// [`generate`](Self::generate), calling `on_point(i, g)` each time sample `i` gains a
+    /// point (the newest of `g.offsets`, with its window `g.phi`), so that a caller can show
+    /// the writing as it is written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn generate_streamed(
+        &self,
+        texts: Option<&[Vec<usize>]>,
+        n: usize,
+        prime: Option<(&[[f32; 3]], &[usize])>,
+        how: Sampling,
+        rng: &mut Rng,
+        device: &Device,
+        on_point: &mut dyn FnMut(usize, &Generated),
+    ) -> Vec<Generated> {
         let full: Option<Vec<Vec<usize>>> = texts.map(|ts| {
             ts.iter()
                 .map(|t| match prime {
@@ -343,6 +360,7 @@ impl Handwriting {
                     }
                 }
                 g.offsets.push(point);
+                on_point(i, g);
             }
             if self.is_synthesis() && out.iter().all(|g| g.finished) {
                 break;

@@ -187,6 +187,9 @@ pub struct Trajectory {
     pub baselines: Vec<Tensor<1>>,
     /// Every location looked at, `T` of them, each `(B, 2)` row-major.
     pub locations: Vec<Vec<f32>>,
+    /// The core state `h_t` after each glimpse, `T` of them, each `(B, hidden)`: what the
+    /// action network would answer after `t` glimpses ([`Ram::classify`]).
+    pub hidden: Vec<Tensor<2>>,
 }
 
 impl Ram {
@@ -230,7 +233,7 @@ impl Ram {
         let mut h = Tensor::<2>::zeros([b, cfg.hidden], device);
         let mut c = h.clone();
         let mut loc = vec![0.0f32; 2 * b]; // l_0: the centre
-        let (mut log_probs, mut baselines, mut locations) = (vec![], vec![], vec![]);
+        let (mut log_probs, mut baselines, mut locations, mut hidden) = (vec![], vec![], vec![], vec![]);
         for t in 0..cfg.glimpses {
             let rho = match differentiable {
                 Some(x) => cfg.retina.read_tensor(x.clone(), hgt, wid, &loc),
@@ -245,6 +248,7 @@ impl Ram {
             let wher = relu(self.glimpse_where.forward(l)); // h_l (B, 128)
             let g = relu(self.glimpse_what_out.forward(what) + self.glimpse_where_out.forward(wher)); // (B, 256)
             (h, c) = self.core_step(h, c, g);
+            hidden.push(h.clone());
             if t + 1 == cfg.glimpses {
                 break;
             }
@@ -283,7 +287,13 @@ impl Ram {
             }
             baselines.push(self.baseline.forward(h.clone().detach()).reshape([b])); // b_t (B,)
         }
-        Trajectory { logits: self.action.forward(h), log_probs, baselines, locations }
+        Trajectory { logits: self.action.forward(h), log_probs, baselines, locations, hidden }
+    }
+
+    /// The action network's class logits `f_a(h_t)` for a core state, `(B, hidden)` →
+    /// `(B, classes)`.
+    pub fn classify(&self, h: Tensor<2>) -> Tensor<2> {
+        self.action.forward(h)
     }
 
     /// The hybrid loss (paper §3.2) of one batch: cross-entropy + REINFORCE with baseline +
