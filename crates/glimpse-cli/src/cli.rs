@@ -134,6 +134,16 @@ The JSON API behind the page is listed in the README (`glimpse serve`).")]
         /// The address to listen on (port 0: any free port; the one taken is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
+        /// Instead of serving: time each panel's call over HTTP (a server on a free local
+        /// port), print the medians, and exit.
+        #[arg(long)]
+        bench: bool,
+        /// --bench: timed calls per panel (after one warm-up).
+        #[arg(long, default_value_t = 20, requires = "bench")]
+        rounds: usize,
+        /// --bench: one JSON object a line.
+        #[arg(long, requires = "bench")]
+        json: bool,
     },
     /// Fetch, verify and list data sets.
     Data {

@@ -97,8 +97,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Widen { checkpoint, hidden, out } => tools::widen(&checkpoint, hidden, &out, device)?,
         Command::GrowMemory { checkpoint, rows, out } => tools::grow_memory(&checkpoint, rows, &out, device)?,
-        Command::Serve { checkpoints, addr } => {
-            serve::run(&serve::ServeArgs { checkpoints, addr, root, device: device.to_string() })?
+        Command::Serve { checkpoints, addr, bench, rounds, json } => {
+            let bench = bench.then_some(serve::BenchArgs { rounds, json });
+            serve::run(&serve::ServeArgs { checkpoints, addr, root, device: device.to_string(), bench })?
         }
     }
     Ok(ExitCode::SUCCESS)

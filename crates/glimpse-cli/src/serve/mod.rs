@@ -5,6 +5,7 @@
 //! blocking thread, so the server keeps answering while a model computes. Each answer is
 //! JSON; an error is a 4xx (or 500) with `{"error": "one line"}`, never a dropped connection.
 
+mod bench;
 mod images;
 mod memory;
 mod panels;
@@ -38,6 +39,14 @@ pub(crate) struct ServeArgs {
     pub(crate) addr: SocketAddr,
     pub(crate) root: PathBuf,
     pub(crate) device: String,
+    /// Time the panels instead of serving.
+    pub(crate) bench: Option<BenchArgs>,
+}
+
+/// `glimpse serve --bench`'s options.
+pub(crate) struct BenchArgs {
+    pub(crate) rounds: usize,
+    pub(crate) json: bool,
 }
 
 /// Loads the models and serves until killed; prints `listening on http://ADDR` (the bound
@@ -51,6 +60,16 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
         }
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    if let Some(b) = &args.bench {
+        return rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}", listener.local_addr()?);
+            tokio::spawn(async move { axum::serve(listener, router(Arc::new(panels))).await });
+            let rounds = b.rounds;
+            let timings = tokio::task::spawn_blocking(move || bench::run(&url, rounds)).await??;
+            bench::print(&timings, b.json)
+        });
+    }
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
