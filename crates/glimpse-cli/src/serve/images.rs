@@ -13,7 +13,7 @@ use glimpse::models::ram::Gaze;
 use glimpse::rng::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::panels::{ImageModel, pick};
+use super::panels::{ImageModel, find, pick};
 use super::{ApiError, Body, Panels, answer};
 
 /// A drawn digit's side: the page sends 28×28 (MNIST's size).
@@ -153,7 +153,8 @@ pub(crate) async fn classify(
 ) -> Result<Json<DigitAnswer>, ApiError> {
     answer(p, move |p| {
         let pixels = digit_pixels(&req.pixels, req.normalise)?;
-        let m = pick(&p.implicit, None)?;
+        let picked = find(&p.implicit, None)?;
+        let m = picked.lock()?;
         let s = glimpse::attention::saliency::input_gradient(
             &m.model,
             &pixels,
@@ -162,7 +163,7 @@ pub(crate) async fn classify(
             &p.autodiff,
         );
         Ok(DigitAnswer {
-            checkpoint: super::panels::IMPLICIT[0],
+            checkpoint: picked.name,
             saliency: glimpse::viz::heatmap::normalise_abs(&s.gradient),
             prediction: s.class,
             probabilities: probabilities(&s.logits),
@@ -236,7 +237,7 @@ pub(crate) struct Glimpse {
 /// RAM's answer.
 #[derive(Serialize)]
 pub(crate) struct RamAnswer {
-    checkpoint: String,
+    checkpoint: &'static str,
     side: [usize; 2],
     pixels: Vec<f32>,
     /// The test image's label, when it was one.
@@ -252,7 +253,8 @@ pub(crate) async fn ram(
     Body(req): Body<RamRequest>,
 ) -> Result<Json<RamAnswer>, ApiError> {
     answer(p, move |p| {
-        let m = pick(&p.hard, req.checkpoint.as_deref())?;
+        let picked = find(&p.hard, req.checkpoint.as_deref())?;
+        let m = picked.lock()?;
         let Classifier::Ram(ram) = &m.model else { return Err(ApiError::bad("not a RAM checkpoint")) };
         let (pixels, label) = image_of(&m, req.pixels, req.test_index, req.normalise)?;
         let tr = ram.run(&pixels, Gaze::Greedy, &p.dev);
@@ -275,21 +277,9 @@ pub(crate) async fn ram(
             })
             .collect();
         let prediction = argmax(&values(tr.logits));
-        Ok(RamAnswer {
-            checkpoint: m_name(&p.hard, req.checkpoint.as_deref()),
-            side,
-            pixels,
-            label,
-            prediction,
-            glimpses,
-        })
+        Ok(RamAnswer { checkpoint: picked.name, side, pixels, label, prediction, glimpses })
     })
     .await
-}
-
-/// The name of the checkpoint a request picked.
-fn m_name<T>(list: &[super::panels::Loaded<T>], asked: Option<&str>) -> String {
-    asked.map(str::to_string).unwrap_or_else(|| list.first().map(|l| l.name.to_string()).unwrap_or_default())
 }
 
 /// A DRAW window (centre row and column, side `N δ`, in pixels).

@@ -12,7 +12,7 @@ use glimpse::models::ntm::Trace;
 use glimpse::train::sequence::{self, SequenceModel};
 use serde::{Deserialize, Serialize};
 
-use super::panels::pick;
+use super::panels::find;
 use super::{ApiError, Body, Panels, answer};
 
 /// The longest sequence taken: the committed models are scored up to 120.
@@ -32,7 +32,7 @@ pub(crate) struct MemoryRequest {
 /// The copy, and where the heads wrote and read.
 #[derive(Serialize)]
 pub(crate) struct MemoryAnswer {
-    checkpoint: String,
+    checkpoint: &'static str,
     /// Per step, the inputs (the bits and the delimiter channel).
     inputs: Vec<Vec<f32>>,
     /// Per step, the targets (zero outside the answer).
@@ -80,7 +80,8 @@ pub(crate) async fn memory(
     Body(req): Body<MemoryRequest>,
 ) -> Result<Json<MemoryAnswer>, ApiError> {
     answer(p, move |p| {
-        let m = pick(&p.memory, req.checkpoint.as_deref())?;
+        let picked = find(&p.memory, req.checkpoint.as_deref())?;
+        let m = picked.lock()?;
         let Task::Copy { bits: width, .. } = m.cfg.task else {
             return Err(ApiError::bad("this checkpoint is not a copy model"));
         };
@@ -99,7 +100,7 @@ pub(crate) async fn memory(
         let writes = by_head(&trace.writes);
         let memory = writes.first().and_then(|h| h.first()).map_or(0, Vec::len);
         Ok(MemoryAnswer {
-            checkpoint: req.checkpoint.clone().unwrap_or_else(|| super::panels::MEMORY[0].to_string()),
+            checkpoint: picked.name,
             inputs: rows(&e.inputs, width + 1),
             targets: rows(&e.targets, width),
             outputs,

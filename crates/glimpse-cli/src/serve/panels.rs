@@ -152,38 +152,30 @@ impl<T> Loaded<T> {
             Err(why) => Err(ApiError::unavailable(why.clone())),
         }
     }
+
+    /// [`lock`](Self::lock)'s 503 without taking the lock: whether the model is loaded.
+    pub(crate) fn ready(&self) -> Result<(), ApiError> {
+        self.model.as_ref().map(|_| ()).map_err(|why| ApiError::unavailable(why.clone()))
+    }
 }
 
-/// The checkpoint `name` of a panel (its first when `None`): 400 when the panel has no such
-/// checkpoint, 503 when it is not loaded.
+/// The checkpoint `name` of a panel (its first when `None`); 400 naming the panel's
+/// checkpoints when it has no such one.
+pub(crate) fn find<'a, T>(list: &'a [Loaded<T>], name: Option<&str>) -> Result<&'a Loaded<T>, ApiError> {
+    let found = match name {
+        None => list.first(),
+        Some(n) => list.iter().find(|l| l.name == n),
+    };
+    found.ok_or_else(|| {
+        let names: Vec<&str> = list.iter().map(|l| l.name).collect();
+        ApiError::bad(format!("unknown checkpoint `{}`: this panel serves {}", name.unwrap_or(""), names.join(", ")))
+    })
+}
+
+/// The model of [`find`]'s checkpoint, locked: 400 when the panel has no such checkpoint, 503
+/// when it is not loaded.
 pub(crate) fn pick<'a, T>(list: &'a [Loaded<T>], name: Option<&str>) -> Result<MutexGuard<'a, T>, ApiError> {
-    let found = match name {
-        None => list.first(),
-        Some(n) => list.iter().find(|l| l.name == n),
-    };
-    let names: Vec<&str> = list.iter().map(|l| l.name).collect();
-    match found {
-        Some(l) => l.lock(),
-        None => Err(ApiError::bad(format!(
-            "unknown checkpoint `{}`: this panel serves {}",
-            name.unwrap_or(""),
-            names.join(", ")
-        ))),
-    }
-}
-
-/// [`pick`]'s errors without taking the lock: whether the checkpoint `name` (the first when
-/// `None`) is served.
-pub(crate) fn served<T>(list: &[Loaded<T>], name: Option<&str>) -> Result<(), ApiError> {
-    let found = match name {
-        None => list.first(),
-        Some(n) => list.iter().find(|l| l.name == n),
-    };
-    match found.map(|l| &l.model) {
-        Some(Ok(_)) => Ok(()),
-        Some(Err(why)) => Err(ApiError::unavailable(why.clone())),
-        None => Err(ApiError::bad(format!("unknown checkpoint `{}`", name.unwrap_or("")))),
-    }
+    find(list, name)?.lock()
 }
 
 /// Each of `names` under `dir`, loaded by `load`.

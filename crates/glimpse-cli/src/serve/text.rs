@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::panels::{pick, served};
+use super::panels::{find, pick};
 use super::{ApiError, Body, Panels, answer};
 
 /// The widest beam taken.
@@ -34,7 +34,7 @@ pub(crate) struct TranslateRequest {
 /// A translation with its alignment.
 #[derive(Serialize)]
 pub(crate) struct TranslateAnswer {
-    checkpoint: String,
+    checkpoint: &'static str,
     /// The answer (of the beam when one was asked for).
     answer: String,
     /// The greedy answer, for comparison with the beam's.
@@ -67,7 +67,8 @@ pub(crate) async fn translate(
         if req.text.trim().is_empty() {
             return Err(ApiError::bad("the text is empty"));
         }
-        let m = pick(&p.associative, req.checkpoint.as_deref())?;
+        let picked = find(&p.associative, req.checkpoint.as_deref())?;
+        let m = picked.lock()?;
         let run = |b: usize| {
             crate::text::translate_text(&m.cfg, &m.toks, &m.model, &req.text, b, &p.dev)
                 .map_err(|e| ApiError::bad(format!("{e:#}")))
@@ -75,7 +76,7 @@ pub(crate) async fn translate(
         let greedy = run(1)?;
         let t = if beam > 1 { run(beam)? } else { greedy.clone() };
         Ok(TranslateAnswer {
-            checkpoint: req.checkpoint.clone().unwrap_or_else(|| super::panels::ASSOCIATIVE[0].to_string()),
+            checkpoint: picked.name,
             answer: t.answer,
             greedy: greedy.answer,
             log_prob: t.log_prob,
@@ -153,7 +154,7 @@ fn checked_write(req: &WriteRequest) -> Result<(Vec<usize>, f32), ApiError> {
 /// the network writes it.
 pub(crate) async fn write(State(p): State<Arc<Panels>>, Body(req): Body<WriteRequest>) -> Result<Response, ApiError> {
     let (text, bias) = checked_write(&req)?;
-    served(&p.location, None)?; // 503 now, before the stream starts, when the model is missing
+    find(&p.location, None)?.ready()?; // 503 now, before the stream starts, when the model is missing
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(256);
     tokio::task::spawn_blocking(move || {
         let Ok(m) = pick(&p.location, None) else { return };
