@@ -175,7 +175,8 @@ fn eval_translate(dir: &Path, e: &EvalArgs, device: &str) -> Result<()> {
     let dev = glimpse::device::by_name(device)?;
     let t0 = std::time::Instant::now();
     let meta: translate::TranslateCheckpointMeta = checkpoint::read_meta(dir)?;
-    let (m, outputs) = translate::evaluate_checkpoint(dir, beam, &dev)?;
+    let evaluation = translate::evaluate_checkpoint(dir, beam, &dev)?;
+    let (m, outputs) = (&evaluation.test, &evaluation.outputs);
     let mut out = serde_json::json!({
         "checkpoint": dir.display().to_string(),
         "model": meta.model,
@@ -185,6 +186,10 @@ fn eval_translate(dir: &Path, e: &EvalArgs, device: &str) -> Result<()> {
         "beam": m.beam,
         "seconds": t0.elapsed().as_secs_f64(),
     });
+    if let Some((h, _)) = &evaluation.held_out_formats {
+        out["held_out_formats_exact_match"] = h.exact_match.into();
+        out["held_out_formats_n"] = h.n.into();
+    }
     if let Some(b) = &m.bleu {
         out["bleu"] = serde_json::json!(b.score);
         out["bleu_detail"] = serde_json::to_value(b)?;
@@ -204,6 +209,9 @@ fn eval_translate(dir: &Path, e: &EvalArgs, device: &str) -> Result<()> {
     }
     println!("{}: {} on {} (beam {})", dir.display(), meta.model, meta.task, m.beam);
     println!("  exact match {:.2}% of {}", 100.0 * m.exact_match, m.n);
+    if let Some((h, _)) = &evaluation.held_out_formats {
+        println!("  held-out formats (never trained on): exact match {:.2}% of {}", 100.0 * h.exact_match, h.n);
+    }
     if let Some(b) = &m.bleu {
         println!(
             "  BLEU {:.2} (brevity penalty {:.3}, {} / {} tokens)",

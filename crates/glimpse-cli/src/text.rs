@@ -55,6 +55,11 @@ impl Input {
 /// and only cost time.
 const INPUT_LIMIT_FACTOR: usize = 10;
 
+/// A date model's answer is refused when the model's probability of the whole answer (its
+/// characters and the end mark, greedy or the beam's best) is under this: the answers to real
+/// dates are near 1, the answers to texts that are no dates mostly far below (docs/results.md).
+pub(crate) const DATE_CONFIDENCE: f32 = 0.5;
+
 /// `glimpse translate`: prints the translation of each input text; optionally draws the
 /// alignment of one.
 pub(crate) fn translate(
@@ -114,7 +119,7 @@ pub(crate) struct Translation {
     /// Words of the text the model reads as `<unk>`.
     pub(crate) unknown: Vec<String>,
     /// Why the answer is refused: a date model's answer that is no calendar date (a validity
-    /// check on the output, not a confidence).
+    /// check on the output), or one the model gives a probability under [`DATE_CONFIDENCE`].
     pub(crate) refused: Option<String>,
 }
 
@@ -149,8 +154,18 @@ pub(crate) fn translate_text(
     };
     let answer = toks.target.decode(&h.tokens);
     let dates = matches!(cfg.task, translation::TaskConfig::Dates { .. });
-    let refused = (dates && Date::from_iso(&answer).is_none())
-        .then(|| format!("not a date this model can read (its answer `{answer}` is no calendar date)"));
+    let confidence = h.log_prob.exp();
+    let refused = if !dates {
+        None
+    } else if Date::from_iso(&answer).is_none() {
+        Some(format!("not a date this model can read (its answer `{answer}` is no calendar date)"))
+    } else if confidence < DATE_CONFIDENCE {
+        Some(format!(
+            "not a date this model can read (its answer `{answer}` has probability {confidence:.2}, under {DATE_CONFIDENCE})"
+        ))
+    } else {
+        None
+    };
     let source: Vec<String> = src.iter().map(|&i| toks.source.vocab().token(i).to_string()).collect();
     let mut target: Vec<String> = h.tokens.iter().map(|&i| toks.target.vocab().token(i).to_string()).collect();
     target.push("</s>".into());

@@ -999,6 +999,10 @@ fn translate_and_write_answer_bad_texts_in_one_line() {
     let err = run_cmd_err(glimpse().arg("translate").arg(&dates).arg("31 February 2001"));
     assert!(err.contains("not a date this model can read") && err.contains("2001-02-31"), "{err}");
     one_line(&err);
+    // Nor is a text that is no date, when the model is unsure of its answer (the confidence check).
+    let err = run_cmd_err(glimpse().arg("translate").arg(&dates).args(["tomorrow", "--beam", "1"]));
+    assert!(err.contains("not a date this model can read") && err.contains("probability"), "{err}");
+    one_line(&err);
     // Unknown characters are read as <unk>, and said so.
     let out = run(glimpse().arg("translate").arg(&dates).arg("日本 3 March 1999"));
     assert!(out.status.success());

@@ -2,10 +2,15 @@
 //! written by hand, never by the generator, each with its ISO answer. These checks keep the file
 //! usable as a test set: every line well-formed, every answer a real calendar date in the task's
 //! range (years 1000 to 2999), no text twice, and enough lines in each of the task's eight
-//! languages' phrasings to score a model on.
+//! languages' phrasings to score a model on; and the committed date model scored on it and on
+//! the held-out formats (issue 31's targets).
 
 use std::collections::HashSet;
 use std::path::Path;
+
+use burn::tensor::Device;
+use glimpse::data::dates::{LOCALE_DIR, Pair, ZONE_TABLE};
+use glimpse::train::translate::{Decoding, TaskData, evaluate, load_translator};
 
 fn rows() -> Vec<(String, String)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dates/handwritten.tsv");
@@ -81,4 +86,49 @@ fn each_language_has_its_own_phrasings() {
     }
     let outside = rows.iter().filter(|(_, iso)| !(1950..2050).contains(&iso[..4].parse::<u32>().unwrap())).count();
     assert!(outside >= 50, "years outside 1950-2049 (the old generator's range): {outside}");
+}
+
+/// Greedy exact match of the committed date model on `pairs`, with the pairs it got wrong.
+fn score(pairs: &[Pair]) -> (f64, Vec<(String, String, String)>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/seq2seq-dates");
+    let dev = Device::flex();
+    let (cfg, toks, model) = load_translator(&dir, &dev).expect("the committed date checkpoint");
+    let how = Decoding { beam: 1, alpha: cfg.train.alpha, max_len: cfg.train.max_len };
+    let (outputs, m) = evaluate(&model, &toks, pairs, false, how, &dev);
+    let wrong = pairs
+        .iter()
+        .zip(outputs)
+        .filter(|(p, o)| *o != p.target)
+        .map(|(p, o)| (p.source.clone(), p.target.clone(), o))
+        .collect();
+    (m.exact_match, wrong)
+}
+
+/// Whether the task's files (glibc's locale sources, tzdata's zone table) are here.
+fn task_files_present() -> bool {
+    let here = Path::new(LOCALE_DIR).join("de_DE").is_file() && Path::new(ZONE_TABLE).is_file();
+    if !here {
+        eprintln!("skipped: {LOCALE_DIR} or {ZONE_TABLE} is absent (Debian packages `locales`, `tzdata`)");
+    }
+    here
+}
+
+#[test]
+fn the_committed_date_model_reads_the_hand_written_file() {
+    let pairs: Vec<Pair> = rows().into_iter().map(|(source, target)| Pair { source, target }).collect();
+    let (exact, wrong) = score(&pairs);
+    assert!(exact >= 0.99, "exact match {exact:.4} of {} (target 0.99); wrong: {wrong:?}", pairs.len());
+}
+
+#[test]
+fn the_committed_date_model_reads_formats_it_never_saw() {
+    if !task_files_present() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/seq2seq-dates");
+    let (cfg, _, _) = load_translator(&dir, &Device::flex()).unwrap();
+    let TaskData::Dates(task) = cfg.task.load().unwrap() else { panic!("a date checkpoint") };
+    let pairs = task.held_out_formats(1000, 0);
+    let (exact, wrong) = score(&pairs);
+    assert!(exact >= 0.95, "exact match {exact:.4} on held-out formats; wrong: {:?}", &wrong[..wrong.len().min(20)]);
 }

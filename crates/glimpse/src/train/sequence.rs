@@ -188,8 +188,12 @@ pub struct SequenceMetrics {
 }
 
 /// The evaluation stream: `n` sequences of `task` in batches of up to 32, batch `k` drawn from
-/// `(seed, stream, k)`, each batch at length `len` when given, else anywhere in the training
-/// range. Every evaluation of the same arguments sees the same sequences.
+/// `(seed, stream, k)`. Every evaluation of the same arguments sees the same sequences.
+///
+/// At length `len` when given; else the lengths are spread evenly over the training range
+/// ([`evaluation_lengths`]). A batch has one length (the generators draw one per batch), so
+/// drawing each batch's length at random would leave a small set, such as a 64-sequence
+/// validation set in two batches, with two lengths that may both be short.
 pub fn evaluation_batches<'a>(
     task: &'a Task,
     len: Option<usize>,
@@ -197,14 +201,35 @@ pub fn evaluation_batches<'a>(
     seed: u64,
     stream: &'a str,
 ) -> impl Iterator<Item = Episode> + 'a {
-    (0..n.div_ceil(32)).map(move |k| {
-        let b = (n - 32 * k).min(32);
+    let lengths = match len {
+        Some(l) => vec![(l, n)],
+        None => evaluation_lengths(task.len_range(), n),
+    };
+    // Each length's sequences in batches of up to 32.
+    let plan: Vec<(usize, usize)> = lengths
+        .into_iter()
+        .flat_map(|(l, count)| (0..count.div_ceil(32)).map(move |i| (l, (count - 32 * i).min(32))))
+        .collect();
+    plan.into_iter().enumerate().map(move |(k, (l, b))| {
         let mut rng = Rng::derive(seed, stream, k as u64);
-        match len {
-            Some(l) => task.sample_len(b, l, &mut rng),
-            None => task.sample(b, None, &mut rng),
-        }
+        task.sample_len(b, l, &mut rng)
     })
+}
+
+/// `n` sequences spread evenly over the lengths `lo..=hi`: sequence `j` has length
+/// `lo + ⌊j (hi − lo + 1) / n⌋`, so every length has ⌊n / lengths⌋ or one more sequences when
+/// `n` covers the range. Returns `(length, sequences)` for each length used, in order.
+pub fn evaluation_lengths((lo, hi): (usize, usize), n: usize) -> Vec<(usize, usize)> {
+    let span = hi - lo + 1;
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for j in 0..n {
+        let l = lo + j * span / n;
+        match out.last_mut() {
+            Some((last, count)) if *last == l => *count += 1,
+            _ => out.push((l, 1)),
+        }
+    }
+    out
 }
 
 /// Evaluates `model` on the sequences of [`evaluation_batches`].
@@ -488,6 +513,30 @@ pub fn train_sequence(cfg: &SequenceRunConfig, opts: &RunOptions) -> Result<Sequ
 mod tests {
     use super::*;
     use crate::train::optim::OptimizerConfig;
+
+    #[test]
+    fn evaluation_spreads_lengths_over_the_training_range() {
+        // 64 sequences over lengths 1–20: every length, 3 or 4 sequences each, in order.
+        let l = evaluation_lengths((1, 20), 64);
+        assert_eq!(l.iter().map(|&(len, _)| len).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
+        assert!(l.iter().all(|&(_, c)| c == 3 || c == 4), "{l:?}");
+        assert_eq!(l.iter().map(|&(_, c)| c).sum::<usize>(), 64);
+        // Fewer sequences than lengths: spread, never repeated; one length takes them all.
+        assert_eq!(evaluation_lengths((1, 20), 4), vec![(1, 1), (6, 1), (11, 1), (16, 1)]);
+        assert_eq!(evaluation_lengths((7, 7), 70), vec![(7, 70)]);
+        assert!(evaluation_lengths((1, 20), 0).is_empty());
+        // The batches: up to 32 sequences of one length; the mean length is the range's.
+        let task = Task::Copy { bits: 8, min_len: 1, max_len: 20 };
+        let batches: Vec<Episode> = evaluation_batches(&task, None, 1000, 1, "valid").collect();
+        assert_eq!(batches.iter().map(|e| e.batch).sum::<usize>(), 1000);
+        assert!(batches.iter().all(|e| e.batch <= 32));
+        let mean = batches.iter().map(|e| (e.len * e.batch) as f64).sum::<f64>() / 1000.0;
+        assert!((mean - 10.5).abs() < 0.05, "mean length {mean}");
+        // A fixed length keeps it; the same arguments draw the same sequences.
+        assert!(evaluation_batches(&task, Some(80), 100, 1, "test").all(|e| e.len == 80));
+        let again: Vec<Episode> = evaluation_batches(&task, None, 1000, 1, "valid").collect();
+        assert!(batches.iter().zip(&again).all(|(a, b)| a.inputs == b.inputs));
+    }
 
     #[test]
     fn cost_and_bit_errors_count_only_scored_outputs() {

@@ -55,6 +55,14 @@ pub enum TaskConfig {
         /// Held-out examples of the test set (fixed by the seed 0, the same for every run).
         #[serde(default = "defaults::usize::<5000>")]
         test_examples: usize,
+        /// Test dates written in the held-out formats only, never drawn in training
+        /// ([`crate::data::dates::FORMATS`]), reported on their own.
+        #[serde(default = "defaults::usize::<2000>")]
+        held_out_format_examples: usize,
+        /// The time-zone table whose zone names are the datelines' places (default
+        /// `/usr/share/zoneinfo/zone.tab`).
+        #[serde(default)]
+        zone_table: Option<PathBuf>,
     },
     /// German→English sentences from the Ding dictionary; BPE subwords.
     DeEn {
@@ -216,7 +224,9 @@ impl TaskConfig {
     /// Loads the data.
     pub fn load(&self) -> Result<TaskData> {
         Ok(match self {
-            Self::Dates { locales, locale_dir, .. } => TaskData::Dates(DateTask::load(locale_dir.as_deref(), locales)?),
+            Self::Dates { locales, locale_dir, zone_table, .. } => {
+                TaskData::Dates(DateTask::load(locale_dir.as_deref(), locales, zone_table.as_deref())?)
+            }
             Self::DeEn { path, .. } => {
                 let [train, valid, test] = de_en::load(path.as_deref())?;
                 TaskData::Sentences { train, valid, test }
@@ -224,16 +234,19 @@ impl TaskConfig {
         })
     }
 
-    /// The files the data are read from: the locales' sources, or the dictionary.
+    /// The files the data are read from: the locales' sources and the time-zone table, or the
+    /// dictionary.
     pub fn files(&self) -> Vec<PathBuf> {
         match self {
-            Self::Dates { locales, locale_dir, .. } => {
+            Self::Dates { locales, locale_dir, zone_table, .. } => {
                 let dir = locale_dir.clone().unwrap_or_else(|| PathBuf::from(crate::data::dates::LOCALE_DIR));
                 let names: Vec<&str> = match locales.is_empty() {
                     true => crate::data::dates::DEFAULT_LOCALES.to_vec(),
                     false => locales.iter().map(String::as_str).collect(),
                 };
-                names.into_iter().map(|n| dir.join(n)).collect()
+                let mut files: Vec<PathBuf> = names.into_iter().map(|n| dir.join(n)).collect();
+                files.push(zone_table.clone().unwrap_or_else(|| PathBuf::from(crate::data::dates::ZONE_TABLE)));
+                files
             }
             Self::DeEn { path, .. } => vec![path.clone().unwrap_or_else(|| PathBuf::from(de_en::DING_PATH))],
         }
@@ -485,21 +498,35 @@ pub fn held_out(cfg: &TranslateRunConfig, data: &TaskData, test: bool) -> Vec<Pa
     }
 }
 
-/// Evaluates a checkpoint on its task's test set (`beam`: override the configured width);
-/// returns the metrics and the test pairs with the model's outputs.
-pub fn evaluate_checkpoint(
-    dir: &Path,
-    beam: Option<usize>,
-    device: &Device,
-) -> Result<(TranslateMetrics, Vec<(Pair, String)>)> {
+/// A checkpoint's figures: its test set, and for dates the held-out formats as well.
+pub struct CheckpointEvaluation {
+    /// The test set's metrics.
+    pub test: TranslateMetrics,
+    /// The test pairs with the model's outputs.
+    pub outputs: Vec<(Pair, String)>,
+    /// Dates: the held-out-format set's metrics and outputs ([`DateTask::held_out_formats`]).
+    pub held_out_formats: Option<(TranslateMetrics, Vec<(Pair, String)>)>,
+}
+
+/// Evaluates a checkpoint on its task's test set (`beam`: override the configured width), and a
+/// date model on the held-out formats too.
+pub fn evaluate_checkpoint(dir: &Path, beam: Option<usize>, device: &Device) -> Result<CheckpointEvaluation> {
     let (cfg, toks, model) = load_translator(dir, device)?;
     let data = cfg.task.load()?;
     let pairs = held_out(&cfg, &data, true);
     let sentences = matches!(data, TaskData::Sentences { .. });
     let beam = beam.unwrap_or(cfg.train.beam);
     let how = Decoding { beam, alpha: cfg.train.alpha, max_len: cfg.train.max_len };
-    let (outputs, m) = evaluate(&model, &toks, &pairs, sentences, how, device);
-    Ok((m, pairs.into_iter().zip(outputs).collect()))
+    let (outputs, test) = evaluate(&model, &toks, &pairs, sentences, how, device);
+    let held_out_formats = match (&cfg.task, &data) {
+        (TaskConfig::Dates { held_out_format_examples: n, .. }, TaskData::Dates(task)) if *n > 0 => {
+            let pairs = task.held_out_formats(*n, 0);
+            let (outputs, m) = evaluate(&model, &toks, &pairs, false, how, device);
+            Some((m, pairs.into_iter().zip(outputs).collect()))
+        }
+        _ => None,
+    };
+    Ok(CheckpointEvaluation { test, outputs: pairs.into_iter().zip(outputs).collect(), held_out_formats })
 }
 
 /// The sequence-to-sequence models as the engine trains them: batches a pure function of
@@ -527,7 +554,8 @@ impl Trainer {
         match &self.data {
             TaskData::Dates(task) => {
                 let mut rng = Rng::derive(self.cfg.seed, "batch", step as u64);
-                let pairs: Vec<Pair> = (0..t.batch_size).map(|_| task.sample(DateSplit::Train, &mut rng)).collect();
+                let pairs: Vec<Pair> =
+                    (0..t.batch_size).map(|_| task.sample(DateSplit::Train, false, &mut rng)).collect();
                 tokenise(&self.toks, &pairs)
             }
             TaskData::Sentences { .. } => {
