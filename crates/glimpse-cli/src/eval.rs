@@ -186,9 +186,12 @@ fn eval_translate(dir: &Path, e: &EvalArgs, device: &str) -> Result<()> {
         "beam": m.beam,
         "seconds": t0.elapsed().as_secs_f64(),
     });
-    if let Some((h, _)) = &evaluation.held_out_formats {
-        out["held_out_formats_exact_match"] = h.exact_match.into();
-        out["held_out_formats_n"] = h.n.into();
+    if let Some(h) = &evaluation.held_out_formats {
+        out["held_out_formats_exact_match"] = h.overall.exact_match.into();
+        out["held_out_formats_n"] = h.overall.n.into();
+        let by: serde_json::Map<String, serde_json::Value> =
+            h.by_template.iter().map(|(t, em, _)| (t.clone(), (*em).into())).collect();
+        out["held_out_formats_by_template"] = by.into();
     }
     if let Some(b) = &m.bleu {
         out["bleu"] = serde_json::json!(b.score);
@@ -209,8 +212,15 @@ fn eval_translate(dir: &Path, e: &EvalArgs, device: &str) -> Result<()> {
     }
     println!("{}: {} on {} (beam {})", dir.display(), meta.model, meta.task, m.beam);
     println!("  exact match {:.2}% of {}", 100.0 * m.exact_match, m.n);
-    if let Some((h, _)) = &evaluation.held_out_formats {
-        println!("  held-out formats (never trained on): exact match {:.2}% of {}", 100.0 * h.exact_match, h.n);
+    if let Some(h) = &evaluation.held_out_formats {
+        println!(
+            "  held-out formats (never trained on): exact match {:.2}% of {}",
+            100.0 * h.overall.exact_match,
+            h.overall.n
+        );
+        for (t, em, n) in &h.by_template {
+            println!("    {t}: {:.2}% of {n}", 100.0 * em);
+        }
     }
     if let Some(b) = &m.bleu {
         println!(

@@ -128,7 +128,7 @@ fn the_committed_date_model_reads_formats_it_never_saw() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/seq2seq-dates");
     let (cfg, _, _) = load_translator(&dir, &Device::flex()).unwrap();
     let TaskData::Dates(task) = cfg.task.load().unwrap() else { panic!("a date checkpoint") };
-    let pairs = task.held_out_formats(1000, 0);
+    let pairs: Vec<Pair> = task.held_out_formats(1000, 0).into_iter().map(|(_, p)| p).collect();
     let (exact, wrong) = score(&pairs);
     assert!(exact >= 0.95, "exact match {exact:.4} on held-out formats; wrong: {:?}", &wrong[..wrong.len().min(20)]);
 }

@@ -731,14 +731,44 @@ impl DateTask {
         out
     }
 
-    /// A random example from `split`: a locale, one of its formats (held-out ones with
-    /// `held_out`), a date and a style. Half the dates are drawn from 1900–2099, half from the
-    /// whole range; a template with a two-digit year draws from [`TWO_DIGIT_YEARS`].
+    /// A random example from `split`: a locale, one of its formats, a date and a style (with
+    /// `held_out`, as [`DateTask::sample_held_out`]).
     pub fn sample(&self, split: DateSplit, held_out: bool, rng: &mut Rng) -> Pair {
+        if held_out {
+            return self.sample_held_out(split, rng).1;
+        }
         let names = &self.locales[rng.below(self.locales.len())];
-        // Never empty: every language has the shared formats, held-out ones among them.
-        let formats = Self::formats(names, held_out);
+        // Never empty: every language has the shared formats.
+        let formats = Self::formats(names, false);
         let template = &formats[rng.below(formats.len())];
+        self.sample_written(split, names, template, rng)
+    }
+
+    /// The held-out formats some locale of the task writes.
+    pub fn held_out_templates(&self) -> Vec<&'static Format> {
+        let lang = |l: &LocaleNames| l.name.split('_').next().unwrap_or("").to_string();
+        FORMATS
+            .iter()
+            .filter(|f| f.held_out && (f.lang == "*" || self.locales.iter().any(|l| lang(l) == f.lang)))
+            .collect()
+    }
+
+    /// A random example in a held-out format: the format drawn evenly among
+    /// [`DateTask::held_out_templates`] (so each weighs the same in the figure), then a locale of
+    /// its language; returns the template too.
+    pub fn sample_held_out(&self, split: DateSplit, rng: &mut Rng) -> (&'static str, Pair) {
+        let templates = self.held_out_templates();
+        let f = templates[rng.below(templates.len())];
+        let locales: Vec<&LocaleNames> =
+            self.locales.iter().filter(|l| f.lang == "*" || l.name.split('_').next() == Some(f.lang)).collect();
+        let names = locales[rng.below(locales.len())];
+        (f.template, self.sample_written(split, names, f.template, rng))
+    }
+
+    /// `template` written with `names` for a date of `split`: half the dates are drawn from
+    /// 1900–2099, half from the whole range; a template with a two-digit year draws from
+    /// [`TWO_DIGIT_YEARS`].
+    fn sample_written(&self, split: DateSplit, names: &LocaleNames, template: &str, rng: &mut Rng) -> Pair {
         let dates = self.dates(split);
         let years = |(a, b): (i32, i32)| {
             let lo = dates.partition_point(|d| d.year < a);
@@ -773,10 +803,11 @@ impl DateTask {
         (0..n).map(|_| self.sample(split, false, &mut rng)).collect()
     }
 
-    /// `n` test dates in the held-out formats only (never drawn in training), fixed by `seed`.
-    pub fn held_out_formats(&self, n: usize, seed: u64) -> Vec<Pair> {
+    /// `n` test dates in the held-out formats only (never drawn in training), fixed by `seed`,
+    /// each with its template.
+    pub fn held_out_formats(&self, n: usize, seed: u64) -> Vec<(&'static str, Pair)> {
         let mut rng = Rng::derive(seed, "date-held-out-formats", 0);
-        (0..n).map(|_| self.sample(DateSplit::Test, true, &mut rng)).collect()
+        (0..n).map(|_| self.sample_held_out(DateSplit::Test, &mut rng)).collect()
     }
 
     /// Every character any rendering can contain, sorted (the source alphabet).
@@ -969,7 +1000,9 @@ mon \"Januar\";\"Februar\";/\n\"M<U00E4>rz\";\"April\";\"Mai\";\"Juni\";\"Juli\"
         assert_eq!(a, task.fixed_set(DateSplit::Test, 50, 1));
         let alphabet = task.alphabet();
         assert!(alphabet.contains(&':') && alphabet.contains(&'º'), "ordinal marks");
-        let held = task.held_out_formats(200, 1);
+        let held: Vec<Pair> = task.held_out_formats(200, 1).into_iter().map(|(_, p)| p).collect();
+        // The tiny task's two languages have three held-out formats, drawn evenly.
+        assert_eq!(task.held_out_templates().len(), 3);
         assert!(a.iter().chain(&held).all(|p| p.source.chars().all(|c| alphabet.contains(&c)) && p.target.len() == 10));
         assert!(held.iter().all(|p| split_of(Date::from_iso(&p.target).unwrap()) == DateSplit::Test));
     }

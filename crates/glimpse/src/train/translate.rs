@@ -504,8 +504,18 @@ pub struct CheckpointEvaluation {
     pub test: TranslateMetrics,
     /// The test pairs with the model's outputs.
     pub outputs: Vec<(Pair, String)>,
-    /// Dates: the held-out-format set's metrics and outputs ([`DateTask::held_out_formats`]).
-    pub held_out_formats: Option<(TranslateMetrics, Vec<(Pair, String)>)>,
+    /// Dates: the held-out-format set's figures ([`DateTask::held_out_formats`]).
+    pub held_out_formats: Option<HeldOutFormats>,
+}
+
+/// A date model on the formats it never saw.
+pub struct HeldOutFormats {
+    /// Over all of them (each template drawn equally often).
+    pub overall: TranslateMetrics,
+    /// Per template: the template, its exact match and its examples.
+    pub by_template: Vec<(String, f64, usize)>,
+    /// The pairs with the model's outputs.
+    pub outputs: Vec<(Pair, String)>,
 }
 
 /// Evaluates a checkpoint on its task's test set (`beam`: override the configured width), and a
@@ -520,9 +530,18 @@ pub fn evaluate_checkpoint(dir: &Path, beam: Option<usize>, device: &Device) -> 
     let (outputs, test) = evaluate(&model, &toks, &pairs, sentences, how, device);
     let held_out_formats = match (&cfg.task, &data) {
         (TaskConfig::Dates { held_out_format_examples: n, .. }, TaskData::Dates(task)) if *n > 0 => {
-            let pairs = task.held_out_formats(*n, 0);
-            let (outputs, m) = evaluate(&model, &toks, &pairs, false, how, device);
-            Some((m, pairs.into_iter().zip(outputs).collect()))
+            let (templates, pairs): (Vec<&str>, Vec<Pair>) = task.held_out_formats(*n, 0).into_iter().unzip();
+            let (outputs, overall) = evaluate(&model, &toks, &pairs, false, how, device);
+            let by_template = task
+                .held_out_templates()
+                .iter()
+                .map(|f| {
+                    let mine: Vec<usize> = (0..pairs.len()).filter(|&i| templates[i] == f.template).collect();
+                    let right = mine.iter().filter(|&&i| outputs[i] == pairs[i].target).count();
+                    (f.template.to_string(), right as f64 / mine.len().max(1) as f64, mine.len())
+                })
+                .collect();
+            Some(HeldOutFormats { overall, by_template, outputs: pairs.into_iter().zip(outputs).collect() })
         }
         _ => None,
     };
