@@ -10,7 +10,9 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use glimpse::data::dates::{LOCALE_DIR, Pair, ZONE_TABLE};
-use glimpse::train::translate::{Decoding, TaskData, evaluate, load_translator};
+use glimpse::train::translate::{
+    Decoding, TaskData, Tokenizers, TranslateRunConfig, Translator, evaluate, load_translator,
+};
 
 fn rows() -> Vec<(String, String)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dates/handwritten.tsv");
@@ -88,13 +90,20 @@ fn each_language_has_its_own_phrasings() {
     assert!(outside >= 50, "years outside 1950-2049 (the old generator's range): {outside}");
 }
 
-/// Greedy exact match of the committed date model on `pairs`, with the pairs it got wrong.
-fn score(pairs: &[Pair]) -> (f64, Vec<(String, String, String)>) {
+/// The committed date model: its run configuration, tokenizers and weights.
+fn committed() -> (TranslateRunConfig, Tokenizers, Translator) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/seq2seq-dates");
+    load_translator(&dir, &Device::flex()).expect("the committed date checkpoint")
+}
+
+/// Greedy exact match of a date model on `pairs`, with the pairs it got wrong.
+fn score(
+    (cfg, toks, model): &(TranslateRunConfig, Tokenizers, Translator),
+    pairs: &[Pair],
+) -> (f64, Vec<(String, String, String)>) {
     let dev = Device::flex();
-    let (cfg, toks, model) = load_translator(&dir, &dev).expect("the committed date checkpoint");
     let how = Decoding { beam: 1, alpha: cfg.train.alpha, max_len: cfg.train.max_len };
-    let (outputs, m) = evaluate(&model, &toks, pairs, false, how, &dev);
+    let (outputs, m) = evaluate(model, toks, pairs, false, how, &dev);
     let wrong = pairs
         .iter()
         .zip(outputs)
@@ -116,7 +125,7 @@ fn task_files_present() -> bool {
 #[test]
 fn the_committed_date_model_reads_the_hand_written_file() {
     let pairs: Vec<Pair> = rows().into_iter().map(|(source, target)| Pair { source, target }).collect();
-    let (exact, wrong) = score(&pairs);
+    let (exact, wrong) = score(&committed(), &pairs);
     assert!(exact >= 0.99, "exact match {exact:.4} of {} (target 0.99); wrong: {wrong:?}", pairs.len());
 }
 
@@ -125,10 +134,9 @@ fn the_committed_date_model_reads_formats_it_never_saw() {
     if !task_files_present() {
         return;
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/seq2seq-dates");
-    let (cfg, _, _) = load_translator(&dir, &Device::flex()).unwrap();
-    let TaskData::Dates(task) = cfg.task.load().unwrap() else { panic!("a date checkpoint") };
+    let model = committed();
+    let TaskData::Dates(task) = model.0.task.load().unwrap() else { panic!("a date checkpoint") };
     let pairs: Vec<Pair> = task.held_out_formats(1000, 0).into_iter().map(|(_, p)| p).collect();
-    let (exact, wrong) = score(&pairs);
+    let (exact, wrong) = score(&model, &pairs);
     assert!(exact >= 0.95, "exact match {exact:.4} on held-out formats; wrong: {:?}", &wrong[..wrong.len().min(20)]);
 }

@@ -39,6 +39,13 @@ pub struct LocaleNames {
     pub d_fmt: Option<String>,
 }
 
+impl LocaleNames {
+    /// The language code, the part of the locale's name before `_` (`de` of `de_DE`).
+    pub fn language(&self) -> &str {
+        self.name.split('_').next().unwrap_or("")
+    }
+}
+
 /// Decodes one locale string body: `<Uxxxx>` code points and `escape_char` + char.
 fn decode(body: &str, escape: char) -> Result<String> {
     let mut out = String::new();
@@ -559,7 +566,7 @@ fn dotted(ab: &str, full: &str) -> String {
 /// different) day first, the rule of every other language here, so that no text has two
 /// answers.
 pub fn render(date: Date, template: &str, names: &LocaleNames, style: &Style) -> String {
-    let lang = names.name.split('_').next().unwrap_or("");
+    let lang = names.language();
     let (m, wd) = (date.month as usize - 1, date.weekday());
     let ambiguous = date.day <= 12 && date.day != date.month && month_first_numeric(template);
     // Numbers written where the template puts the day and the month.
@@ -650,6 +657,8 @@ pub struct DateTask {
     pub locales: Vec<LocaleNames>,
     /// Place names of datelines.
     pub cities: Vec<String>,
+    /// Each locale's training templates ([`DateTask::formats`]), built once.
+    training_formats: Vec<Vec<String>>,
     /// The dates of each split, in order.
     train: Vec<Date>,
     valid: Vec<Date>,
@@ -684,7 +693,8 @@ impl DateTask {
                 DateSplit::Test => test.push(d),
             }
         }
-        Ok(Self { locales, cities, train, valid, test })
+        let training_formats = locales.iter().map(|l| Self::formats(l, false)).collect();
+        Ok(Self { locales, cities, training_formats, train, valid, test })
     }
 
     /// Loads `names` (default: [`DEFAULT_LOCALES`]) from `dir` (default: [`LOCALE_DIR`]) and
@@ -716,7 +726,7 @@ impl DateTask {
     /// The templates a locale is written in: its language's and every language's [`FORMATS`],
     /// and its own `d_fmt`; with `held_out`, only the held-out ones (else none of them).
     pub fn formats(names: &LocaleNames, held_out: bool) -> Vec<String> {
-        let lang = names.name.split('_').next().unwrap_or("");
+        let lang = names.language();
         let mut out: Vec<String> = FORMATS
             .iter()
             .filter(|f| (f.lang == "*" || f.lang == lang) && f.held_out == held_out)
@@ -737,19 +747,18 @@ impl DateTask {
         if held_out {
             return self.sample_held_out(split, rng).1;
         }
-        let names = &self.locales[rng.below(self.locales.len())];
+        let k = rng.below(self.locales.len());
         // Never empty: every language has the shared formats.
-        let formats = Self::formats(names, false);
+        let formats = &self.training_formats[k];
         let template = &formats[rng.below(formats.len())];
-        self.sample_written(split, names, template, rng)
+        self.sample_written(split, &self.locales[k], template, rng)
     }
 
     /// The held-out formats some locale of the task writes.
     pub fn held_out_templates(&self) -> Vec<&'static Format> {
-        let lang = |l: &LocaleNames| l.name.split('_').next().unwrap_or("").to_string();
         FORMATS
             .iter()
-            .filter(|f| f.held_out && (f.lang == "*" || self.locales.iter().any(|l| lang(l) == f.lang)))
+            .filter(|f| f.held_out && (f.lang == "*" || self.locales.iter().any(|l| l.language() == f.lang)))
             .collect()
     }
 
@@ -760,7 +769,7 @@ impl DateTask {
         let templates = self.held_out_templates();
         let f = templates[rng.below(templates.len())];
         let locales: Vec<&LocaleNames> =
-            self.locales.iter().filter(|l| f.lang == "*" || l.name.split('_').next() == Some(f.lang)).collect();
+            self.locales.iter().filter(|l| f.lang == "*" || l.language() == f.lang).collect();
         let names = locales[rng.below(locales.len())];
         (f.template, self.sample_written(split, names, f.template, rng))
     }
