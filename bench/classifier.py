@@ -53,6 +53,7 @@ def main():
     p.add_argument("--hidden", type=str, default="256,256")
     p.add_argument("--channels", type=str, default="16,32")
     p.add_argument("--fc", type=int, default=128)
+    p.add_argument("--inference", action="store_true", help="time evaluation (no_grad) instead of training")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -63,9 +64,18 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-8)
     x = torch.rand(a.batch, 1, a.side, a.side)
     y = torch.randint(0, 10, (a.batch,))
+    if a.inference:
+        model.eval()
+        forward = lambda: model(x).argmax(1).tolist()
     times = []
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
+        if a.inference:
+            with torch.no_grad():
+                forward()
+            if i >= a.warmup:
+                times.append(time.perf_counter() - t0)
+            continue
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
         loss.backward()

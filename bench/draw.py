@@ -3,6 +3,8 @@
 
 Trains on a fixed random batch with Adam and prints one JSON line:
 {"per_s": training samples per second (median over steps), "threads": ..., "torch": version}.
+With --inference: samples evaluated per second under no_grad (the bound, or the classifier's
+loss).
 Run: python3 bench/draw.py --model draw --batch 64 --steps 10 --threads 2
 """
 import argparse, json, time
@@ -102,6 +104,7 @@ def main():
     p.add_argument("--latent", type=int, default=100)
     p.add_argument("--read", type=int, default=2)
     p.add_argument("--write", type=int, default=5)
+    p.add_argument("--inference", action="store_true", help="time evaluation (no_grad) instead of training")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -118,6 +121,12 @@ def main():
     times = []
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
+        if a.inference:
+            with torch.no_grad():
+                loss_fn().item()
+            if i >= a.warmup:
+                times.append(time.perf_counter() - t0)
+            continue
         opt.zero_grad()
         loss = loss_fn()
         loss.backward()

@@ -4,7 +4,8 @@ The same network as Glimpse's models/ram.rs (glimpse network 128/128 -> 256, ReL
 Gaussian location policy with tanh mean, baseline, action network), the same hybrid loss
 (cross-entropy + REINFORCE with baseline + baseline MSE), Adam, one fixed random batch.
 The retina is vectorised with advanced indexing (no per-sample Python loop).
-Prints one JSON line: {"per_s": training samples/s (median step), "threads", "torch"}.
+Prints one JSON line: {"per_s": training samples/s (median step), "threads", "torch"}; with
+--inference, samples evaluated per second (no_grad, the policy's mean path, no sampling).
 Run: python3 bench/ram.py --batch 64 --side 28 --patch 8 --scales 1 --glimpses 6 --threads 2
 """
 import argparse, json, time
@@ -48,7 +49,7 @@ class Ram(nn.Module):
         self.baseline = nn.Linear(hidden, 1)
         self.patch, self.scales, self.hidden = patch, scales, hidden
 
-    def forward(self, x, glimpses, std):
+    def forward(self, x, glimpses, std, sample=True):
         b = x.shape[0]
         h = x.new_zeros(b, self.hidden)
         loc = x.new_zeros(b, 2)
@@ -63,6 +64,9 @@ class Ram(nn.Module):
                 break
             hd = h.detach()
             mean = torch.tanh(self.location(hd))
+            if not sample:  # evaluation: the policy's mean path
+                loc = mean
+                continue
             loc = (mean + std * torch.randn_like(mean)).clamp(-1, 1).detach()
             log_probs.append(torch.distributions.Normal(mean, std).log_prob(loc).sum(1))
             baselines.append(self.baseline(hd).squeeze(1))
@@ -80,6 +84,7 @@ def main():
     p.add_argument("--scales", type=int, default=1)
     p.add_argument("--glimpses", type=int, default=6)
     p.add_argument("--std", type=float, default=0.17)
+    p.add_argument("--inference", action="store_true", help="time evaluation (no_grad, mean path) instead of training")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -90,6 +95,12 @@ def main():
     times = []
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
+        if a.inference:
+            with torch.no_grad():
+                model(x, a.glimpses, a.std, sample=False)[0].argmax(1).tolist()
+            if i >= a.warmup:
+                times.append(time.perf_counter() - t0)
+            continue
         opt.zero_grad()
         logits, log_probs, baselines = model(x, a.glimpses, a.std)
         ce = F.cross_entropy(logits, y)

@@ -7,6 +7,10 @@ Trains on a fixed random batch (every source `--src-len` tokens, every target `-
 with Adam and gradient clipping, and prints one JSON line:
 {"per_s": target tokens per second (median step), "threads": ..., "torch": version}.
 Run: python3 bench/seq2seq.py --model seq2seq --batch 64 --steps 20 --threads 2
+
+With --inference greedy|beam it times decoding instead (torch.no_grad(), eval mode): greedy
+decoding of the batch, or beam search (--beam, length penalty --alpha, Wu et al. 2016) of each
+source in turn, at most --tgt-len + 1 tokens; "per_s" is then sources decoded per second.
 """
 import argparse, json, math, time
 import torch
@@ -53,6 +57,37 @@ class Seq2seq(nn.Module):
             outs.append(feed)
         return self.output(torch.stack(outs, 1))
 
+    # Decoding, one token at a time: the encoded source, then (state, last tokens) -> log p.
+    def encode(self, src):
+        memory, (h_n, _) = self.encoder(self.src_embed(src))
+        summary = torch.cat([h_n[0], h_n[1]], 1)
+        keys = self.w_key(memory) if self.attention else None
+        return memory, summary, keys
+
+    def start(self, enc):
+        h = torch.tanh(self.init(enc[1]))
+        return h, torch.zeros_like(h), torch.zeros_like(h)
+
+    def step(self, enc, state, prefix):
+        memory, summary, keys = enc
+        h, c, feed = state
+        y = self.tgt_embed(prefix[:, -1])
+        h, c = self.decoder(torch.cat([y, feed], 1) if self.input_feeding else y, (h, c))
+        if self.attention:
+            a = torch.softmax(self.v(torch.tanh(keys + self.w_query(h)[:, None])).squeeze(2), 1)
+            context = torch.bmm(a[:, None], memory).squeeze(1)
+        else:
+            context = summary
+        feed = torch.tanh(self.combine(torch.cat([context, h], 1)))
+        return F.log_softmax(self.output(feed), 1), (h, c, feed)
+
+    def select_memory(self, enc, rows):
+        memory, summary, keys = enc
+        return memory[rows], summary[rows], keys[rows] if keys is not None else None
+
+    def select_state(self, state, rows):
+        return tuple(x[rows] for x in state)
+
 
 def positions(t, d):
     pos = torch.arange(t, dtype=torch.float32)[:, None]
@@ -77,6 +112,99 @@ class Transformer(nn.Module):
         causal = nn.Transformer.generate_square_subsequent_mask(t)
         return self.output(self.net(x, y, tgt_mask=causal, tgt_is_causal=True))
 
+    # Decoding: nn.Transformer keeps no cache, so each step runs the decoder over the prefix.
+    def encode(self, src):
+        x = self.src_embed(src) * math.sqrt(self.d) + positions(src.shape[1], self.d)
+        return self.net.encoder(x)
+
+    def start(self, enc):
+        return ()
+
+    def step(self, enc, state, prefix):
+        t = prefix.shape[1]
+        y = self.tgt_embed(prefix) * math.sqrt(self.d) + positions(t, self.d)
+        causal = nn.Transformer.generate_square_subsequent_mask(t)
+        out = self.net.decoder(y, enc, tgt_mask=causal, tgt_is_causal=True)
+        return F.log_softmax(self.output(out[:, -1]), 1), ()
+
+    def select_memory(self, enc, rows):
+        return enc[rows]
+
+    def select_state(self, state, rows):
+        return ()
+
+
+BOS, EOS = 1, 2
+
+
+def greedy(model, src, max_len):
+    """Greedy decoding of a batch, until every row has ended or max_len tokens."""
+    enc = model.encode(src)
+    state = model.start(enc)
+    prefix = torch.full((src.shape[0], 1), BOS, dtype=torch.long)
+    done = torch.zeros(src.shape[0], dtype=torch.bool)
+    for _ in range(max_len):
+        logp, state = model.step(enc, state, prefix)
+        best = logp.argmax(1)
+        prefix = torch.cat([prefix, best[:, None]], 1)
+        done |= best == EOS
+        if bool(done.all()):
+            break
+    return prefix
+
+
+def beam_search(model, src, beam, alpha, max_len):
+    """Beam search for one source (1, S): `beam` live hypotheses, the finished one with the
+    best log p / ((5 + len) / 6)^alpha."""
+    enc0 = model.encode(src)
+    enc, state, enc_rows = enc0, model.start(enc0), 1
+    prefix = torch.full((1, 1), BOS, dtype=torch.long)
+    scores = torch.zeros(1)
+    finished = []
+    for t in range(max_len):
+        logp, state = model.step(enc, state, prefix)
+        v = logp.shape[1]
+        top, idx = (scores[:, None] + logp).view(-1).topk(min(beam, logp.numel()))
+        parents, toks = idx // v, idx % v
+        keep = []
+        for k in range(len(top)):
+            if int(toks[k]) == EOS or t + 1 == max_len:
+                length = t + 1 if int(toks[k]) == EOS else t + 2
+                finished.append((float(top[k]) / ((5 + length) / 6) ** alpha, prefix[parents[k]]))
+            else:
+                keep.append(k)
+        if len(finished) >= beam or not keep:
+            break
+        keep = torch.tensor(keep)
+        rows = parents[keep]
+        prefix = torch.cat([prefix[rows], toks[keep][:, None]], 1)
+        scores = top[keep]
+        state = model.select_state(state, rows)
+        if enc_rows != len(rows):
+            enc_rows = len(rows)
+            enc = model.select_memory(enc0, torch.zeros(enc_rows, dtype=torch.long))
+    return max(finished, key=lambda f: f[0])[1]
+
+
+def decoding_per_s(model, src, a):
+    """Sources decoded per second (median over steps of the whole batch), under no_grad; at
+    most --tgt-len + 1 tokens each (the training target and its end mark)."""
+    model.eval()
+    max_len = a.tgt_len + 1
+    times = []
+    with torch.no_grad():
+        for i in range(a.warmup + a.steps):
+            t0 = time.perf_counter()
+            if a.inference == "greedy":
+                greedy(model, src, max_len)
+            else:
+                for row in range(src.shape[0]):
+                    beam_search(model, src[row:row + 1], a.beam, a.alpha, max_len)
+            if i >= a.warmup:
+                times.append(time.perf_counter() - t0)
+    times.sort()
+    return src.shape[0] / times[len(times) // 2]
+
 
 def main():
     p = argparse.ArgumentParser()
@@ -99,6 +227,9 @@ def main():
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--ff", type=int, default=1024)
     p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--inference", choices=["greedy", "beam"], help="time decoding instead of training")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--alpha", type=float, default=0.6)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -111,6 +242,9 @@ def main():
     tgt = torch.randint(4, a.tgt_vocab, (a.batch, a.tgt_len))
     tgt_in = torch.cat([torch.ones(a.batch, 1, dtype=torch.long), tgt], 1)  # <s> y
     tgt_out = torch.cat([tgt, torch.full((a.batch, 1), 2, dtype=torch.long)], 1)  # y </s>
+    if a.inference:
+        print(json.dumps({"per_s": decoding_per_s(model, src, a), "threads": a.threads, "torch": torch.__version__}))
+        return
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     times = []
     for i in range(a.warmup + a.steps):

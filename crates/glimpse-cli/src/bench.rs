@@ -1,4 +1,5 @@
-//! `glimpse bench`: training throughput of our models against PyTorch's.
+//! `glimpse bench`: training (or, with `--inference`, evaluation and decoding) throughput of
+//! our models against PyTorch's.
 
 use anyhow::{Result, bail};
 use glimpse::models::draw::DrawConfig;
@@ -14,10 +15,23 @@ pub(crate) fn run(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result
     let setup = BenchSetup { threads, rounds: b.rounds, shards: b.shards.unwrap_or(threads) };
     let device = glimpse::device::by_name(device)?;
     let bench = |batch: usize| Bench { batch, steps: b.steps, setup, device: device.clone() };
+    if b.inference && matches!(b.model, ModelKind::Ntm | ModelKind::Dnc | ModelKind::Lstm | ModelKind::Draw) {
+        bail!(
+            "no inference benchmark for `{}`: --inference times seq2seq and Transformer decoding, handwriting \
+             sampling and the image classifiers' evaluation",
+            b.model.name()
+        );
+    }
     let reports = match b.model {
-        ModelKind::Ntm => {
-            let batches = b.batch.map_or(vec![1, 16], |x| vec![x]);
-            batches.into_iter().map(|batch| bench::bench_ntm(b.len, &bench(batch))).collect::<Result<Vec<_>>>()?
+        ModelKind::Ntm | ModelKind::Dnc | ModelKind::Lstm => {
+            // The NTM at batch 1 (the paper's) and 16; the DNC and the LSTM at 16 (configs/dnc-copy.toml's).
+            let default = if b.model == ModelKind::Ntm { vec![1, 16] } else { vec![16] };
+            let batches = b.batch.map_or(default, |x| vec![x]);
+            let kind = b.model.name();
+            batches
+                .into_iter()
+                .map(|batch| bench::bench_memory(kind, b.len, &bench(batch)))
+                .collect::<Result<Vec<_>>>()?
         }
         ModelKind::Seq2seq | ModelKind::Transformer => {
             // The German-English sizes (configs/seq2seq-de-en.toml, configs/transformer-de-en.toml).
@@ -25,16 +39,30 @@ pub(crate) fn run(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result
             let mut cfg = default_translator(b.model, &task, !b.no_attention);
             cfg.set_vocab(2000, 2000);
             let len = if b.len == 20 { 16 } else { b.len };
-            vec![bench::bench_translator(&cfg, len, &bench(b.batch.unwrap_or(64)))?]
+            if b.inference {
+                // Greedy over a batch of 64 sources; beam search source by source, 8 a pass.
+                vec![
+                    bench::bench_translator_decoding(&cfg, len, None, &bench(b.batch.unwrap_or(64)))?,
+                    bench::bench_translator_decoding(&cfg, len, Some(b.beam), &bench(b.batch.unwrap_or(8)))?,
+                ]
+            } else {
+                vec![bench::bench_translator(&cfg, len, &bench(b.batch.unwrap_or(64)))?]
+            }
         }
         ModelKind::Handwriting => {
-            // The sizes of configs/handwriting-synthesis.toml.
-            let cfg = default_handwriting("text-lines", true)?.model;
+            // The sizes of configs/handwriting-synthesis.toml; --no-attention: the prediction
+            // network of configs/handwriting-omniglot.toml.
+            let cfg = if b.no_attention {
+                default_handwriting("omniglot", false)?.model
+            } else {
+                default_handwriting("text-lines", true)?.model
+            };
             let len = if b.len == 20 { 200 } else { b.len };
-            vec![bench::bench_handwriting(&cfg, len, &bench(b.batch.unwrap_or(32)))?]
-        }
-        ModelKind::Lstm | ModelKind::Dnc => {
-            bail!("no benchmark for `{}`; `glimpse bench ntm` measures the memory models", b.model.name())
+            if b.inference {
+                vec![bench::bench_handwriting_sampling(&cfg, len, &bench(b.batch.unwrap_or(8)))?]
+            } else {
+                vec![bench::bench_handwriting(&cfg, len, &bench(b.batch.unwrap_or(32)))?]
+            }
         }
         ModelKind::Draw => {
             let mut cfg = DrawConfig::mnist(true);
@@ -50,7 +78,11 @@ pub(crate) fn run(b: &BenchArgs, threads: Option<usize>, device: &str) -> Result
         }
         kind => {
             let cfg = kind.default_config(b.side);
-            vec![bench::bench_classifier(&cfg, &bench(b.batch.unwrap_or(64)))?]
+            if b.inference {
+                vec![bench::bench_classifier_eval(&cfg, &bench(b.batch.unwrap_or(64)))?]
+            } else {
+                vec![bench::bench_classifier(&cfg, &bench(b.batch.unwrap_or(64)))?]
+            }
         }
     };
     for r in reports {

@@ -599,6 +599,14 @@ pub(crate) struct BenchArgs {
     /// Alternating rounds of ours and PyTorch; figures are medians over rounds.
     #[arg(long, default_value_t = 3)]
     pub(crate) rounds: usize,
+    /// Time inference instead of training, against the PyTorch twin under `torch.no_grad()`:
+    /// seq2seq / Transformer decoding (greedy and beam), handwriting sampling, the classifiers'
+    /// evaluation.
+    #[arg(long)]
+    pub(crate) inference: bool,
+    /// seq2seq / Transformer with `--inference`: the beam width of the beam-search benchmark.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) beam: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub(crate) json: bool,

@@ -36,6 +36,12 @@ pub fn by_name(name: &str) -> Result<Device> {
     }
 }
 
+/// The CPU device, with autodiff when `device` has it: where a fresh run draws its weights
+/// before they move to `device`, so that a seed gives the same weights on every device.
+pub fn host(device: &Device) -> Device {
+    if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() }
+}
+
 /// Seeds `device`'s generator and runs `init` (which draws initial weights) while holding a
 /// process-wide lock: burn's generator is global, so two runs initialising at once (parallel
 /// tests, or a library user's threads) would otherwise interleave their draws.

@@ -17,8 +17,10 @@ use super::translate::{IdPair, TranslatorConfig, batch_loss};
 use crate::data::algorithmic::Task;
 use crate::data::handwriting::Example;
 use crate::models::ClassifierConfig;
+use crate::models::dnc::DncConfig;
 use crate::models::draw::DrawConfig;
 use crate::models::handwriting::HandwritingConfig;
+use crate::models::lstm::LstmConfig;
 use crate::models::ntm::NtmConfig;
 use crate::rng::Rng;
 
@@ -37,7 +39,7 @@ pub const SEQ2SEQ_PY: &str = include_str!("../../../../bench/seq2seq.py");
 /// The PyTorch baseline for the handwriting synthesis network.
 pub const HANDWRITING_PY: &str = include_str!("../../../../bench/handwriting.py");
 
-/// The PyTorch baseline for the NTM.
+/// The PyTorch baseline for the NTM, the DNC and the LSTM on copy.
 pub const NTM_PY: &str = include_str!("../../../../bench/ntm.py");
 
 /// One benchmark's result, as `glimpse bench --json` prints it.
@@ -284,6 +286,40 @@ pub fn run_python_baseline_in(py: &str, script: &str, args: &[String]) -> Result
 
 /// Benchmarks a classifier against its PyTorch twin.
 pub fn bench_classifier(cfg: &ClassifierConfig, b: &Bench) -> Result<BenchReport> {
+    let (script, args) = classifier_flags(cfg);
+    let unit = format!("training samples/s ({} shards)", b.shards());
+    Ok(b.report(cfg.kind(), unit, || classifier_samples_per_s(cfg, b), script, &args))
+}
+
+/// Images classified per second by `cfg` (random weights, no autodiff; RAM along its policy's
+/// mean path, as `glimpse eval` does) on one fixed random batch, the predicted classes read
+/// back: median pass.
+pub fn classifier_eval_per_s(cfg: &ClassifierConfig, b: &Bench) -> f64 {
+    use crate::models::image_classifier::ImageClassifier;
+    let device = b.device.clone();
+    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+    let ([h, w], batch) = (cfg.input(), b.batch);
+    let mut rng = Rng::new(0);
+    let x: Vec<f32> = (0..batch * h * w).map(|_| rng.uniform() as f32).collect();
+    let images = Tensor::<4>::from_data(TensorData::new(x, [batch, 1, h, w]), &device);
+    let secs = median_step_seconds(3, b.steps, (), |()| {
+        let classes = model.logits(images.clone()).argmax(1).into_data();
+        std::hint::black_box(classes);
+    });
+    batch as f64 / secs
+}
+
+/// Benchmarks a classifier's evaluation against its PyTorch twin's (`--inference`, under
+/// `torch.no_grad()`).
+pub fn bench_classifier_eval(cfg: &ClassifierConfig, b: &Bench) -> Result<BenchReport> {
+    let (script, mut args) = classifier_flags(cfg);
+    args.push(("--inference", String::new()));
+    let name = format!("{} evaluation", cfg.kind());
+    Ok(b.report(&name, "images classified/s".into(), || classifier_eval_per_s(cfg, b), script, &args))
+}
+
+/// The PyTorch twin of a classifier and its flags.
+fn classifier_flags(cfg: &ClassifierConfig) -> (&'static str, Vec<(&'static str, String)>) {
     let join = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
     let mut args = vec![("--side", cfg.input()[0].to_string())];
     let script = match cfg {
@@ -309,8 +345,7 @@ pub fn bench_classifier(cfg: &ClassifierConfig, b: &Bench) -> Result<BenchReport
             DRAW_PY
         }
     };
-    let unit = format!("training samples/s ({} shards)", b.shards());
-    Ok(b.report(cfg.kind(), unit, || classifier_samples_per_s(cfg, b), script, &args))
+    (script, args)
 }
 
 /// Training sequences/s of a sequence model (forward, backward, global-norm clipping, RMSProp
@@ -332,13 +367,28 @@ pub fn sequence_per_s(cfg: &SequenceModelConfig, task: &Task, len: usize, b: &Be
     batch as f64 / secs
 }
 
-/// Benchmarks the NTM (paper sizes, copy task of 8-bit vectors at length `len`) against its
-/// PyTorch twin, `bench/ntm.py`.
-pub fn bench_ntm(len: usize, b: &Bench) -> Result<BenchReport> {
+/// The sizes a sequence model is benchmarked at, on the copy task of 8-bit vectors: the NTM
+/// at the paper's sizes ([`NtmConfig::new`]), the DNC at configs/dnc-copy.toml's (controller
+/// 128, memory 128 × 20, one read head), the LSTM at the NTM paper's copy baseline (3 layers of
+/// 256).
+pub fn memory_bench_config(kind: &str, task: &Task) -> Result<SequenceModelConfig> {
+    let (i, o) = (task.input_size(), task.output_size());
+    Ok(match kind {
+        "ntm" => SequenceModelConfig::Ntm(NtmConfig::new(i, o)),
+        "dnc" => SequenceModelConfig::Dnc(DncConfig { memory_n: 128, ..DncConfig::new(i, o) }),
+        "lstm" => SequenceModelConfig::Lstm(LstmConfig { inputs: i, outputs: o, hidden: 256, layers: 3 }),
+        other => anyhow::bail!("no memory-model benchmark for `{other}` (ntm, dnc, lstm)"),
+    })
+}
+
+/// Benchmarks a sequence model (`ntm`, `dnc` or `lstm`, at [`memory_bench_config`]'s sizes, on
+/// the copy task at length `len`) against its PyTorch twin, `bench/ntm.py --model KIND`.
+pub fn bench_memory(kind: &str, len: usize, b: &Bench) -> Result<BenchReport> {
     let task = Task::Copy { bits: 8, min_len: 1, max_len: len.max(1) };
-    let cfg = SequenceModelConfig::Ntm(NtmConfig::new(task.input_size(), task.output_size()));
+    let cfg = memory_bench_config(kind, &task)?;
     let unit = format!("training sequences/s (copy, length {len}, {} shards)", b.shards());
-    Ok(b.report("ntm", unit, || sequence_per_s(&cfg, &task, len, b), NTM_PY, &[("--len", len.to_string())]))
+    let flags = [("--model", kind.to_string()), ("--len", len.to_string())];
+    Ok(b.report(kind, unit, || sequence_per_s(&cfg, &task, len, b), NTM_PY, &flags))
 }
 
 /// Training images/s of DRAW (forward, backward, clipping, Adam) on one fixed binary batch,
@@ -410,8 +460,9 @@ pub fn translator_tokens_per_s(cfg: &TranslatorConfig, (src_len, tgt_len): (usiz
     tokens as f64 / secs
 }
 
-/// Benchmarks a sequence-to-sequence model against its PyTorch twin, `bench/seq2seq.py`.
-pub fn bench_translator(cfg: &TranslatorConfig, len: usize, b: &Bench) -> Result<BenchReport> {
+/// The PyTorch twin's flags for `cfg` (`bench/seq2seq.py`), sources and targets of `len`
+/// tokens.
+fn translator_flags(cfg: &TranslatorConfig, len: usize) -> Result<Vec<(&'static str, String)>> {
     let (sv, tv) = cfg.vocab();
     let mut args: Vec<(&str, String)> = vec![
         ("--src-len", len.to_string()),
@@ -450,8 +501,61 @@ pub fn bench_translator(cfg: &TranslatorConfig, len: usize, b: &Bench) -> Result
             ]);
         }
     }
+    Ok(args)
+}
+
+/// Benchmarks a sequence-to-sequence model against its PyTorch twin, `bench/seq2seq.py`.
+pub fn bench_translator(cfg: &TranslatorConfig, len: usize, b: &Bench) -> Result<BenchReport> {
+    let args = translator_flags(cfg, len)?;
     let unit = format!("training target tokens/s (source and target {len} tokens, {} shards)", b.shards());
     Ok(b.report(cfg.name(), unit, || translator_tokens_per_s(cfg, (len, len), b), SEQ2SEQ_PY, &args))
+}
+
+/// Sources decoded per second by `cfg` (random weights, no autodiff) from `b.batch` random
+/// sources of `len` tokens, at most `len + 1` target tokens each: greedy decoding of the batch
+/// (`beam = None`) or beam search of each source in turn (length penalty α = 0.6); median over
+/// `b.steps` timed passes.
+pub fn translator_decoding_per_s(cfg: &TranslatorConfig, len: usize, beam: Option<usize>, b: &Bench) -> f64 {
+    let device = b.device.clone();
+    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+    let (sv, _) = cfg.vocab();
+    let mut rng = Rng::new(0);
+    let sources: Vec<Vec<u32>> =
+        (0..b.batch).map(|_| (0..len).map(|_| 4 + rng.below(sv - 4) as u32).collect()).collect();
+    let secs = median_step_seconds(1, b.steps, (), |()| match beam {
+        None => {
+            model.greedy(&sources, len + 1, &device);
+        }
+        Some(k) => {
+            for s in &sources {
+                model.beam(s, k, DECODING_ALPHA, len + 1, &device);
+            }
+        }
+    });
+    b.batch as f64 / secs
+}
+
+/// The length penalty's α in the decoding benchmarks (both sides).
+const DECODING_ALPHA: f32 = 0.6;
+
+/// Benchmarks decoding (greedy, or beam search of width `beam`) against the PyTorch twin's
+/// (`bench/seq2seq.py --inference`, under `torch.no_grad()`).
+pub fn bench_translator_decoding(
+    cfg: &TranslatorConfig,
+    len: usize,
+    beam: Option<usize>,
+    b: &Bench,
+) -> Result<BenchReport> {
+    let mut args = translator_flags(cfg, len)?;
+    match beam {
+        None => args.push(("--inference", "greedy".into())),
+        Some(k) => args.extend([("--inference", "beam".into()), ("--beam", k.to_string())]),
+    }
+    args.push(("--alpha", DECODING_ALPHA.to_string()));
+    let how = beam.map_or("greedy".to_string(), |k| format!("beam {k}"));
+    let unit = format!("sources decoded/s ({how}, source {len} tokens, at most {} out)", len + 1);
+    let name = format!("{} {how}", cfg.name());
+    Ok(b.report(&name, unit, || translator_decoding_per_s(cfg, len, beam, b), SEQ2SEQ_PY, &args))
 }
 
 /// Training points/s of the handwriting synthesis network (teacher forcing, backward,
@@ -484,9 +588,10 @@ pub fn handwriting_points_per_s(cfg: &HandwritingConfig, (len, chars): (usize, u
     points as f64 / secs
 }
 
-/// Benchmarks the handwriting synthesis network against its PyTorch twin, `bench/handwriting.py`.
+/// Benchmarks the handwriting synthesis network (or, without a window, the prediction
+/// network) against its PyTorch twin, `bench/handwriting.py`.
 pub fn bench_handwriting(cfg: &HandwritingConfig, len: usize, b: &Bench) -> Result<BenchReport> {
-    let k = cfg.window.context("the benchmark is of the synthesis network (a window)")?;
+    let k = cfg.window.unwrap_or(0);
     let chars = (len / 10).max(1);
     let args = [
         ("--len", len.to_string()),
@@ -497,13 +602,53 @@ pub fn bench_handwriting(cfg: &HandwritingConfig, len: usize, b: &Bench) -> Resu
         ("--window", k.to_string()),
         ("--alphabet", cfg.alphabet.to_string()),
     ];
-    let unit = format!(
-        "training points/s ({} × {} LSTM, {len} points, {chars} characters, {} shards)",
-        cfg.layers,
-        cfg.hidden,
-        b.shards()
-    );
-    Ok(b.report("handwriting", unit, || handwriting_points_per_s(cfg, (len, chars), b), HANDWRITING_PY, &args))
+    let (name, text) = match cfg.window {
+        Some(_) => ("handwriting synthesis", format!("{chars} characters, ")),
+        None => ("handwriting prediction", String::new()),
+    };
+    let unit =
+        format!("training points/s ({} × {} LSTM, {len} points, {text}{} shards)", cfg.layers, cfg.hidden, b.shards());
+    Ok(b.report(name, unit, || handwriting_points_per_s(cfg, (len, chars), b), HANDWRITING_PY, &args))
+}
+
+/// Points written per second by the synthesis network `cfg` (random weights, no autodiff):
+/// `b.batch` random texts of `len / 5` characters, written for `len` points each (the window
+/// starts at 0.1 characters a point, so no text ends sooner), bias 0.5: median pass.
+pub fn handwriting_sampling_per_s(cfg: &HandwritingConfig, len: usize, b: &Bench) -> f64 {
+    use crate::models::handwriting::Sampling;
+    let device = b.device.clone();
+    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+    let mut rng = Rng::new(0);
+    let chars = (len / 5).max(1);
+    let texts: Vec<Vec<usize>> =
+        (0..b.batch).map(|_| (0..chars).map(|_| rng.below(cfg.alphabet.min(95))).collect()).collect();
+    let how = Sampling { bias: SAMPLING_BIAS, max_steps: len };
+    let secs = median_step_seconds(1, b.steps, (), |()| {
+        std::hint::black_box(model.generate(Some(&texts), 0, None, how, &mut rng, &device));
+    });
+    (b.batch * len) as f64 / secs
+}
+
+/// Graves' sampling bias in the sampling benchmark (both sides).
+const SAMPLING_BIAS: f32 = 0.5;
+
+/// Benchmarks sampling from the synthesis network against its PyTorch twin's
+/// (`bench/handwriting.py --inference`, under `torch.no_grad()`).
+pub fn bench_handwriting_sampling(cfg: &HandwritingConfig, len: usize, b: &Bench) -> Result<BenchReport> {
+    let k = cfg.window.context("the benchmark is of the synthesis network (a window)")?;
+    let args = [
+        ("--len", len.to_string()),
+        ("--chars", (len / 5).max(1).to_string()),
+        ("--hidden", cfg.hidden.to_string()),
+        ("--layers", cfg.layers.to_string()),
+        ("--mixtures", cfg.mixtures.to_string()),
+        ("--window", k.to_string()),
+        ("--alphabet", cfg.alphabet.to_string()),
+        ("--bias", SAMPLING_BIAS.to_string()),
+        ("--inference", String::new()),
+    ];
+    let unit = format!("points written/s ({} × {} LSTM, {len} points a line)", cfg.layers, cfg.hidden);
+    Ok(b.report("handwriting sampling", unit, || handwriting_sampling_per_s(cfg, len, b), HANDWRITING_PY, &args))
 }
 
 #[cfg(test)]

@@ -467,8 +467,13 @@ pub fn run<F: Family>(mut family: F, resume: Option<&Path>, device: &Device, opt
             (model, optim, run)
         }
         None => {
-            let mut model =
-                crate::device::seeded(device, cfg.seed(), || checkpoint::number_params(family.init(device)));
+            // The weights are drawn on the CPU whatever the device, so a seed gives the same
+            // starting weights on every device (burn's generators differ between backends).
+            let host = crate::device::host(device);
+            let mut model = crate::device::seeded(&host, cfg.seed(), || checkpoint::number_params(family.init(&host)));
+            if host != *device {
+                model = model.fork(device);
+            }
             if let Some(from) = &t.init {
                 model = checkpoint::init_from(model, from, |theirs: &F::Config, dir| family.compatible(theirs, dir))?;
             }
