@@ -212,7 +212,6 @@ pub(crate) struct NtmSequence {
 /// `glimpse viz ntm`: a memory model's weightings on one test sequence.
 pub(crate) fn ntm(dir: &Path, which: NtmSequence, all: bool, pic: &Picture) -> Result<()> {
     let (out, scale) = (pic.out, pic.scale);
-    use glimpse::burn::tensor::Tensor;
     use glimpse::burn::tensor::activation::sigmoid;
     use glimpse::models::ntm::Trace;
     use glimpse::rng::Rng;
@@ -231,7 +230,7 @@ pub(crate) fn ntm(dir: &Path, which: NtmSequence, all: bool, pic: &Picture) -> R
     let e = cfg.task.sample_len(1, len, &mut Rng::derive(which.seed, "viz", 0));
     let ep = sequence::episode_tensors(&e, &dev);
     let mut trace = Trace::default();
-    let logits = Tensor::cat(model.forward(ep.inputs.clone(), Some(&mut trace)), 0); // (T, O)
+    let logits = model.forward(ep.inputs.clone(), Some(&mut trace)); // (T, O)
     let errors = sequence::bit_errors(&logits, &ep);
     let (i, o) = (cfg.task.input_size(), cfg.task.output_size());
     let probs: Vec<f32> = sigmoid(logits).into_data().try_to_vec().map_err(|err| anyhow::anyhow!("{err:?}"))?;

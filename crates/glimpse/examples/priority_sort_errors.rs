@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use glimpse::burn::tensor::{Device, Tensor};
+use glimpse::burn::tensor::Device;
 use glimpse::data::algorithmic::{Task, priority_order};
 use glimpse::models::ntm::Trace;
 use glimpse::rng::Rng;
@@ -41,7 +41,7 @@ fn main() -> Result<()> {
         let ep = episode_tensors(&e, &device);
         let mut trace = Trace::default();
         let logits: Vec<f32> =
-            Tensor::cat(model.forward(ep.inputs.clone(), Some(&mut trace)), 0).into_data().try_to_vec::<f32>().unwrap();
+            model.forward(ep.inputs.clone(), Some(&mut trace)).into_data().try_to_vec::<f32>().unwrap();
         writes.add(&trace.writes[..ins.min(trace.writes.len())]);
         reads.add(trace.reads.get(ins + 1..).unwrap_or(&[]));
         for s in 0..b {

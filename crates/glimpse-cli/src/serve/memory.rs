@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use glimpse::burn::tensor::Tensor;
 use glimpse::burn::tensor::activation::sigmoid;
 use glimpse::data::algorithmic::{Task, copy_episode_of};
 use glimpse::models::ntm::Trace;
@@ -92,7 +91,7 @@ pub(crate) async fn memory(
         let e = copy_episode_of(width, &req.bits);
         let ep = sequence::episode_tensors(&e, &p.dev);
         let mut trace = Trace::default();
-        let logits = Tensor::cat(m.model.forward(ep.inputs.clone(), Some(&mut trace)), 0); // (T, O)
+        let logits = m.model.forward(ep.inputs.clone(), Some(&mut trace)); // (T, O)
         let bit_errors = sequence::bit_errors(&logits, &ep);
         let probs: Vec<f32> = sigmoid(logits).into_data().try_to_vec().unwrap_or_default();
         let rows = |v: &[f32], w: usize| -> Vec<Vec<f32>> { v.chunks(w).map(<[f32]>::to_vec).collect() };

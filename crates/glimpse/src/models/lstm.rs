@@ -206,27 +206,42 @@ pub struct Lstm {
 }
 
 impl Lstm {
-    /// `inputs`: one `(B, I)` tensor per step → one `(B, O)` logit tensor per step.
-    pub fn forward(&self, inputs: Vec<Tensor<2>>) -> Vec<Tensor<2>> {
-        let b = inputs.first().map_or(0, |x| x.dims()[0]);
-        let device = inputs.first().map(|x| x.device()).unwrap_or_else(Device::flex);
-        let mut state: Vec<(Tensor<2>, Tensor<2>)> = self
-            .cells
-            .iter()
-            .map(|c| (Tensor::zeros([b, c.hidden()], &device), Tensor::zeros([b, c.hidden()], &device)))
-            .collect();
-        inputs
-            .into_iter()
-            .map(|x| {
-                let mut inp = x;
-                for (cell, (h, c)) in self.cells.iter().zip(state.iter_mut()) {
-                    let (h2, c2) = cell.step(inp, h.clone(), c.clone());
-                    (*h, *c) = (h2.clone(), c2);
-                    inp = h2;
-                }
-                self.output.forward(inp)
-            })
-            .collect()
+    /// `inputs`: one `(B, I)` tensor per step → the logits of every step, `(T·B, O)` (step-major,
+    /// as the inputs). The inputs are all known up front, so each layer runs over the whole
+    /// sequence at once ([`LstmCell::sequence`]: one input product, then the fused recurrence),
+    /// and the read-out is one product over every step.
+    pub fn forward(&self, inputs: Vec<Tensor<2>>) -> Tensor<2> {
+        let (t, [b, _]) = (inputs.len(), inputs.first().map_or([0, 0], |x| x.dims()));
+        assert!(t > 0, "an LSTM sequence needs at least one step");
+        let device = inputs[0].device();
+        let mut x = Tensor::stack::<3>(inputs, 1); // (B, T, I)
+        for cell in &self.cells {
+            let zeros = || Tensor::<2>::zeros([b, cell.hidden()], &device);
+            x = cell.sequence(x, zeros(), zeros(), None).0; // (B, T, H)
+        }
+        let h = x.dims()[2];
+        crate::fused::linear(x.swap_dims(0, 1).reshape([t * b, h]), &self.output) // (T·B, O)
+    }
+
+    /// The same logits stepping every layer one step at a time ([`LstmCell::step`]): the
+    /// reference [`Self::forward`] is tested against.
+    #[cfg(test)]
+    fn forward_steps(&self, inputs: Vec<Tensor<2>>) -> Tensor<2> {
+        let b = inputs[0].dims()[0];
+        let device = inputs[0].device();
+        let zeros = |h| Tensor::<2>::zeros([b, h], &device);
+        let mut state: Vec<(Tensor<2>, Tensor<2>)> =
+            self.cells.iter().map(|c| (zeros(c.hidden()), zeros(c.hidden()))).collect();
+        let mut out = Vec::new();
+        for x in inputs {
+            let mut inp = x;
+            for (cell, (h, c)) in self.cells.iter().zip(state.iter_mut()) {
+                (*h, *c) = cell.step(inp, h.clone(), c.clone());
+                inp = h.clone();
+            }
+            out.push(self.output.forward(inp));
+        }
+        Tensor::cat(out, 0)
     }
 }
 
@@ -296,6 +311,39 @@ mod tests {
             for (p, q) in a.iter().zip(&z) {
                 assert!((p - q).abs() < 1e-5, "{p} vs {q}");
             }
+        }
+    }
+
+    /// The layer-by-layer forward equals stepping every layer at every step, in its logits and
+    /// in every weight's gradient.
+    #[test]
+    fn whole_sequence_forward_equals_the_step_loop() {
+        let dev = Device::flex().autodiff();
+        let cfg = LstmConfig { inputs: 3, outputs: 2, hidden: 5, layers: 2 };
+        let model = crate::device::seeded(&dev, 5, || cfg.init(&dev));
+        let (b, t) = (2, 4);
+        let xs: Vec<Tensor<2>> = (0..t)
+            .map(|s| Tensor::from_data(TensorData::new(uniform(b * 3, -1.0, 1.0, 20 + s as u64), [b, 3]), &dev))
+            .collect();
+        let (fast, slow) = (model.forward(xs.clone()), model.forward_steps(xs));
+        assert_eq!(fast.dims(), [t * b, 2]);
+        let vec = |x: Tensor<2>| -> Vec<f32> { x.into_data().try_to_vec().unwrap() };
+        for (p, q) in vec(fast.clone()).iter().zip(vec(slow.clone())) {
+            assert!((p - q).abs() < 1e-5, "logits {p} vs {q}");
+        }
+        let weights = |l: &Lstm| l.cells[0].gates.weight.val();
+        let ramp = Tensor::<2>::from_data(
+            TensorData::new((0..t * b * 2).map(|i| i as f32 / 7.0).collect::<Vec<_>>(), [t * b, 2]),
+            &dev,
+        );
+        let (ga, gb) = ((fast * ramp.clone()).sum().backward(), (slow * ramp).sum().backward());
+        let (wa, wb): (Vec<f32>, Vec<f32>) = (
+            weights(&model).grad(&ga).unwrap().into_data().try_to_vec().unwrap(),
+            weights(&model).grad(&gb).unwrap().into_data().try_to_vec().unwrap(),
+        );
+        assert!(wa.iter().any(|v| v.abs() > 1e-4), "the first layer gets a gradient");
+        for (p, q) in wa.iter().zip(&wb) {
+            assert!((p - q).abs() < 1e-4, "first layer's gradient {p} vs {q}");
         }
     }
 

@@ -360,7 +360,7 @@ pub fn sequence_per_s(cfg: &SequenceModelConfig, task: &Task, len: usize, b: &Be
         // The trainer's step (`train::sequence`): shards of the batch on their own threads.
         timed_step(model, shards, &mut optim, 1e-4, Some(10.0), |m, i| {
             let ep = &parts[i];
-            let logits = Tensor::cat(m.forward(ep.inputs.clone(), None), 0);
+            let logits = m.forward(ep.inputs.clone(), None);
             sequence_cost(logits, ep) * (ep.batch as f32 / batch as f32)
         })
     });

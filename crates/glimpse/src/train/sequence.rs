@@ -79,13 +79,13 @@ pub enum SequenceModel {
 }
 
 impl SequenceModel {
-    /// One `(B, I)` input per step → one `(B, O)` logit tensor per step; `trace` records the
-    /// memory models' weightings for batch element 0.
-    pub fn forward(&self, inputs: Vec<Tensor<2>>, trace: Option<&mut Trace>) -> Vec<Tensor<2>> {
+    /// One `(B, I)` input per step → the logits of every step, `(T·B, O)` (step-major); `trace`
+    /// records the memory models' weightings for batch element 0.
+    pub fn forward(&self, inputs: Vec<Tensor<2>>, trace: Option<&mut Trace>) -> Tensor<2> {
         match self {
-            Self::Ntm(m) => m.forward(inputs, trace),
+            Self::Ntm(m) => Tensor::cat(m.forward(inputs, trace), 0),
             Self::Lstm(m) => m.forward(inputs),
-            Self::Dnc(m) => m.forward(inputs, trace),
+            Self::Dnc(m) => Tensor::cat(m.forward(inputs, trace), 0),
         }
     }
 }
@@ -246,7 +246,7 @@ pub fn evaluate(
     for e in evaluation_batches(task, len, n, seed, stream) {
         let b = e.batch;
         let ep = episode_tensors(&e, device);
-        let logits = Tensor::cat(model.forward(ep.inputs.clone(), None), 0);
+        let logits = model.forward(ep.inputs.clone(), None);
         let c: f32 = sequence_cost(logits.clone(), &ep).into_scalar();
         cost += c as f64 * b as f64;
         errors += bit_errors(&logits, &ep) * b as f64;
@@ -416,7 +416,7 @@ impl Family for Trainer {
         let loss_of = |m: &SequenceModel, i: usize| {
             let part = e.rows(shard_range(e.batch, shards, i));
             let ep = episode_tensors(&part, &self.device);
-            let logits = Tensor::cat(m.forward(ep.inputs.clone(), None), 0);
+            let logits = m.forward(ep.inputs.clone(), None);
             wrong.lock().expect("no panics while held")[i] = bit_errors(&logits, &ep) * part.batch as f64;
             sequence_cost(logits, &ep) * (part.batch as f32 / e.batch as f32)
         };
@@ -596,7 +596,7 @@ mod tests {
                 let (g, loss) = sharded_gradients(&model, shards, |m, k| {
                     let part = e.rows(shard_range(e.batch, shards, k));
                     let ep = episode_tensors(&part, &dev);
-                    let logits = Tensor::cat(m.forward(ep.inputs.clone(), None), 0);
+                    let logits = m.forward(ep.inputs.clone(), None);
                     sequence_cost(logits, &ep) * (part.batch as f32 / e.batch as f32)
                 });
                 (loss.into_scalar::<f32>(), flat_gradients(&model, &g))
