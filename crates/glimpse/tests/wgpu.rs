@@ -6,7 +6,7 @@
 //! profile of the run is one core in LLVM (`libLLVM-15`, lavapipe compiling shaders, ~35% of
 //! samples) and the other idle: the time goes to compiling each fused kernel, not running it.
 //!
-//! `--device wgpu` against the CPU, for every model (feature `wgpu`; `.ci/run` runs these on
+//! `--device wgpu` against the CPU, for every model (feature `wgpu`; meant for `.ci/run` on
 //! Mesa's software Vulkan, lavapipe).
 //!
 //! Each test trains a tiny model from the same seed on both devices (the engine draws the
