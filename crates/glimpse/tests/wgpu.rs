@@ -1,8 +1,8 @@
 //! **Work in progress (issue 32), not run by `.ci/run`.** On lavapipe (Mesa 22.3.6, this
 //! 2-core VM, `CUBECL_AUTOTUNE_LEVEL=minimal`, one test at a time, 2026-12-07): the MLP test
 //! passes in 115 s and the sequence models' in 338 s; the translators' test ran past 900 s
-//! unfinished; the handwriting test's corpus split fails (`max_chars = 8` leaves too few
-//! sentences); the CNN, RAM, DRAW classifier, DRAW and benchmark tests are not yet run. A
+//! unfinished; the handwriting test's corpus split failed (`max_chars = 8` against the default
+//! `min_chars = 8`; now 6–10, checked on the CPU only); the CNN, RAM, DRAW classifier, DRAW and benchmark tests are not yet run. A
 //! profile of the run is one core in LLVM (`libLLVM-15`, lavapipe compiling shaders, ~35% of
 //! samples) and the other idle: the time goes to compiling each fused kernel, not running it.
 //!
@@ -242,7 +242,7 @@ fn handwriting_agrees_with_the_cpu() {
     }
     for window in ["window = 2\n", ""] {
         let text = format!(
-            "seed = 3\n[data]\nkind = \"text-lines\"\nmax_chars = 8\nheld_out = 4\n[model]\nhidden = 8\nlayers = 2\n\
+            "seed = 3\n[data]\nkind = \"text-lines\"\nmin_chars = 6\nmax_chars = 10\nheld_out = 4\n[model]\nhidden = 8\nlayers = 2\n\
              mixtures = 2\n{window}alphabet = 95\n[train]\nsteps = 3\nbatch_size = 4\nvalid_every = 0\nlog_every = 1\n\
              checkpoint_every = 0\n"
         );
