@@ -2,9 +2,10 @@
 //! 2-core VM, `CUBECL_AUTOTUNE_LEVEL=minimal`, one test at a time, 2026-12-07): the MLP test
 //! passes in 115 s and the sequence models' in 338 s; the translators' test ran past 900 s
 //! unfinished; the handwriting test's corpus split failed (`max_chars = 8` against the default
-//! `min_chars = 8`; now 6–10, checked on the CPU only); the CNN, RAM, DRAW classifier, DRAW and benchmark tests are not yet run. A
-//! profile of the run is one core in LLVM (`libLLVM-15`, lavapipe compiling shaders, ~35% of
-//! samples) and the other idle: the time goes to compiling each fused kernel, not running it.
+//! `min_chars = 8`; now 6–10, checked on the CPU only); the CNN, RAM, DRAW classifier, DRAW
+//! and benchmark tests are not yet run. A profile of the run is one core in LLVM
+//! (`libLLVM-15`, lavapipe compiling shaders, ~35% of samples) and the other idle: the time
+//! goes to compiling each fused kernel, not running it.
 //!
 //! `--device wgpu` against the CPU, for every model (feature `wgpu`; meant for `.ci/run` on
 //! Mesa's software Vulkan, lavapipe).

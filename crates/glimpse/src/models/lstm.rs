@@ -211,8 +211,8 @@ impl Lstm {
     /// sequence at once ([`LstmCell::sequence`]: one input product, then the fused recurrence),
     /// and the read-out is one product over every step.
     pub fn forward(&self, inputs: Vec<Tensor<2>>) -> Tensor<2> {
-        let (t, [b, _]) = (inputs.len(), inputs.first().map_or([0, 0], |x| x.dims()));
-        assert!(t > 0, "an LSTM sequence needs at least one step");
+        assert!(!inputs.is_empty(), "an LSTM sequence needs at least one step");
+        let (t, [b, _]) = (inputs.len(), inputs[0].dims());
         let device = inputs[0].device();
         let mut x = Tensor::stack::<3>(inputs, 1); // (B, T, I)
         for cell in &self.cells {
