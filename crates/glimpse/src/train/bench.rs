@@ -199,6 +199,11 @@ impl Bench {
         (crate::device::seeded(&device, 0, || init(&device)), device)
     }
 
+    /// The model on our device without autodiff (inference), its weights drawn from seed 0.
+    fn inference_model<M>(&self, init: impl FnOnce(&Device) -> M) -> M {
+        crate::device::seeded(&self.device, 0, || init(&self.device))
+    }
+
     /// `ours` against the baseline `script` run with `--batch --steps --threads` and `flags`.
     fn report(
         &self,
@@ -297,7 +302,7 @@ pub fn bench_classifier(cfg: &ClassifierConfig, b: &Bench) -> Result<BenchReport
 pub fn classifier_eval_per_s(cfg: &ClassifierConfig, b: &Bench) -> f64 {
     use crate::models::image_classifier::ImageClassifier;
     let device = b.device.clone();
-    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+    let model = b.inference_model(|d| cfg.init(d));
     let ([h, w], batch) = (cfg.input(), b.batch);
     let mut rng = Rng::new(0);
     let x: Vec<f32> = (0..batch * h * w).map(|_| rng.uniform() as f32).collect();
@@ -517,7 +522,7 @@ pub fn bench_translator(cfg: &TranslatorConfig, len: usize, b: &Bench) -> Result
 /// `b.steps` timed passes.
 pub fn translator_decoding_per_s(cfg: &TranslatorConfig, len: usize, beam: Option<usize>, b: &Bench) -> f64 {
     let device = b.device.clone();
-    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+    let model = b.inference_model(|d| cfg.init(d));
     let (sv, _) = cfg.vocab();
     let mut rng = Rng::new(0);
     let sources: Vec<Vec<u32>> =
@@ -588,12 +593,10 @@ pub fn handwriting_points_per_s(cfg: &HandwritingConfig, (len, chars): (usize, u
     points as f64 / secs
 }
 
-/// Benchmarks the handwriting synthesis network (or, without a window, the prediction
-/// network) against its PyTorch twin, `bench/handwriting.py`.
-pub fn bench_handwriting(cfg: &HandwritingConfig, len: usize, b: &Bench) -> Result<BenchReport> {
-    let k = cfg.window.unwrap_or(0);
-    let chars = (len / 10).max(1);
-    let args = [
+/// The twin's flags for `cfg`'s sizes, a window of `k` mixtures (0: none), lines of `len`
+/// points and texts of `chars` characters.
+fn handwriting_flags(cfg: &HandwritingConfig, k: usize, len: usize, chars: usize) -> Vec<(&'static str, String)> {
+    vec![
         ("--len", len.to_string()),
         ("--chars", chars.to_string()),
         ("--hidden", cfg.hidden.to_string()),
@@ -601,7 +604,15 @@ pub fn bench_handwriting(cfg: &HandwritingConfig, len: usize, b: &Bench) -> Resu
         ("--mixtures", cfg.mixtures.to_string()),
         ("--window", k.to_string()),
         ("--alphabet", cfg.alphabet.to_string()),
-    ];
+    ]
+}
+
+/// Benchmarks the handwriting synthesis network (or, without a window, the prediction
+/// network) against its PyTorch twin, `bench/handwriting.py`.
+pub fn bench_handwriting(cfg: &HandwritingConfig, len: usize, b: &Bench) -> Result<BenchReport> {
+    let k = cfg.window.unwrap_or(0);
+    let chars = (len / 10).max(1);
+    let args = handwriting_flags(cfg, k, len, chars);
     let (name, text) = match cfg.window {
         Some(_) => ("handwriting synthesis", format!("{chars} characters, ")),
         None => ("handwriting prediction", String::new()),
@@ -617,9 +628,9 @@ pub fn bench_handwriting(cfg: &HandwritingConfig, len: usize, b: &Bench) -> Resu
 pub fn handwriting_sampling_per_s(cfg: &HandwritingConfig, len: usize, b: &Bench) -> f64 {
     use crate::models::handwriting::Sampling;
     let device = b.device.clone();
-    let model = crate::device::seeded(&device, 0, || cfg.init(&device));
+    let model = b.inference_model(|d| cfg.init(d));
     let mut rng = Rng::new(0);
-    let chars = (len / 5).max(1);
+    let chars = sampling_chars(len);
     let texts: Vec<Vec<usize>> =
         (0..b.batch).map(|_| (0..chars).map(|_| rng.below(cfg.alphabet.min(95))).collect()).collect();
     let how = Sampling { bias: SAMPLING_BIAS, max_steps: len };
@@ -629,6 +640,11 @@ pub fn handwriting_sampling_per_s(cfg: &HandwritingConfig, len: usize, b: &Bench
     (b.batch * len) as f64 / secs
 }
 
+/// Characters of each text the sampling benchmark writes in `len` points (both sides).
+fn sampling_chars(len: usize) -> usize {
+    (len / 5).max(1)
+}
+
 /// Graves' sampling bias in the sampling benchmark (both sides).
 const SAMPLING_BIAS: f32 = 0.5;
 
@@ -636,17 +652,8 @@ const SAMPLING_BIAS: f32 = 0.5;
 /// (`bench/handwriting.py --inference`, under `torch.no_grad()`).
 pub fn bench_handwriting_sampling(cfg: &HandwritingConfig, len: usize, b: &Bench) -> Result<BenchReport> {
     let k = cfg.window.context("the benchmark is of the synthesis network (a window)")?;
-    let args = [
-        ("--len", len.to_string()),
-        ("--chars", (len / 5).max(1).to_string()),
-        ("--hidden", cfg.hidden.to_string()),
-        ("--layers", cfg.layers.to_string()),
-        ("--mixtures", cfg.mixtures.to_string()),
-        ("--window", k.to_string()),
-        ("--alphabet", cfg.alphabet.to_string()),
-        ("--bias", SAMPLING_BIAS.to_string()),
-        ("--inference", String::new()),
-    ];
+    let mut args = handwriting_flags(cfg, k, len, sampling_chars(len));
+    args.extend([("--bias", SAMPLING_BIAS.to_string()), ("--inference", String::new())]);
     let unit = format!("points written/s ({} × {} LSTM, {len} points a line)", cfg.layers, cfg.hidden);
     Ok(b.report("handwriting sampling", unit, || handwriting_sampling_per_s(cfg, len, b), HANDWRITING_PY, &args))
 }
