@@ -9,5 +9,5 @@ export GLIMPSE_PYTHON=/bin/false
 while IFS='|' read -r name args; do
   # shellcheck disable=SC2086 # the arguments are split on purpose
   perf record -F 999 -o "$out/$name.data" -- target/release/glimpse --threads 2 $args --json > "$out/$name.out" 2>&1
-  perf report -i "$out/$name.data" --no-children --sort symbol --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' > "$out/$name.txt"
+  perf report -i "$out/$name.data" --no-children --sort symbol --stdio 2>/dev/null | sed -e '/^#/d' -e '/^$/d' > "$out/$name.txt"
 done < bench/profile-rows.txt
